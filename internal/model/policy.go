@@ -1,0 +1,159 @@
+package model
+
+import (
+	"fmt"
+	"sort"
+	"time"
+)
+
+// Order says in which order VMs are queued for migration.
+type Order string
+
+// Orders.
+const (
+	// OrderPriority: the planner's order (priority, dependencies, deadline).
+	OrderPriority Order = "priority"
+	// OrderFIFO: inventory order, as simple tools do.
+	OrderFIFO Order = "fifo"
+)
+
+// Policy is how refuge (or a baseline) plans and executes an evacuation.
+type Policy struct {
+	Name string `json:"name"`
+	// VCPUOvercommit is the allowed ratio of guest vCPUs to host vCPUs.
+	// Memory is never overcommitted.
+	VCPUOvercommit float64 `json:"vcpu_overcommit"`
+	// SafetyMargin: a migration must be predicted to finish this long
+	// before its site's deadline to count as saving the VM.
+	SafetyMargin Duration `json:"safety_margin"`
+	// Order of the migration queue.
+	Order Order `json:"order"`
+	// DeadlineAware: leave out VMs predicted to miss their deadline so that
+	// their bandwidth goes to VMs that can still be saved.
+	DeadlineAware bool `json:"deadline_aware"`
+	// Migration parameters passed to the hypervisor.
+	Migration MigrationPolicy `json:"migration"`
+	// Concurrency limits; zero means unlimited.
+	Concurrency ConcurrencyPolicy `json:"concurrency"`
+}
+
+// MigrationPolicy holds per-migration hypervisor parameters.
+type MigrationPolicy struct {
+	// MaxBandwidthMiBps caps one migration (QEMU's default is 128 MiB/s).
+	MaxBandwidthMiBps float64 `json:"max_bandwidth_mibps"`
+	// MaxDowntime is the pause the switch-over may cause (QEMU: 300 ms).
+	MaxDowntime Duration `json:"max_downtime"`
+	// AutoConverge throttles a guest whose dirty rate keeps pre-copy from
+	// converging.
+	AutoConverge bool `json:"auto_converge"`
+	// ParallelConnections > 1 uses multifd streams.
+	ParallelConnections int `json:"parallel_connections,omitempty"`
+}
+
+// ConcurrencyPolicy bounds how many migrations run at once.
+type ConcurrencyPolicy struct {
+	Global       int `json:"global,omitempty"`
+	PerFabric    int `json:"per_fabric,omitempty"`
+	PerHostOut   int `json:"per_host_out,omitempty"`
+	PerHostIn    int `json:"per_host_in,omitempty"`
+	PerLinkLimit int `json:"per_link,omitempty"`
+	// Adaptive enables the feedback controller (seed 003): the number of
+	// migrations per link follows observed throughput, additive increase and
+	// multiplicative decrease, up to PerLinkLimit.
+	Adaptive bool `json:"adaptive,omitempty"`
+	// Interval between controller decisions.
+	Interval Duration `json:"interval,omitempty"`
+	// InitialPerLink is the starting window of the adaptive controller.
+	InitialPerLink int `json:"initial_per_link,omitempty"`
+	// GainThreshold is the relative throughput gain an increase must bring
+	// to be kept (e.g. 0.05).
+	GainThreshold float64 `json:"gain_threshold,omitempty"`
+	// DecreaseFactor multiplies the window on congestion (e.g. 0.7).
+	DecreaseFactor float64 `json:"decrease_factor,omitempty"`
+}
+
+func basePolicy(name string) Policy {
+	return Policy{
+		Name:           name,
+		VCPUOvercommit: 4,
+		SafetyMargin:   Duration(30 * time.Second),
+		Order:          OrderPriority,
+		Migration: MigrationPolicy{
+			MaxBandwidthMiBps: 128,
+			MaxDowntime:       Duration(300 * time.Millisecond),
+			AutoConverge:      true,
+		},
+	}
+}
+
+// RefugePolicy is refuge's default: planner order, deadline-aware, adaptive
+// per-link concurrency.
+func RefugePolicy() Policy {
+	p := basePolicy("refuge")
+	p.DeadlineAware = true
+	p.Concurrency = ConcurrencyPolicy{
+		PerHostOut:     4,
+		PerHostIn:      4,
+		PerLinkLimit:   64,
+		Adaptive:       true,
+		Interval:       Duration(5 * time.Second),
+		InitialPerLink: 2,
+		GainThreshold:  0.05,
+		DecreaseFactor: 0.7,
+	}
+	return p
+}
+
+// SequentialPolicy migrates one VM at a time, in inventory order (what Nova
+// host-evacuate-live or Masakari do by default).
+func SequentialPolicy() Policy {
+	p := basePolicy("sequential")
+	p.Order = OrderFIFO
+	p.Concurrency = ConcurrencyPolicy{Global: 1}
+	return p
+}
+
+// KubeVirtLikePolicy mirrors KubeVirt's defaults: at most 5 migrations per
+// cluster and 2 outbound per node, FIFO.
+func KubeVirtLikePolicy() Policy {
+	p := basePolicy("kubevirt-like")
+	p.Order = OrderFIFO
+	p.Concurrency = ConcurrencyPolicy{PerFabric: 5, PerHostOut: 2}
+	return p
+}
+
+// AllAtOncePolicy starts every migration at once.
+func AllAtOncePolicy() Policy {
+	p := basePolicy("all-at-once")
+	p.Order = OrderFIFO
+	return p
+}
+
+var builtinPolicies = map[string]func() Policy{
+	"refuge":        RefugePolicy,
+	"sequential":    SequentialPolicy,
+	"kubevirt-like": KubeVirtLikePolicy,
+	"all-at-once":   AllAtOncePolicy,
+}
+
+// PolicyNames lists the built-in policies.
+func PolicyNames() []string {
+	names := make([]string, 0, len(builtinPolicies))
+	for n := range builtinPolicies {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// BaselineNames lists the baselines refuge is compared with, in report order.
+var BaselineNames = []string{"sequential", "kubevirt-like", "all-at-once"}
+
+// PolicyByName returns a built-in policy.
+func PolicyByName(name string) (Policy, error) {
+	f, ok := builtinPolicies[name]
+	if !ok {
+		return Policy{}, fmt.Errorf("unknown policy %q (known: %v)", name, PolicyNames())
+	}
+	return f(), nil
+}
