@@ -22,7 +22,7 @@ func TestEngineOrderAndClock(t *testing.T) {
 	e.AfterFunc(time.Second, rec("a3"))
 	e.Schedule(time.Second, func() {
 		got = append(got, "a4")
-		e.AfterFunc(0, rec("a5")) // due now: after everything already due now
+		e.AfterFunc(0, rec("a5"))  // due now: after everything already due now
 		e.Schedule(0, rec("past")) // in the past: treated as now
 	})
 	e.Schedule(time.Second, rec("a6"))
