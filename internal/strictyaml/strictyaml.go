@@ -1,62 +1,286 @@
 // Package strictyaml decodes YAML (or JSON) documents into Go structs
-// strictly: unknown fields, wrong types and out-of-range numbers are all
-// reported at once, each with the path of the field at fault, and the decoder
-// never panics on hostile input.
+// strictly: unknown fields, duplicate keys, non-string keys, wrong types and
+// out-of-range numbers are all reported at once, each with the path of the
+// field at fault, and the decoder never panics on hostile input.
 //
-// Field names come from `json` struct tags. A field type that implements
-// encoding.TextUnmarshaler (durations, enums) is decoded from a YAML string.
+// Field names come from `json` struct tags (embedded structs without a tag
+// are flattened, as encoding/json does). A field type that implements
+// encoding.TextUnmarshaler (durations, enums) is decoded from a YAML string
+// or number. A YAML null leaves the field as it was, so decoding onto a
+// pre-filled value overrides only the fields the document sets.
+//
+// Parsing is done by go.yaml.in/yaml/v2, the YAML 1.1 parser that
+// sigs.k8s.io/yaml wraps. It is used directly rather than through
+// sigs.k8s.io/yaml.YAMLToJSON because that conversion silently turns
+// number, boolean and null keys into strings (so `1:` and `"1":` collide and
+// one is dropped), keeps the last of duplicate keys (its strict variant
+// rejects them but also rejects overriding a key brought in by a `<<` merge),
+// ignores every document after the first, and reports .inf/.nan values
+// without a path. Here:
+//
+//   - duplicate keys are an error at the key's path; keys brought in by a
+//     `<<: *anchor` merge may be overridden, as YAML 1.1 intends;
+//   - a key that is not a string (`1:`, `yes:`, `~:`) is an error at its path;
+//   - a file must hold one document (empty documents after it are ignored);
+//   - documents must be UTF-8; syntax errors carry the line (SyntaxError);
+//   - alias bombs and deep nesting are refused by the parser's own limits,
+//     and the document size by MaxDocumentBytes.
+//
+// Note that YAML 1.1 reads unquoted yes/no/on/off/y/n as booleans and 010 as
+// octal; such a value given for a string field is an error that says to quote
+// it.
 package strictyaml
 
 import (
 	"bytes"
 	"encoding"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"reflect"
+	"regexp"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
-	"sigs.k8s.io/yaml"
+	yaml "go.yaml.in/yaml/v2"
 
 	"github.com/refuge-project/refuge/internal/validate"
 )
 
-// MaxDocumentBytes bounds the size of a document accepted by Decode.
-const MaxDocumentBytes = 64 << 20
+// MaxDocumentBytes bounds the size of a document accepted by Decode (a
+// federation of 50 000 VMs is about 8 MiB of YAML).
+const MaxDocumentBytes = 16 << 20
 
-// maxDepth bounds nesting so that a hostile document cannot exhaust the stack.
+// maxDepth bounds how deep the decoder follows nested Go values, so that a
+// recursive Go type cannot be driven into unbounded recursion.
 const maxDepth = 64
 
-// Decode parses data (YAML or JSON) into out, which must be a non-nil pointer
-// to a struct. Syntax errors are returned as they are; structural errors are
-// returned together as a validate.List.
-func Decode(data []byte, out any) error {
-	if len(data) > MaxDocumentBytes {
-		return fmt.Errorf("document is %d bytes, more than the %d accepted", len(data), MaxDocumentBytes)
+// ErrEmptyDocument is returned by Decode for a document with no content
+// (nothing, only comments, or a lone null).
+var ErrEmptyDocument = errors.New("document is empty")
+
+// SyntaxError is a document that is not well-formed YAML.
+type SyntaxError struct {
+	// Line is the 1-based line of the problem, or 0 when the parser does
+	// not say (problems found while resolving anchors and tags).
+	Line int
+	Msg  string
+}
+
+func (e *SyntaxError) Error() string {
+	if e.Line == 0 {
+		return "invalid YAML: " + e.Msg
 	}
+	return fmt.Sprintf("invalid YAML at line %d: %s", e.Line, e.Msg)
+}
+
+// Decode parses data (YAML or JSON) into out, which must be a non-nil
+// pointer. Oversized, empty and malformed documents fail with a plain error,
+// ErrEmptyDocument or a *SyntaxError; every structural problem (unknown
+// field, duplicate key, wrong type, number out of range) is reported
+// together in a validate.List.
+func Decode(data []byte, out any) error {
 	rv := reflect.ValueOf(out)
 	if rv.Kind() != reflect.Pointer || rv.IsNil() {
 		return errors.New("strictyaml: out must be a non-nil pointer")
 	}
-	js, err := yaml.YAMLToJSON(data)
+	tree, err := parse(data)
 	if err != nil {
-		return fmt.Errorf("invalid YAML: %w", err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(js))
-	dec.UseNumber()
-	var tree any
-	if err := dec.Decode(&tree); err != nil {
-		return fmt.Errorf("invalid document: %w", err)
-	}
-	if tree == nil {
-		return errors.New("document is empty")
+		return err
 	}
 	var errs validate.Errors
+	if _, isMap := tree.(map[any]any); isMap {
+		if err := checkDuplicateKeys(&errs, data); err != nil {
+			return err
+		}
+	}
 	d := decoder{errs: &errs}
 	d.value("", tree, rv.Elem(), 0)
 	return errs.Err()
+}
+
+// parse returns the first document of data as the parser's generic tree
+// (map[any]any, []any and scalars), checking that data is a single,
+// non-empty, well-formed UTF-8 YAML document of bounded size.
+func parse(data []byte) (any, error) {
+	if len(data) > MaxDocumentBytes {
+		return nil, fmt.Errorf("document is %d bytes, more than the %d accepted", len(data), MaxDocumentBytes)
+	}
+	if err := checkText(data); err != nil {
+		return nil, err
+	}
+	docs, err := documents(data)
+	if err != nil {
+		return nil, syntaxError(err)
+	}
+	var first any
+	for i, doc := range docs {
+		switch {
+		case doc == nil:
+		case first == nil:
+			first = doc
+		default:
+			return nil, fmt.Errorf("document %d of the file is not empty: a file must hold exactly one YAML document (remove the '---' separator)", i+1)
+		}
+	}
+	if first == nil {
+		return nil, ErrEmptyDocument
+	}
+	return first, nil
+}
+
+// documents returns every document in data as a generic tree (nil for an
+// empty one). It stops at the first error: the parser panics if used again
+// after one.
+func documents(data []byte) (docs []any, err error) {
+	defer recoverParser(&err)
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var doc any
+		switch err := dec.Decode(&doc); {
+		case err == io.EOF:
+			return docs, nil
+		case err != nil:
+			return nil, err
+		}
+		docs = append(docs, doc)
+	}
+}
+
+// recoverParser turns a panic inside the YAML parser into an error, so that
+// hostile input can never crash the caller. (The parser reports ordinary
+// errors itself; this only guards against its bugs.)
+func recoverParser(err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("yaml: parser failed: %v", r)
+	}
+}
+
+// checkText rejects what the YAML parser would refuse without saying where:
+// invalid UTF-8 and control characters.
+func checkText(data []byte) error {
+	line := 1
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			return &SyntaxError{Line: line, Msg: "not valid UTF-8 (documents must be UTF-8 encoded)"}
+		case !printable(r):
+			return &SyntaxError{Line: line, Msg: fmt.Sprintf("control character %U is not allowed", r)}
+		case r == '\n', r == '\r' && (i+1 == len(data) || data[i+1] != '\n'):
+			line++
+		}
+		i += size
+	}
+	return nil
+}
+
+// printable mirrors the character set the YAML parser accepts.
+func printable(r rune) bool {
+	return r == '\t' || r == '\n' || r == '\r' ||
+		(r >= 0x20 && r <= 0x7E) || r == 0x85 ||
+		(r >= 0xA0 && r <= 0xD7FF) || (r >= 0xE000 && r <= 0xFFFD) ||
+		(r >= 0x10000 && r <= 0x10FFFF)
+}
+
+var lineRE = regexp.MustCompile(`(?s)^yaml: line (\d+): (.*)$`)
+
+// parserProblems are the messages of go.yaml.in/yaml/v2's parser stage (as
+// opposed to its scanner): it prints their line 0-based, and none at all
+// for a problem on the first line.
+var parserProblems = []string{
+	"did not find expected ',' or ']'",
+	"did not find expected ',' or '}'",
+	"did not find expected '-' indicator",
+	"did not find expected <document start>",
+	"did not find expected <stream-start>",
+	"did not find expected key",
+	"did not find expected node content",
+	"found duplicate %TAG directive",
+	"found duplicate %YAML directive",
+	"found incompatible YAML document",
+	"found undefined tag handle",
+}
+
+// resolveProblems start the messages of problems found after parsing, while
+// resolving anchors, tags and keys; the parser gives no line for them.
+var resolveProblems = []string{
+	"unknown anchor", "anchor '", "document contains excessive aliasing", "invalid map key",
+	"cannot decode", "!!binary", "map merge requires", "invalid array", "parser failed",
+}
+
+// syntaxError converts a parser error into a *SyntaxError with a 1-based
+// line. The scanner prints 1-based lines but leaves the line out for the
+// first line; the parser stage does the same with 0-based lines.
+func syntaxError(err error) *SyntaxError {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	line := 0
+	if m := lineRE.FindStringSubmatch(err.Error()); m != nil {
+		line, _ = strconv.Atoi(m[1])
+		msg = m[2]
+	}
+	switch {
+	case slices.Contains(parserProblems, msg):
+		line++
+	case line == 0 && !slices.ContainsFunc(resolveProblems, func(p string) bool { return strings.HasPrefix(msg, p) }):
+		line = 1
+	}
+	return &SyntaxError{Line: line, Msg: msg}
+}
+
+// checkDuplicateKeys reports keys written twice in one mapping. The generic
+// tree cannot show them (the last value wins), so the document is read again
+// as ordered key/value lists, which keep every written key but leave out
+// keys brought in by `<<` merges; overriding those is allowed.
+func checkDuplicateKeys(errs *validate.Errors, data []byte) (err error) {
+	defer recoverParser(&err)
+	var ms yaml.MapSlice
+	if err := yaml.Unmarshal(data, &ms); err != nil {
+		return syntaxError(err)
+	}
+	duplicateKeys(errs, "", ms)
+	return nil
+}
+
+func duplicateKeys(errs *validate.Errors, path string, v any) {
+	switch v := v.(type) {
+	case yaml.MapSlice:
+		seen := make(map[any]bool, len(v))
+		for _, item := range v {
+			p := validate.Field(path, keyText(item.Key))
+			if isHashable(item.Key) {
+				if seen[item.Key] {
+					errs.Addf(p, "duplicate key: it appears more than once in this mapping")
+				}
+				seen[item.Key] = true
+			}
+			duplicateKeys(errs, p, item.Value)
+		}
+	case []any:
+		for i, item := range v {
+			duplicateKeys(errs, validate.Index(path, i), item)
+		}
+	}
+}
+
+func isHashable(k any) bool {
+	switch k.(type) {
+	case nil, string, bool, int, int64, uint64, float64:
+		return true
+	}
+	return false
+}
+
+// keyText is how a mapping key appears in a path.
+func keyText(k any) string {
+	if k == nil {
+		return "null"
+	}
+	return fmt.Sprint(k)
 }
 
 type decoder struct {
@@ -65,22 +289,44 @@ type decoder struct {
 
 var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
 
-func kindName(v any) string {
-	switch v.(type) {
+// describe names the kind of a parsed value for error messages, with the
+// value itself for scalars.
+func describe(v any) string {
+	switch v := v.(type) {
 	case nil:
 		return "null"
-	case map[string]any:
+	case map[any]any:
 		return "a mapping"
 	case []any:
 		return "a list"
 	case string:
 		return "a string"
-	case json.Number:
-		return "a number"
 	case bool:
-		return "a boolean"
+		return fmt.Sprintf("the boolean %t", v)
+	case int, int64, uint64, float64:
+		return fmt.Sprintf("the number %v", v)
 	}
-	return fmt.Sprintf("%T", v)
+	return fmt.Sprintf("a %T", v)
+}
+
+// typeError records that in is not the kind of value expected at path.
+func (d *decoder) typeError(path, want string, in any) {
+	var hint string
+	switch in.(type) {
+	case bool:
+		if want == "a string" {
+			hint = "; put it in quotes (YAML reads unquoted yes/no/on/off/y/n as booleans)"
+		}
+	case int, int64, uint64, float64:
+		if want == "a string" {
+			hint = "; put it in quotes"
+		}
+	}
+	if path == "" {
+		d.errs.Addf("", "the document must be %s, got %s", want, describe(in))
+		return
+	}
+	d.errs.Addf(path, "must be %s, got %s%s", want, describe(in), hint)
 }
 
 func (d *decoder) value(path string, in any, out reflect.Value, depth int) {
@@ -89,7 +335,7 @@ func (d *decoder) value(path string, in any, out reflect.Value, depth int) {
 		return
 	}
 	if in == nil {
-		return // YAML null leaves the zero value; validation decides if it is required.
+		return // YAML null leaves the value as it is; validation decides if it is required.
 	}
 	if out.Kind() == reflect.Pointer {
 		if out.IsNil() {
@@ -99,18 +345,7 @@ func (d *decoder) value(path string, in any, out reflect.Value, depth int) {
 		return
 	}
 	if out.CanAddr() && out.Addr().Type().Implements(textUnmarshaler) {
-		s, ok := in.(string)
-		if !ok {
-			if n, isNum := in.(json.Number); isNum {
-				s = n.String()
-			} else {
-				d.errs.Addf(path, "must be a string, got %s", kindName(in))
-				return
-			}
-		}
-		if err := out.Addr().Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(s)); err != nil {
-			d.errs.Addf(path, "%v", err)
-		}
+		d.text(path, in, out.Addr().Interface().(encoding.TextUnmarshaler))
 		return
 	}
 	switch out.Kind() {
@@ -119,7 +354,7 @@ func (d *decoder) value(path string, in any, out reflect.Value, depth int) {
 	case reflect.Slice:
 		list, ok := in.([]any)
 		if !ok {
-			d.errs.Addf(path, "must be a list, got %s", kindName(in))
+			d.typeError(path, "a list", in)
 			return
 		}
 		s := reflect.MakeSlice(out.Type(), len(list), len(list))
@@ -128,81 +363,186 @@ func (d *decoder) value(path string, in any, out reflect.Value, depth int) {
 		}
 		out.Set(s)
 	case reflect.Map:
-		m, ok := in.(map[string]any)
-		if !ok {
-			d.errs.Addf(path, "must be a mapping, got %s", kindName(in))
-			return
-		}
-		if out.Type().Key().Kind() != reflect.String {
-			d.errs.Addf(path, "unsupported map key type %s", out.Type().Key())
-			return
-		}
-		mv := reflect.MakeMapWithSize(out.Type(), len(m))
-		for _, k := range sortedKeys(m) {
-			ev := reflect.New(out.Type().Elem()).Elem()
-			d.value(validate.Field(path, k), m[k], ev, depth+1)
-			mv.SetMapIndex(reflect.ValueOf(k).Convert(out.Type().Key()), ev)
-		}
-		out.Set(mv)
+		d.mapValue(path, in, out, depth)
 	case reflect.String:
 		s, ok := in.(string)
 		if !ok {
-			d.errs.Addf(path, "must be a string, got %s", kindName(in))
+			d.typeError(path, "a string", in)
 			return
 		}
 		out.SetString(s)
 	case reflect.Bool:
 		b, ok := in.(bool)
 		if !ok {
-			d.errs.Addf(path, "must be true or false, got %s", kindName(in))
+			d.typeError(path, "true or false", in)
 			return
 		}
 		out.SetBool(b)
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		n, ok := in.(json.Number)
-		if !ok {
-			d.errs.Addf(path, "must be an integer, got %s", kindName(in))
-			return
+		if i, ok := d.integer(path, in); ok {
+			if out.OverflowInt(i) {
+				d.errs.Addf(path, "%d is out of range", i)
+				return
+			}
+			out.SetInt(i)
 		}
-		i, err := n.Int64()
-		if err != nil || out.OverflowInt(i) {
-			d.errs.Addf(path, "must be an integer in range, got %s", n)
-			return
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		if u, ok := d.unsigned(path, in); ok {
+			if out.OverflowUint(u) {
+				d.errs.Addf(path, "%d is out of range", u)
+				return
+			}
+			out.SetUint(u)
 		}
-		out.SetInt(i)
 	case reflect.Float32, reflect.Float64:
-		n, ok := in.(json.Number)
-		if !ok {
-			d.errs.Addf(path, "must be a number, got %s", kindName(in))
-			return
+		if f, ok := d.float(path, in); ok {
+			if out.OverflowFloat(f) {
+				d.errs.Addf(path, "%g is out of range", f)
+				return
+			}
+			out.SetFloat(f)
 		}
-		f, err := n.Float64()
-		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
-			d.errs.Addf(path, "must be a finite number, got %s", n)
-			return
-		}
-		out.SetFloat(f)
-	case reflect.Interface:
-		out.Set(reflect.ValueOf(in))
 	default:
-		d.errs.Addf(path, "unsupported field type %s", out.Type())
+		d.errs.Addf(path, "cannot decode into a field of type %s", out.Type())
 	}
 }
 
-func (d *decoder) structValue(path string, in any, out reflect.Value, depth int) {
-	m, ok := in.(map[string]any)
+// text decodes a string (or a number, as written) with UnmarshalText.
+func (d *decoder) text(path string, in any, u encoding.TextUnmarshaler) {
+	var s string
+	switch v := in.(type) {
+	case string:
+		s = v
+	case int, int64, uint64:
+		s = fmt.Sprint(v)
+	case float64:
+		s = strconv.FormatFloat(v, 'g', -1, 64)
+	default:
+		d.typeError(path, "a string", in)
+		return
+	}
+	if err := u.UnmarshalText([]byte(s)); err != nil {
+		d.errs.Addf(path, "%v", err)
+	}
+}
+
+func (d *decoder) integer(path string, in any) (int64, bool) {
+	switch v := in.(type) {
+	case int:
+		return int64(v), true
+	case int64:
+		return v, true
+	case uint64:
+		if v <= math.MaxInt64 {
+			return int64(v), true
+		}
+	case float64:
+		if v != math.Trunc(v) || math.IsInf(v, 0) {
+			d.errs.Addf(path, "must be an integer, got %v", v)
+			return 0, false
+		}
+		if v >= -(1<<63) && v < 1<<63 {
+			return int64(v), true
+		}
+	default:
+		d.typeError(path, "an integer", in)
+		return 0, false
+	}
+	d.errs.Addf(path, "%v is out of range", in)
+	return 0, false
+}
+
+func (d *decoder) unsigned(path string, in any) (uint64, bool) {
+	if u, ok := in.(uint64); ok {
+		return u, true
+	}
+	i, ok := d.integer(path, in)
+	if ok && i < 0 {
+		d.errs.Addf(path, "must not be negative, got %d", i)
+		return 0, false
+	}
+	return uint64(i), ok
+}
+
+func (d *decoder) float(path string, in any) (float64, bool) {
+	switch v := in.(type) {
+	case int:
+		return float64(v), true
+	case int64:
+		return float64(v), true
+	case uint64:
+		return float64(v), true
+	case float64:
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			d.errs.Addf(path, "must be a finite number, got %v", v)
+			return 0, false
+		}
+		return v, true
+	}
+	d.typeError(path, "a number", in)
+	return 0, false
+}
+
+// stringKeys returns the string keys of m, sorted, after reporting every key
+// that is not a string.
+func (d *decoder) stringKeys(path string, m map[any]any) []string {
+	keys := make([]string, 0, len(m))
+	var bad []string
+	for k := range m {
+		if s, ok := k.(string); ok {
+			keys = append(keys, s)
+		} else {
+			bad = append(bad, validate.Field(path, keyText(k))+"\x00"+describe(k))
+		}
+	}
+	sort.Strings(bad)
+	for _, b := range bad {
+		p, what, _ := strings.Cut(b, "\x00")
+		d.errs.Addf(p, "a key must be a string, got %s; put it in quotes", what)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func (d *decoder) mapValue(path string, in any, out reflect.Value, depth int) {
+	m, ok := in.(map[any]any)
 	if !ok {
-		d.errs.Addf(path, "must be a mapping, got %s", kindName(in))
+		d.typeError(path, "a mapping", in)
+		return
+	}
+	kt := out.Type().Key()
+	if kt.Kind() != reflect.String {
+		d.errs.Addf(path, "cannot decode into a map with %s keys", kt)
+		return
+	}
+	mv := reflect.MakeMapWithSize(out.Type(), len(m))
+	for _, k := range d.stringKeys(path, m) {
+		ev := reflect.New(out.Type().Elem()).Elem()
+		d.value(validate.Field(path, k), m[k], ev, depth+1)
+		mv.SetMapIndex(reflect.ValueOf(k).Convert(kt), ev)
+	}
+	out.Set(mv)
+}
+
+func (d *decoder) structValue(path string, in any, out reflect.Value, depth int) {
+	m, ok := in.(map[any]any)
+	if !ok {
+		d.typeError(path, "a mapping", in)
 		return
 	}
 	fields := fieldsOf(out.Type())
-	for _, k := range sortedKeys(m) {
+	for _, k := range d.stringKeys(path, m) {
+		p := validate.Field(path, k)
 		idx, ok := fields.byName[k]
 		if !ok {
-			d.errs.Addf(validate.Field(path, k), "unknown field (known: %s)", strings.Join(fields.names, ", "))
+			if s := validate.Suggest(k, fields.names); s != "" {
+				d.errs.Addf(p, "unknown field (did you mean %q?)", s)
+			} else {
+				d.errs.Addf(p, "unknown field (known: %s)", strings.Join(fields.names, ", "))
+			}
 			continue
 		}
-		d.value(validate.Field(path, k), m[k], out.FieldByIndex(idx), depth+1)
+		d.value(p, m[k], out.FieldByIndex(idx), depth+1)
 	}
 }
 
@@ -211,6 +551,8 @@ type structFields struct {
 	names  []string
 }
 
+// fieldsOf lists the document field names of struct type t and where each
+// lives, flattening untagged embedded structs.
 func fieldsOf(t reflect.Type) structFields {
 	sf := structFields{byName: map[string][]int{}}
 	var walk func(t reflect.Type, prefix []int)
@@ -218,8 +560,7 @@ func fieldsOf(t reflect.Type) structFields {
 		for i := range t.NumField() {
 			f := t.Field(i)
 			idx := append(append([]int(nil), prefix...), i)
-			tag := f.Tag.Get("json")
-			name, _, _ := strings.Cut(tag, ",")
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 			if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
 				walk(f.Type, idx)
 				continue
@@ -237,13 +578,4 @@ func fieldsOf(t reflect.Type) structFields {
 	walk(t, nil)
 	sort.Strings(sf.names)
 	return sf
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -1,13 +1,24 @@
 // Package validate collects field-level validation errors so that a loader can
 // report every problem in a document at once, each naming the field at fault
-// by its path (for example "sites[1].hosts[3].memory_mib").
+// by its path (for example "sites[1].fabrics[0].hosts[3].memory_mib").
+//
+// Errors accumulates problems; the range helpers (Greater, AtLeast, Within,
+// Between) and Required record the usual ones with uniform messages; Suggest
+// finds the closest known name for "did you mean" hints.
 package validate
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 )
+
+// MaxErrors bounds how many problems one Errors records, so that a hostile
+// or badly broken document cannot produce an unbounded report. Problems
+// beyond the limit are counted and summarised by a last entry with an empty
+// path.
+const MaxErrors = 1000
 
 // FieldError is one problem found at one field path.
 type FieldError struct {
@@ -24,25 +35,35 @@ func (e FieldError) Error() string {
 
 // Errors is a list of field errors; its zero value is ready to use.
 type Errors struct {
-	list []FieldError
+	list    []FieldError
+	dropped int
 }
 
 // Addf records a problem at path.
 func (e *Errors) Addf(path, format string, args ...any) {
+	if len(e.list) >= MaxErrors {
+		e.dropped++
+		return
+	}
 	e.list = append(e.list, FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
 }
 
-// Len reports how many problems were recorded.
-func (e *Errors) Len() int { return len(e.list) }
+// Len reports how many problems were recorded, including any beyond
+// MaxErrors.
+func (e *Errors) Len() int { return len(e.list) + e.dropped }
 
-// Err returns nil when nothing was recorded, otherwise a *List holding every
-// problem in the order found.
+// Err returns nil when nothing was recorded, otherwise a List holding every
+// problem in the order found (at most MaxErrors of them, followed by a
+// summary of the rest).
 func (e *Errors) Err() error {
 	if len(e.list) == 0 {
 		return nil
 	}
-	out := make(List, len(e.list))
+	out := make(List, len(e.list), len(e.list)+1)
 	copy(out, e.list)
+	if e.dropped > 0 {
+		out = append(out, FieldError{Msg: fmt.Sprintf("… and %d more problems not shown", e.dropped)})
+	}
 	return out
 }
 
@@ -79,4 +100,128 @@ func Field(path, name string) string {
 		return name
 	}
 	return path + "." + name
+}
+
+// Required records "is required" at path when s is empty and reports
+// whether s is set.
+func Required(e *Errors, path, s string) bool {
+	if s == "" {
+		e.Addf(path, "is required")
+		return false
+	}
+	return true
+}
+
+// Number is any numeric field type, including named ones such as a
+// duration; a type with a String method is printed with it.
+type Number interface {
+	~int | ~int8 | ~int16 | ~int32 | ~int64 |
+		~uint | ~uint8 | ~uint16 | ~uint32 | ~uint64 |
+		~float32 | ~float64
+}
+
+// finite records a problem when v is NaN or infinite (only possible for
+// floating-point types) and reports whether v is finite.
+func finite[T Number](e *Errors, path string, v T) bool {
+	if f := float64(v); math.IsNaN(f) || math.IsInf(f, 0) {
+		e.Addf(path, "must be a finite number, got %v", v)
+		return false
+	}
+	return true
+}
+
+// Greater records a problem unless v > lo, and reports whether v is valid.
+func Greater[T Number](e *Errors, path string, v, lo T) bool {
+	if !finite(e, path, v) {
+		return false
+	}
+	if !(v > lo) {
+		e.Addf(path, "must be > %v, got %v", lo, v)
+		return false
+	}
+	return true
+}
+
+// AtLeast records a problem unless v >= lo, and reports whether v is valid.
+func AtLeast[T Number](e *Errors, path string, v, lo T) bool {
+	if !finite(e, path, v) {
+		return false
+	}
+	if !(v >= lo) {
+		e.Addf(path, "must be >= %v, got %v", lo, v)
+		return false
+	}
+	return true
+}
+
+// Within records a problem unless lo <= v <= hi, and reports whether v is
+// valid.
+func Within[T Number](e *Errors, path string, v, lo, hi T) bool {
+	if !finite(e, path, v) {
+		return false
+	}
+	if !(v >= lo && v <= hi) {
+		e.Addf(path, "must be within [%v, %v], got %v", lo, hi, v)
+		return false
+	}
+	return true
+}
+
+// Between records a problem unless lo < v < hi, and reports whether v is
+// valid.
+func Between[T Number](e *Errors, path string, v, lo, hi T) bool {
+	if !finite(e, path, v) {
+		return false
+	}
+	if !(v > lo && v < hi) {
+		e.Addf(path, "must be strictly between %v and %v, got %v", lo, hi, v)
+		return false
+	}
+	return true
+}
+
+// Suggest returns the candidate closest to name when it is close enough to
+// be a likely typo (at most a third of the name's length in edits, and at
+// most 3), or "" when none is.
+func Suggest(name string, candidates []string) string {
+	best, bestDist := "", min(3, max(1, len(name)/3))+1
+	for _, c := range candidates {
+		if d := editDistance(name, c); d < bestDist {
+			best, bestDist = c, d
+		}
+	}
+	return best
+}
+
+// editDistance is the optimal-string-alignment distance between a and b
+// (insertions, deletions, substitutions and swaps of adjacent bytes; names
+// are ASCII). Long inputs are not compared, to bound the cost.
+func editDistance(a, b string) int {
+	const maxLen = 64
+	if len(a) > maxLen || len(b) > maxLen {
+		if a == b {
+			return 0
+		}
+		return maxLen
+	}
+	// rows[i%3] holds row i of the dynamic-programming table.
+	var rows [3][maxLen + 1]int
+	for j := 0; j <= len(b); j++ {
+		rows[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur, prev, prev2 := &rows[i%3], &rows[(i-1)%3], &rows[(i+1)%3]
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
+			}
+		}
+	}
+	return rows[len(a)%3][len(b)]
 }
