@@ -122,5 +122,6 @@ vms:
   - {name: hot, host: a2, vcpu: 2, memory_mib: 1024, dirty_rate_mibps: 200}
   - {name: local, host: a2, vcpu: 2, memory_mib: 1024, disk_gib: 10, storage: local}
   - {name: app, host: a2, vcpu: 2, memory_mib: 2048}
+  - {name: web2, host: a2, vcpu: 2, memory_mib: 1024}
   - {name: far, host: c1, vcpu: 2, memory_mib: 1024}
 `
