@@ -19,11 +19,11 @@ func TestGenerateValid(t *testing.T) {
 		{Hosts: 4, VMs: 5000, Seed: 5}, // more VMs than fit at 1 GiB
 	}
 	for _, o := range cases {
-		f := Generate(o)
+		f := mustGenerate(t, o)
 		if err := f.Validate(); err != nil {
 			t.Fatalf("Generate(%+v) is invalid: %v", o, err)
 		}
-		d := o.withDefaults()
+		d, _ := o.withDefaults()
 		if o.Hosts != 4 && len(f.VMs) != d.VMs {
 			t.Errorf("Generate(%+v): %d VMs, want %d", o, len(f.VMs), d.VMs)
 		}
@@ -44,20 +44,37 @@ func TestGenerateValid(t *testing.T) {
 	}
 }
 
+func mustGenerate(t testing.TB, o Options) *model.Federation {
+	t.Helper()
+	f, err := Generate(o)
+	if err != nil {
+		t.Fatalf("Generate(%+v): %v", o, err)
+	}
+	return f
+}
+
+func TestGenerateRejectsBadOptions(t *testing.T) {
+	for _, o := range []Options{{Hosts: -1}, {VMs: -2}, {Sites: -3}, {MemoryFill: 1.5}, {MemoryFill: -0.1}} {
+		if _, err := Generate(o); err == nil {
+			t.Errorf("Generate(%+v) did not fail", o)
+		}
+	}
+}
+
 func TestGenerateDeterministic(t *testing.T) {
 	o := Options{Hosts: 50, VMs: 800, Seed: 42}
-	a, b := Generate(o), Generate(o)
+	a, b := mustGenerate(t, o), mustGenerate(t, o)
 	if !reflect.DeepEqual(a, b) {
 		t.Fatal("equal options gave different federations")
 	}
 	o.Seed++
-	if reflect.DeepEqual(a, Generate(o)) {
+	if reflect.DeepEqual(a, mustGenerate(t, o)) {
 		t.Fatal("different seeds gave equal federations")
 	}
 }
 
 func TestGenerateRanges(t *testing.T) {
-	f := Generate(Options{Hosts: 200, VMs: 4000, Seed: 7})
+	f := mustGenerate(t, Options{Hosts: 200, VMs: 4000, Seed: 7})
 	fabricsPerSite := 0
 	var hostMem, vmMem float64
 	for _, s := range f.Sites {
@@ -117,7 +134,7 @@ func TestGenerateRanges(t *testing.T) {
 }
 
 func TestThreaten(t *testing.T) {
-	f := Generate(Options{Hosts: 120, Sites: 9, Seed: 1})
+	f := mustGenerate(t, Options{Hosts: 120, Sites: 9, Seed: 1})
 	sc := Threaten(f, ThreatOptions{Seed: 2})
 	if err := sc.Validate(f); err != nil {
 		t.Fatal(err)
@@ -133,11 +150,11 @@ func TestThreaten(t *testing.T) {
 	if !reflect.DeepEqual(sc, Threaten(f, ThreatOptions{Seed: 2})) {
 		t.Error("not deterministic")
 	}
-	one := Generate(Options{Hosts: 1})
+	one := mustGenerate(t, Options{Hosts: 1})
 	if sc := Threaten(one, ThreatOptions{Fraction: 1}); len(sc.Threats) != 1 {
 		t.Errorf("single site: %d threats, want 1", len(sc.Threats))
 	}
-	two := Generate(Options{Hosts: 10, Sites: 2})
+	two := mustGenerate(t, Options{Hosts: 10, Sites: 2})
 	if sc := Threaten(two, ThreatOptions{Fraction: 1}); len(sc.Threats) != 1 {
 		t.Errorf("two sites, fraction 1: %d threats, want 1 (one site is always spared)", len(sc.Threats))
 	}
@@ -145,6 +162,6 @@ func TestThreaten(t *testing.T) {
 
 func BenchmarkGenerate(b *testing.B) {
 	for b.Loop() {
-		Generate(Options{Hosts: 1000, VMs: 100000, Seed: 1})
+		mustGenerate(b, Options{Hosts: 1000, VMs: 100000, Seed: 1})
 	}
 }

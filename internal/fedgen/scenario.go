@@ -19,7 +19,7 @@ type ThreatOptions struct {
 	// rounded to whole seconds (0 means 10 and 30 minutes).
 	MinDeadline, MaxDeadline time.Duration
 	// Seed selects the threatened sites and deadlines.
-	Seed int64
+	Seed uint64
 }
 
 // Threaten returns a scenario that threatens some of f's sites, with
@@ -35,7 +35,7 @@ func Threaten(f *model.Federation, o ThreatOptions) *model.Scenario {
 	if o.MaxDeadline < o.MinDeadline {
 		o.MaxDeadline = max(30*time.Minute, o.MinDeadline)
 	}
-	r := rand.New(rand.NewPCG(uint64(o.Seed), 0x746872656174))
+	r := rand.New(rand.NewPCG(o.Seed, 0x746872656174))
 	n := len(f.Sites)
 	k := int(math.Round(o.Fraction * float64(n)))
 	k = max(1, min(k, n-1))
