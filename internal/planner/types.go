@@ -83,6 +83,8 @@ type Move struct {
 	FromHost string `json:"from"`
 	ToHost   string `json:"to"`
 	ToSite   string `json:"to_site"`
+	// FromSite names the threatened site the VM leaves.
+	FromSite string `json:"from_site"`
 	// Route is the list of links crossed.
 	Route []int `json:"-"`
 	// Priority is the effective priority (raised by dependants).
@@ -95,15 +97,22 @@ type Move struct {
 	PredStart  time.Duration `json:"pred_start"`
 	PredFinish time.Duration `json:"pred_finish"`
 	Deadline   time.Duration `json:"deadline"`
-	Reason     string        `json:"reason"`
+	// Bottleneck names what sets PredFinish: a resource (see netpath.Name)
+	// or "solo" when the move's own rate does.
+	Bottleneck string `json:"bottleneck"`
+	Reason     string `json:"reason"`
 }
 
 // Unsaved is an at-risk VM left behind.
 type Unsaved struct {
-	VM     int    `json:"-"`
-	Name   string `json:"vm"`
-	Code   string `json:"code"`
-	Reason string `json:"reason"`
+	VM   int    `json:"-"`
+	Name string `json:"vm"`
+	// Site names the threatened site the VM stays on.
+	Site string `json:"site"`
+	// Priority is the effective priority (raised by dependants).
+	Priority int    `json:"priority"`
+	Code     string `json:"code"`
+	Reason   string `json:"reason"`
 }
 
 // Reason codes for Unsaved.

@@ -1,0 +1,191 @@
+package planner
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/refuge-project/refuge/internal/model"
+)
+
+// prioInfo is a VM's effective priority: its own, or that of the most
+// important VM whose service transitively depends on its service.
+type prioInfo struct {
+	eff  int
+	from int // the VM the priority is inherited from; -1 for its own
+}
+
+// prioVM is a priority and the VM that has it (-1: none).
+type prioVM struct{ prio, vm int }
+
+// higher returns the more important of a and b: higher priority, then the
+// VM listed first.
+func higher(a, b prioVM) prioVM {
+	switch {
+	case a.vm < 0:
+		return b
+	case b.vm < 0:
+		return a
+	case a.prio != b.prio:
+		if a.prio > b.prio {
+			return a
+		}
+		return b
+	case b.vm < a.vm:
+		return b
+	}
+	return a
+}
+
+// initPriorities computes every VM's effective priority and dependency
+// depth (0 for a service without dependencies, 1 + the deepest dependency
+// otherwise), checking the service graph.
+func (p *planner) initPriorities() error {
+	svcs := p.fed.Services
+	nS := len(svcs)
+	svcOf := make([]int, p.nVM)
+	p.svcOf = svcOf
+	own := make([]prioVM, nS) // the most important VM of each service
+	for s := range own {
+		own[s] = prioVM{vm: -1}
+	}
+	for v := range p.fed.VMs {
+		vm := &p.fed.VMs[v]
+		svcOf[v] = -1
+		if vm.Service == "" {
+			continue
+		}
+		s, ok := p.ix.ServiceByName[vm.Service]
+		if !ok || s >= nS {
+			return fmt.Errorf("VM %s names unknown service %q", vm.Name, vm.Service)
+		}
+		svcOf[v] = s
+		own[s] = higher(own[s], prioVM{vm.Priority, v})
+	}
+	deps := make([][]int, nS)
+	dependants := make([][]int, nS)
+	for i := range svcs {
+		for _, d := range svcs[i].DependsOn {
+			j, ok := p.ix.ServiceByName[d]
+			if !ok || j >= nS {
+				return fmt.Errorf("service %s depends on unknown service %q", svcs[i].Name, d)
+			}
+			deps[i] = append(deps[i], j)
+			dependants[j] = append(dependants[j], i)
+		}
+	}
+	inherited, err := walk(svcs, dependants, prioVM{vm: -1}, func(acc prioVM, d int, sub prioVM) prioVM {
+		return higher(acc, higher(own[d], sub))
+	})
+	if err != nil {
+		return err
+	}
+	depthOf, err := walk(svcs, deps, 0, func(acc, _, sub int) int { return max(acc, sub+1) })
+	if err != nil {
+		return err
+	}
+	p.prio = make([]prioInfo, p.nVM)
+	p.depth = make([]int, p.nVM)
+	for v := range p.fed.VMs {
+		p.prio[v] = prioInfo{eff: p.fed.VMs[v].Priority, from: -1}
+		s := svcOf[v]
+		if s < 0 {
+			continue
+		}
+		p.depth[v] = depthOf[s]
+		if in := inherited[s]; in.vm >= 0 && in.prio > p.prio[v].eff {
+			p.prio[v] = prioInfo{eff: in.prio, from: in.vm}
+		}
+	}
+	return nil
+}
+
+// walk folds, for every service, the values of the services it reaches
+// through edges (transitively, each reached service's value being folded
+// first), starting from zero; it reports a cycle as an error.
+func walk[T any](svcs []model.Service, edges [][]int, zero T, fold func(acc T, next int, sub T) T) ([]T, error) {
+	const (
+		unseen = iota
+		active
+		done
+	)
+	state := make([]uint8, len(svcs))
+	out := make([]T, len(svcs))
+	var visit func(s int) error
+	visit = func(s int) error {
+		switch state[s] {
+		case active:
+			return fmt.Errorf("service dependency cycle through %s", svcs[s].Name)
+		case done:
+			return nil
+		}
+		state[s] = active
+		acc := zero
+		for _, n := range edges[s] {
+			if err := visit(n); err != nil {
+				return err
+			}
+			acc = fold(acc, n, out[n])
+		}
+		out[s] = acc
+		state[s] = done
+		return nil
+	}
+	for s := range svcs {
+		if err := visit(s); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// queue returns the at-risk VMs in the order they are planned. FIFO keeps
+// inventory order. Priority order sorts by effective priority (higher
+// first), deadline (earlier first), dependency depth (dependencies first),
+// predicted bytes (fewer first, so that more VMs fit) and name.
+func (p *planner) queue(atRisk []int) []int {
+	q := append([]int(nil), atRisk...)
+	if p.in.Policy.Order == model.OrderFIFO {
+		return q
+	}
+	type key struct {
+		prio     int
+		deadline time.Duration
+		depth    int
+		bytes    float64
+		name     string
+		vm       int
+	}
+	keys := make([]key, len(q))
+	for i, v := range q {
+		pr := &p.pre[v]
+		k := key{prio: p.prio[v].eff, deadline: p.deadline[pr.site], depth: p.depth[v], name: p.fed.VMs[v].Name, vm: v}
+		if pr.converges {
+			k.bytes = pr.minBytes
+		} else {
+			g := guest(&p.fed.VMs[v])
+			k.bytes = g.MemoryBytes + g.DiskBytes
+		}
+		keys[i] = k
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := &keys[i], &keys[j]
+		switch {
+		case a.prio != b.prio:
+			return a.prio > b.prio
+		case a.deadline != b.deadline:
+			return a.deadline < b.deadline
+		case a.depth != b.depth:
+			return a.depth < b.depth
+		case a.bytes != b.bytes:
+			return a.bytes < b.bytes
+		case a.name != b.name:
+			return a.name < b.name
+		}
+		return a.vm < b.vm
+	})
+	for i := range keys {
+		q[i] = keys[i].vm
+	}
+	return q
+}

@@ -1,0 +1,367 @@
+package planner
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"time"
+
+	"github.com/refuge-project/refuge/internal/model"
+	"github.com/refuge-project/refuge/internal/netpath"
+	"github.com/refuge-project/refuge/internal/precopy"
+)
+
+// Compute plans the evacuation of every VM at risk in in: the VMs that are
+// not Frozen and run on a host of a site listed in in.Deadlines. It is a
+// pure, deterministic function of in (see docs/planner.md for the
+// algorithm and its bounds). It returns an error only for malformed input;
+// a situation in which VMs cannot be saved yields a Plan that lists them in
+// Unsaved with a code and a reason.
+func Compute(in Input) (*Plan, error) {
+	p, err := newPlanner(in)
+	if err != nil {
+		return nil, fmt.Errorf("plan: %w", err)
+	}
+	return p.run(), nil
+}
+
+// DeadlinesFrom converts a scenario's threats into Input.Deadlines.
+func DeadlinesFrom(ix *model.Index, threats []model.Threat) (map[int]time.Duration, error) {
+	out := make(map[int]time.Duration, len(threats))
+	for i, t := range threats {
+		s, ok := ix.SiteByName[t.Site]
+		if !ok {
+			return nil, fmt.Errorf("threats[%d]: unknown site %q", i, t.Site)
+		}
+		if prev, dup := out[s]; dup {
+			return nil, fmt.Errorf("threats[%d]: site %q is already threatened (deadline %v)", i, t.Site, prev)
+		}
+		out[s] = t.Deadline.D()
+	}
+	return out, nil
+}
+
+// Resource numbering: every bandwidth resource of the federation has a
+// dense index. Host h sends on h and receives on nHost+h; direction d of
+// link l is 2*nHost+2*l+d.
+func (p *planner) outRes(h int) int     { return h }
+func (p *planner) inRes(h int) int      { return p.nHost + h }
+func (p *planner) linkRes(l, d int) int { return 2*p.nHost + 2*l + d }
+
+// resource converts a dense index back to a netpath.Resource.
+func (p *planner) resource(r int) netpath.Resource {
+	switch {
+	case r < p.nHost:
+		return netpath.Resource{Kind: netpath.HostOut, ID: r}
+	case r < 2*p.nHost:
+		return netpath.Resource{Kind: netpath.HostIn, ID: r - p.nHost}
+	}
+	r -= 2 * p.nHost
+	return netpath.Resource{Kind: netpath.Link, ID: r / 2, Dir: r % 2}
+}
+
+// planner holds the state of one Compute call.
+type planner struct {
+	in Input
+	// Per site: whether it is threatened, and its deadline.
+	threatened []bool
+	deadline   []time.Duration
+	ix         *model.Index
+	fed        *model.Federation
+	nVM        int
+	nHost      int
+	place      []int
+	down       []bool
+
+	// Policy, normalised.
+	cfg       precopy.Config
+	flowCap   float64 // bytes/s per migration (+Inf: none)
+	conns     int
+	vcpuRatio float64
+	margin    float64 // seconds
+
+	// Bandwidth resources (dense, see outRes): capacity (bytes/s), time
+	// until in-flight work releases them (s), planned bytes.
+	capR, busyR, bytesR []float64
+	used                []bool
+	// Per site: capacity of its outgoing link directions and the bytes the
+	// planned moves send out of it (the virtual egress resource).
+	egressCap, egressBytes []float64
+
+	// Free capacity per host (negative when already overcommitted).
+	freeMem  []int64 // MiB
+	freeDisk []int64 // GiB
+	freeVCPU []float64
+	// Anti-affinity: group ids (per VM, -1 for none) and the (group, host)
+	// pairs in use.
+	aaGroup []int32
+	aaNames []string
+	aaOn    map[aaKey]struct{}
+
+	// Destinations: groups of safe, up hosts with identical paths, and for
+	// each site the routes from it to every group.
+	groups    []*group
+	hostGroup []int32 // -1: not a destination
+	hostLeaf  []int32
+	fromSite  [][]route
+	routeDone []bool
+	noRoute   []string // per site: why no group is reachable
+
+	// Per-VM facts, filled for at-risk VMs.
+	prio    []prioInfo
+	depth   []int
+	svcOf   []int // service index per VM, -1 for none
+	pre     []vmPre
+	classes []*rateClasses // per source host
+	ests    []estimate
+}
+
+type aaKey struct{ group, host int32 }
+
+// newPlanner checks in and prepares the planner's state.
+func newPlanner(in Input) (*planner, error) {
+	ix := in.Index
+	if ix == nil || ix.Fed == nil {
+		return nil, errors.New("input has no federation index")
+	}
+	fed := ix.Fed
+	p := &planner{in: in, ix: ix, fed: fed, nVM: len(fed.VMs), nHost: len(ix.Hosts)}
+	if len(ix.VMHost) != p.nVM {
+		return nil, fmt.Errorf("index is stale: it places %d VMs, the federation has %d", len(ix.VMHost), p.nVM)
+	}
+	if err := p.checkInput(); err != nil {
+		return nil, err
+	}
+	if err := p.setPolicy(in.Policy); err != nil {
+		return nil, err
+	}
+	p.initResources()
+	if err := p.initBusy(); err != nil {
+		return nil, err
+	}
+	p.initHosts()
+	p.initGroups()
+	if err := p.initPriorities(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// checkInput validates the slices of in against the index.
+func (p *planner) checkInput() error {
+	in := &p.in
+	nLink := len(p.fed.Links)
+	checkLen := func(name string, n, want int, what string) error {
+		if n != 0 && n != want {
+			return fmt.Errorf("%s has %d entries, want one per %s (%d)", name, n, what, want)
+		}
+		return nil
+	}
+	if in.Placement != nil && len(in.Placement) != p.nVM {
+		return fmt.Errorf("placement has %d entries, want one per VM (%d)", len(in.Placement), p.nVM)
+	}
+	if err := checkLen("host_down", len(in.HostDown), p.nHost, "host"); err != nil {
+		return err
+	}
+	if err := checkLen("link_mbps", len(in.LinkMbps), nLink, "link"); err != nil {
+		return err
+	}
+	if err := checkLen("frozen", len(in.Frozen), p.nVM, "VM"); err != nil {
+		return err
+	}
+	p.place = in.Placement
+	if p.place == nil {
+		p.place = p.ix.VMHost
+	}
+	for i, h := range p.place {
+		if h < -1 || h >= p.nHost {
+			return fmt.Errorf("placement[%d] (VM %s) is host %d, want -1 or a host index below %d", i, p.fed.VMs[i].Name, h, p.nHost)
+		}
+	}
+	p.down = in.HostDown
+	if p.down == nil {
+		p.down = make([]bool, p.nHost)
+	}
+	if len(in.Frozen) == 0 {
+		in.Frozen = make([]bool, p.nVM)
+	}
+	for i, bw := range in.LinkMbps {
+		if !(bw >= 0) || math.IsInf(bw, 0) {
+			return fmt.Errorf("link_mbps[%d] (link %s) is %g, want a finite value >= 0", i, p.fed.Links[i].Name, bw)
+		}
+	}
+	for i, r := range in.Reserved {
+		if r.VM < 0 || r.VM >= p.nVM || r.Host < 0 || r.Host >= p.nHost {
+			return fmt.Errorf("reserved[%d] names VM %d on host %d, want a VM below %d and a host below %d", i, r.VM, r.Host, p.nVM, p.nHost)
+		}
+	}
+	p.threatened = make([]bool, len(p.fed.Sites))
+	p.deadline = make([]time.Duration, len(p.fed.Sites))
+	for _, s := range sortedSites(in.Deadlines) {
+		if s < 0 || s >= len(p.fed.Sites) {
+			return fmt.Errorf("deadlines names site %d, want a site index below %d", s, len(p.fed.Sites))
+		}
+		p.threatened[s], p.deadline[s] = true, in.Deadlines[s]
+	}
+	return nil
+}
+
+// sortedSites returns the keys of a deadline map in increasing order.
+func sortedSites(m map[int]time.Duration) []int {
+	out := make([]int, 0, len(m))
+	for s := range m {
+		out = append(out, s)
+	}
+	sort.Ints(out)
+	return out
+}
+
+// setPolicy checks and normalises the policy fields the planner uses.
+func (p *planner) setPolicy(pol model.Policy) error {
+	switch pol.Order {
+	case model.OrderPriority, model.OrderFIFO, "":
+	default:
+		return fmt.Errorf("policy %q: unknown order %q (want %q or %q)", pol.Name, pol.Order, model.OrderPriority, model.OrderFIFO)
+	}
+	switch {
+	case math.IsNaN(pol.VCPUOvercommit) || pol.VCPUOvercommit < 0:
+		return fmt.Errorf("policy %q: vcpu_overcommit is %g, want >= 0 (0 means 1)", pol.Name, pol.VCPUOvercommit)
+	case pol.SafetyMargin < 0:
+		return fmt.Errorf("policy %q: safety_margin is %v, want >= 0", pol.Name, pol.SafetyMargin.D())
+	case math.IsNaN(pol.Migration.MaxBandwidthMiBps) || pol.Migration.MaxBandwidthMiBps < 0:
+		return fmt.Errorf("policy %q: max_bandwidth_mibps is %g, want >= 0 (0 means no cap)", pol.Name, pol.Migration.MaxBandwidthMiBps)
+	case pol.Migration.MaxDowntime < 0:
+		return fmt.Errorf("policy %q: max_downtime is %v, want >= 0", pol.Name, pol.Migration.MaxDowntime.D())
+	}
+	p.vcpuRatio = pol.VCPUOvercommit
+	if p.vcpuRatio == 0 {
+		p.vcpuRatio = 1
+	}
+	p.margin = pol.SafetyMargin.Seconds()
+	p.cfg = precopy.Config{MaxDowntime: pol.Migration.MaxDowntime.D(), AutoConverge: pol.Migration.AutoConverge}
+	p.flowCap = pol.Migration.MaxBandwidthMiBps * model.MiB
+	p.conns = max(1, pol.Migration.ParallelConnections)
+	return nil
+}
+
+// initResources sets every resource's capacity.
+func (p *planner) initResources() {
+	nLink := len(p.fed.Links)
+	n := 2*p.nHost + 2*nLink
+	p.capR = make([]float64, n)
+	p.busyR = make([]float64, n)
+	p.bytesR = make([]float64, n)
+	p.used = make([]bool, n)
+	for r := range n {
+		p.capR[r] = netpath.Capacity(p.ix, p.resource(r), p.in.LinkMbps)
+	}
+	p.egressCap = make([]float64, len(p.fed.Sites))
+	p.egressBytes = make([]float64, len(p.fed.Sites))
+	for l := range nLink {
+		a, b := p.ix.SiteByName[p.fed.Links[l].A], p.ix.SiteByName[p.fed.Links[l].B]
+		p.egressCap[a] += p.capR[p.linkRes(l, 0)]
+		p.egressCap[b] += p.capR[p.linkRes(l, 1)]
+	}
+}
+
+// initBusy converts Input.Busy to the dense resource numbering.
+func (p *planner) initBusy() error {
+	keys := make([]netpath.Resource, 0, len(p.in.Busy))
+	for r := range p.in.Busy {
+		keys = append(keys, r)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := keys[i], keys[j]
+		if a.Kind != b.Kind {
+			return a.Kind < b.Kind
+		}
+		if a.ID != b.ID {
+			return a.ID < b.ID
+		}
+		return a.Dir < b.Dir
+	})
+	for _, r := range keys {
+		d := p.in.Busy[r]
+		var i int
+		switch {
+		case r.Kind == netpath.HostOut && r.ID >= 0 && r.ID < p.nHost && r.Dir == 0:
+			i = p.outRes(r.ID)
+		case r.Kind == netpath.HostIn && r.ID >= 0 && r.ID < p.nHost && r.Dir == 0:
+			i = p.inRes(r.ID)
+		case r.Kind == netpath.Link && r.ID >= 0 && r.ID < len(p.fed.Links) && (r.Dir == 0 || r.Dir == 1):
+			i = p.linkRes(r.ID, r.Dir)
+		default:
+			return fmt.Errorf("busy names resource %+v, which the federation does not have", r)
+		}
+		if d < 0 {
+			return fmt.Errorf("busy[%s] is %v, want >= 0", netpath.Name(p.ix, r), d)
+		}
+		p.busyR[i] = d.Seconds()
+	}
+	return nil
+}
+
+// initHosts accounts for what the hosts already carry: the VMs placed on
+// them and the reservations of migrations in flight.
+func (p *planner) initHosts() {
+	p.freeMem = make([]int64, p.nHost)
+	p.freeDisk = make([]int64, p.nHost)
+	p.freeVCPU = make([]float64, p.nHost)
+	for h := range p.nHost {
+		hh := p.ix.Host(h)
+		p.freeMem[h] = hh.MemoryMiB
+		p.freeDisk[h] = hh.DiskGiB
+		p.freeVCPU[h] = float64(hh.VCPU) * p.vcpuRatio
+	}
+	p.aaGroup = make([]int32, p.nVM)
+	p.aaOn = map[aaKey]struct{}{}
+	ids := map[string]int32{}
+	for i := range p.fed.VMs {
+		g := p.fed.VMs[i].AntiAffinity
+		p.aaGroup[i] = -1
+		if g == "" {
+			continue
+		}
+		id, ok := ids[g]
+		if !ok {
+			id = int32(len(p.aaNames))
+			ids[g] = id
+			p.aaNames = append(p.aaNames, g)
+		}
+		p.aaGroup[i] = id
+	}
+	for i, h := range p.place {
+		if h >= 0 {
+			p.occupy(i, h)
+		}
+	}
+	for _, r := range p.in.Reserved {
+		p.occupy(r.VM, r.Host)
+	}
+}
+
+// occupy charges VM v's footprint to host h.
+func (p *planner) occupy(v, h int) {
+	vm := &p.fed.VMs[v]
+	p.freeMem[h] -= vm.MemoryMiB
+	p.freeVCPU[h] -= float64(vm.VCPU)
+	if vm.CopiesDisk() {
+		p.freeDisk[h] -= vm.DiskGiB
+	}
+	if g := p.aaGroup[v]; g >= 0 {
+		p.aaOn[aaKey{g, int32(h)}] = struct{}{}
+	}
+}
+
+// dur converts seconds to a duration, saturating instead of overflowing.
+func dur(s float64) time.Duration {
+	const maxSecs = float64(math.MaxInt64) / 1e9
+	switch {
+	case s >= maxSecs:
+		return math.MaxInt64
+	case s <= -maxSecs:
+		return math.MinInt64
+	}
+	return time.Duration(math.Round(s * 1e9))
+}

@@ -1,0 +1,266 @@
+package planner
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/refuge-project/refuge/internal/model"
+	"github.com/refuge-project/refuge/internal/netpath"
+)
+
+// vmPre holds what the planner learns about an at-risk VM before ordering.
+type vmPre struct {
+	site int
+	// ests[estOff:] holds the VM's estimates, one per rate class of its
+	// host (see estimateOn).
+	estOff int
+	// converges: on at least one route; minBytes and minSolo (with the
+	// route's set-up) are the least over those routes.
+	converges         bool
+	minBytes, minSolo float64
+	// fits: some reachable safe host has room for it before any move.
+	fits bool
+}
+
+// run computes the plan.
+func (p *planner) run() *Plan {
+	plan := &Plan{Policy: p.in.Policy.Name, Moves: []Move{}, Unsaved: []Unsaved{}}
+	var atRisk []int
+	for v, h := range p.place {
+		if h < 0 || p.in.Frozen[v] {
+			continue
+		}
+		if p.threatened[p.ix.HostSite(h)] {
+			atRisk = append(atRisk, v)
+		}
+	}
+	plan.AtRisk = len(atRisk)
+	p.prepare(atRisk)
+	st := &runState{solos: make([]float64, 0, len(atRisk))}
+	for _, v := range p.queue(atRisk) {
+		p.planVM(v, plan, st)
+	}
+	p.bounds(plan, st, atRisk)
+	p.warn(plan, st)
+	return plan
+}
+
+// runState collects what the bounds and warnings need from the main loop.
+type runState struct {
+	solos    []float64 // per move, seconds
+	finishes []float64 // per move, seconds after Now
+	late     int
+}
+
+// prepare computes, for every at-risk VM, its estimates on the routes from
+// its site, the least bytes and solo time over them and whether some safe
+// host can take it now.
+func (p *planner) prepare(atRisk []int) {
+	p.pre = make([]vmPre, p.nVM)
+	p.classes = make([]*rateClasses, p.nHost)
+	total := 0
+	for _, v := range atRisk {
+		if src := p.place[v]; !p.down[src] {
+			total += len(p.classesOf(src).rates)
+		}
+	}
+	p.ests = make([]estimate, 0, total)
+	for _, v := range atRisk {
+		src := p.place[v]
+		pr := &p.pre[v]
+		pr.site = p.ix.HostSite(src)
+		pr.estOff = len(p.ests)
+		pr.minBytes, pr.minSolo = math.Inf(1), math.Inf(1)
+		if p.down[src] {
+			continue
+		}
+		for _, rate := range p.classesOf(src).rates {
+			p.ests = append(p.ests, p.solo(v, rate))
+		}
+		n := p.needOf(v)
+		for k, rt := range p.routesFrom(pr.site) {
+			e := p.estimateOn(v, k)
+			if !e.ok {
+				continue
+			}
+			pr.converges = true
+			pr.minBytes = min(pr.minBytes, e.bytes)
+			pr.minSolo = min(pr.minSolo, e.solo+rt.setup)
+			if !pr.fits {
+				pr.fits = p.anyFit(p.groups[rt.group], 1, &n)
+			}
+		}
+	}
+}
+
+// planVM plans VM v: it moves it to the best destination or records why
+// it stays.
+func (p *planner) planVM(v int, plan *Plan, st *runState) {
+	vm := &p.fed.VMs[v]
+	pr := &p.pre[v]
+	src := p.place[v]
+	unsaved := func(code, reason string) {
+		plan.Unsaved = append(plan.Unsaved, Unsaved{
+			VM: v, Name: vm.Name, Site: p.fed.Sites[pr.site].Name, Priority: p.prio[v].eff, Code: code, Reason: reason,
+		})
+	}
+	switch {
+	case p.down[src]:
+		unsaved(CodeSourceDown, fmt.Sprintf("its host %s is down", p.ix.Host(src).Name))
+		return
+	case len(p.groups) == 0:
+		unsaved(CodeNoSafeSite, "every site with a host that is up is threatened")
+		return
+	case len(p.routesFrom(pr.site)) == 0:
+		unsaved(CodeNoRoute, p.noRoute[pr.site])
+		return
+	case !pr.converges:
+		unsaved(CodeNotConverge, p.notConvergingReason(v))
+		return
+	}
+	c := p.search(v)
+	if !c.ok {
+		unsaved(CodeNoCapacity, p.noCapacityReason(v))
+		return
+	}
+	rt := &p.fromSite[pr.site][c.route]
+	b := c.est.bytes
+	solo := c.est.solo + rt.setup
+	// The exact prediction: finish_i = max(solo_i, busy_r + (B_r + b_i)/C_r
+	// over the resources r of the path).
+	f, bott := solo, -1
+	path := make([]int, 0, len(rt.links)+2)
+	path = append(path, p.outRes(src))
+	path = append(path, rt.links...)
+	path = append(path, p.inRes(c.host))
+	for _, r := range path {
+		if t := p.busyR[r] + (p.bytesR[r]+b)/p.capR[r]; t > f {
+			f, bott = t, r
+		}
+	}
+	deadline := p.deadline[pr.site]
+	limit := (deadline - p.in.Now).Seconds() - p.margin
+	bottName := "solo"
+	if bott >= 0 {
+		bottName = netpath.Name(p.ix, p.resource(bott))
+	}
+	ownRate := fmt.Sprintf("%s/s, limited by %s", bytesStr(c.est.rate), p.limiter(path, c.est.rate, rt.rtt))
+	if f > limit && p.in.Policy.DeadlineAware {
+		why := fmt.Sprintf("even alone it needs %s at %s", short(dur(solo)), ownRate)
+		if bott >= 0 {
+			why = fmt.Sprintf("bottleneck %s, already carrying %s of earlier moves", bottName, bytesStr(p.bytesR[bott]))
+		}
+		unsaved(CodeDeadline, fmt.Sprintf("predicted to finish at %s, after its deadline %s minus the %s safety margin; %s",
+			short(p.in.Now+dur(f)), short(deadline), short(p.in.Policy.SafetyMargin.D()), why))
+		return
+	}
+	// Commit: charge the bytes to the path and the footprint to the host.
+	for _, r := range path {
+		p.bytesR[r] += b
+		p.used[r] = true
+	}
+	p.egressBytes[pr.site] += b
+	p.occupy(v, c.host)
+	p.refreshLeaf(c.host)
+
+	// start_i = finish_i − max(solo_i, bytes_i/rate_i), at Now at the
+	// earliest: the move runs at its own rate up to its predicted finish.
+	start := max(0, f-max(solo, b/c.est.rate))
+	dst := p.ix.Host(c.host)
+	m := Move{
+		VM: v, Name: vm.Name,
+		From: src, To: c.host,
+		FromHost: p.ix.Host(src).Name, ToHost: dst.Name,
+		FromSite: p.fed.Sites[pr.site].Name, ToSite: p.fed.Sites[p.ix.HostSite(c.host)].Name,
+		Route:      append([]int(nil), rt.ids...),
+		Priority:   p.prio[v].eff,
+		Bytes:      b,
+		Solo:       dur(solo),
+		PredStart:  p.in.Now + dur(start),
+		PredFinish: p.in.Now + dur(f),
+		Deadline:   deadline,
+		Bottleneck: bottName,
+	}
+	via := bottName
+	if bott < 0 {
+		via = "its own rate (" + ownRate + ")"
+	}
+	freePct := 100 * float64(p.freeMem[c.host]) / float64(dst.MemoryMiB)
+	m.Reason = fmt.Sprintf("%s, deadline %s; dest %s: earliest predicted finish %s via %s, %.0f%% memory free after",
+		p.whyFirst(v, len(plan.Moves)+len(plan.Unsaved)), short(deadline), dst.Name, short(m.PredFinish), via, freePct)
+	if f > limit {
+		st.late++
+		m.Reason += fmt.Sprintf("; predicted late: %s after its deadline minus the %s safety margin",
+			short(dur(f-limit)), short(p.in.Policy.SafetyMargin.D()))
+	}
+	plan.Moves = append(plan.Moves, m)
+	st.solos = append(st.solos, solo)
+	st.finishes = append(st.finishes, f)
+}
+
+// limiter names what sets a move's rate: the narrowest resource of its
+// path, or the per-migration bandwidth cap, or the TCP window over the RTT.
+func (p *planner) limiter(path []int, rate float64, rtt time.Duration) string {
+	for _, r := range path {
+		if p.capR[r] == rate {
+			return netpath.Name(p.ix, p.resource(r))
+		}
+	}
+	if p.flowCap == rate {
+		return "the policy's bandwidth cap"
+	}
+	return fmt.Sprintf("the TCP window over a %v round trip", rtt)
+}
+
+// whyFirst says why VM v is at position pos of the queue.
+func (p *planner) whyFirst(v, pos int) string {
+	pi := p.prio[v]
+	if p.in.Policy.Order == model.OrderFIFO {
+		return fmt.Sprintf("queue position %d (inventory order), priority %d", pos+1, pi.eff)
+	}
+	if pi.from >= 0 {
+		return fmt.Sprintf("priority %d (inherited from %s)", pi.eff, p.fed.VMs[pi.from].Name)
+	}
+	return fmt.Sprintf("priority %d", pi.eff)
+}
+
+// noCapacityReason explains why no reachable safe host can take VM v.
+func (p *planner) noCapacityReason(v int) string {
+	n := p.needOf(v)
+	src := p.place[v]
+	mem, cpu, dsk := int64(math.MinInt64), math.Inf(-1), int64(math.MinInt64)
+	for k, rt := range p.routesFrom(p.ix.HostSite(src)) {
+		if !p.estimateOn(v, k).ok {
+			continue
+		}
+		t := &p.groups[rt.group].t
+		mem, cpu, dsk = max(mem, t.maxMem[1]), max(cpu, t.maxCPU[1]), max(dsk, t.maxDsk[1])
+	}
+	memStr := bytesStr(float64(n.mem) * model.MiB)
+	switch {
+	case mem < n.mem:
+		return fmt.Sprintf("needs %s of memory; the most free on a reachable safe host is %s", memStr, bytesStr(float64(max(mem, 0))*model.MiB))
+	case cpu < n.cpu:
+		return fmt.Sprintf("needs %.0f vCPU; the most free on a reachable safe host is %.0f (overcommit %gx)", n.cpu, max(cpu, 0), p.vcpuRatio)
+	case n.disk > 0 && dsk < n.disk:
+		return fmt.Sprintf("needs %d GiB of local disk; the most free on a reachable safe host is %d GiB", n.disk, max(dsk, 0))
+	}
+	what := fmt.Sprintf("%s of memory, %.0f vCPU", memStr, n.cpu)
+	if n.disk > 0 {
+		what += fmt.Sprintf(" and %d GiB of disk", n.disk)
+	}
+	if n.aa >= 0 {
+		return fmt.Sprintf("no reachable safe host has %s free without already running a VM of anti-affinity group %q", what, p.aaNames[n.aa])
+	}
+	return fmt.Sprintf("no reachable safe host has %s free at once", what)
+}
+
+// short formats a duration for reasons: whole seconds from a minute up,
+// tenths below.
+func short(d time.Duration) string {
+	if d >= time.Minute || d <= -time.Minute {
+		return d.Round(time.Second).String()
+	}
+	return d.Round(100 * time.Millisecond).String()
+}

@@ -1,0 +1,353 @@
+package planner
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/refuge-project/refuge/internal/netpath"
+)
+
+// group is a set of destination hosts with identical paths from anywhere:
+// the up hosts of one safe site whose NICs have the same capacity. A
+// migration to any of them crosses the same links at the same rate, so it
+// has the same bytes and solo time; the hosts differ only in free capacity
+// and in the load on their NIC, which the group's tree aggregates.
+type group struct {
+	site  int
+	capIn float64 // NIC goodput of each host, bytes/s
+	hosts []int   // increasing host indices
+	t     tree
+}
+
+// route is the way from one threatened site to one group.
+type route struct {
+	group int
+	links []int // dense resources of the link directions crossed
+	ids   []int // the links, for Move.Route
+	rtt   time.Duration
+	// setup is what the handshake over this RTT adds to a zero-RTT
+	// estimate (precopy.Setup is affine in the RTT).
+	setup float64
+	// base is the rate every move on this route gets at most: the narrowest
+	// link, the destination NIC and the per-migration flow cap.
+	base float64
+}
+
+// tree is a segment tree over a group's hosts holding, per subtree, the
+// smallest NIC-in load time and the largest free memory, vCPU and disk, so
+// that the destination search can skip subtrees that cannot hold a VM or
+// cannot beat the best host found so far.
+type tree struct {
+	size   int // leaves, a power of two
+	minL   []float64
+	maxMem []int64
+	maxCPU []float64
+	maxDsk []int64
+}
+
+func newTree(n int) tree {
+	size := 1
+	for size < n {
+		size *= 2
+	}
+	t := tree{
+		size:   size,
+		minL:   make([]float64, 2*size),
+		maxMem: make([]int64, 2*size),
+		maxCPU: make([]float64, 2*size),
+		maxDsk: make([]int64, 2*size),
+	}
+	for i := range 2 * size {
+		t.minL[i] = math.Inf(1)
+		t.maxMem[i] = math.MinInt64
+		t.maxCPU[i] = math.Inf(-1)
+		t.maxDsk[i] = math.MinInt64
+	}
+	return t
+}
+
+// set updates leaf i and its ancestors.
+func (t *tree) set(i int, load float64, mem int64, cpu float64, dsk int64) {
+	n := t.size + i
+	t.minL[n], t.maxMem[n], t.maxCPU[n], t.maxDsk[n] = load, mem, cpu, dsk
+	for n > 1 {
+		n /= 2
+		l, r := 2*n, 2*n+1
+		t.minL[n] = min(t.minL[l], t.minL[r])
+		t.maxMem[n] = max(t.maxMem[l], t.maxMem[r])
+		t.maxCPU[n] = max(t.maxCPU[l], t.maxCPU[r])
+		t.maxDsk[n] = max(t.maxDsk[l], t.maxDsk[r])
+	}
+}
+
+// firstLeaf returns the index of the leftmost leaf under node.
+func (t *tree) firstLeaf(node int) int {
+	for node < t.size {
+		node *= 2
+	}
+	return node - t.size
+}
+
+// initGroups builds the destination groups: for every site without a
+// deadline, its up hosts grouped by NIC capacity.
+func (p *planner) initGroups() {
+	p.hostGroup = make([]int32, p.nHost)
+	p.hostLeaf = make([]int32, p.nHost)
+	for h := range p.hostGroup {
+		p.hostGroup[h] = -1
+	}
+	bySite := make([][]int, len(p.fed.Sites))
+	for h := range p.nHost {
+		s := p.ix.HostSite(h)
+		if !p.threatened[s] && !p.down[h] {
+			bySite[s] = append(bySite[s], h)
+		}
+	}
+	for s, hosts := range bySite {
+		var caps []float64
+		for _, h := range hosts {
+			caps = append(caps, p.capR[p.inRes(h)])
+		}
+		sort.Float64s(caps)
+		caps = uniq(caps)
+		for _, c := range caps {
+			g := &group{site: s, capIn: c}
+			for _, h := range hosts {
+				if p.capR[p.inRes(h)] == c {
+					p.hostGroup[h] = int32(len(p.groups))
+					p.hostLeaf[h] = int32(len(g.hosts))
+					g.hosts = append(g.hosts, h)
+				}
+			}
+			g.t = newTree(len(g.hosts))
+			p.groups = append(p.groups, g)
+			for _, h := range g.hosts {
+				p.refreshLeaf(h)
+			}
+		}
+	}
+	p.fromSite = make([][]route, len(p.fed.Sites))
+	p.routeDone = make([]bool, len(p.fed.Sites))
+	p.noRoute = make([]string, len(p.fed.Sites))
+}
+
+// uniq removes adjacent duplicates from a sorted slice.
+func uniq(xs []float64) []float64 {
+	out := xs[:0]
+	for i, x := range xs {
+		if i == 0 || x != xs[i-1] {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// refreshLeaf copies host h's state into its group's tree.
+func (p *planner) refreshLeaf(h int) {
+	g := p.groups[p.hostGroup[h]]
+	in := p.inRes(h)
+	g.t.set(int(p.hostLeaf[h]), p.busyR[in]+p.bytesR[in]/p.capR[in], p.freeMem[h], p.freeVCPU[h], p.freeDisk[h])
+}
+
+// routesFrom returns the routes from threatened site s to every group it
+// can reach over links with bandwidth, computing them on first use.
+func (p *planner) routesFrom(s int) []route {
+	if p.routeDone[s] {
+		return p.fromSite[s]
+	}
+	p.routeDone[s] = true
+	src := -1
+	for h := range p.nHost {
+		if p.ix.HostSite(h) == s {
+			src = h
+			break
+		}
+	}
+	cut := map[string]bool{}
+	unroutable := 0
+	for gi, g := range p.groups {
+		var path netpath.Path
+		ok := src >= 0
+		if ok {
+			path, ok = netpath.Between(p.ix, src, g.hosts[0])
+		}
+		if !ok {
+			unroutable++
+			continue
+		}
+		rt := route{group: gi, ids: path.Links, rtt: path.RTT, base: g.capIn}
+		rt.setup = setupOver(path.RTT)
+		usable := true
+		for _, res := range path.Resources {
+			if res.Kind != netpath.Link {
+				continue
+			}
+			r := p.linkRes(res.ID, res.Dir)
+			if p.capR[r] <= 0 {
+				cut[netpath.Name(p.ix, res)] = true
+				usable = false
+			}
+			rt.links = append(rt.links, r)
+			rt.base = min(rt.base, p.capR[r])
+		}
+		if !usable {
+			continue
+		}
+		rt.base = min(rt.base, netpath.FlowCap(p.flowCap, path.RTT, p.conns))
+		p.fromSite[s] = append(p.fromSite[s], rt)
+	}
+	if len(p.fromSite[s]) == 0 {
+		name := p.fed.Sites[s].Name
+		if len(cut) == 0 {
+			p.noRoute[s] = fmt.Sprintf("no network route from %s to any of the %d safe host groups", name, unroutable)
+		} else {
+			names := make([]string, 0, len(cut))
+			for n := range cut {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			p.noRoute[s] = fmt.Sprintf("every route from %s to a safe site crosses a link without usable bandwidth (%s)", name, strings.Join(names, ", "))
+		}
+	}
+	return p.fromSite[s]
+}
+
+// need is what a VM asks of a destination host.
+type need struct {
+	mem  int64
+	cpu  float64
+	disk int64 // 0 for shared storage
+	aa   int32
+}
+
+func (p *planner) needOf(v int) need {
+	vm := &p.fed.VMs[v]
+	n := need{mem: vm.MemoryMiB, cpu: float64(vm.VCPU), aa: p.aaGroup[v]}
+	if vm.CopiesDisk() {
+		n.disk = vm.DiskGiB
+	}
+	return n
+}
+
+// fitsAgg reports whether a subtree's aggregates leave room for n.
+func (t *tree) fitsAgg(node int, n *need) bool {
+	return t.maxMem[node] >= n.mem && t.maxCPU[node] >= n.cpu && (n.disk == 0 || t.maxDsk[node] >= n.disk)
+}
+
+// blocked reports whether host h holds a VM of n's anti-affinity group.
+func (p *planner) blocked(h int, n *need) bool {
+	if n.aa < 0 {
+		return false
+	}
+	_, ok := p.aaOn[aaKey{n.aa, int32(h)}]
+	return ok
+}
+
+// anyFit reports whether some host of g can take n now.
+func (p *planner) anyFit(g *group, node int, n *need) bool {
+	t := &g.t
+	if !t.fitsAgg(node, n) {
+		return false
+	}
+	if node >= t.size {
+		return !p.blocked(g.hosts[node-t.size], n)
+	}
+	return p.anyFit(g, 2*node, n) || p.anyFit(g, 2*node+1, n)
+}
+
+// cand is a candidate destination.
+type cand struct {
+	ok    bool
+	f     float64 // predicted finish, seconds after Now
+	free  int64   // free memory before placement, MiB
+	host  int
+	route int // index into routesFrom(site)
+	est   estimate
+}
+
+// query is one destination search within one group.
+type query struct {
+	g     *group
+	n     need
+	a     float64 // finish term common to the group's hosts
+	perIn float64 // seconds the move adds to a destination NIC
+	route int
+	est   estimate
+	best  cand
+}
+
+// canBeat reports whether a subtree whose hosts finish no earlier than
+// bound and have at most maxMem free could hold a better candidate than
+// q.best: earlier finish, then more free memory, then a lower host index.
+func (q *query) canBeat(t *tree, node int, bound float64) bool {
+	b := &q.best
+	switch {
+	case !b.ok || bound < b.f:
+		return true
+	case bound > b.f:
+		return false
+	case t.maxMem[node] != b.free:
+		return t.maxMem[node] > b.free
+	}
+	return q.g.hosts[min(t.firstLeaf(node), len(q.g.hosts)-1)] < b.host
+}
+
+// descend searches the subtree at node for the best host, visiting the
+// more promising child first and pruning what cannot fit or cannot win.
+func (p *planner) descend(q *query, node int) {
+	t := &q.g.t
+	if !t.fitsAgg(node, &q.n) {
+		return
+	}
+	bound := max(q.a, t.minL[node]+q.perIn)
+	if !q.canBeat(t, node, bound) {
+		return
+	}
+	if node >= t.size {
+		h := q.g.hosts[node-t.size]
+		if p.blocked(h, &q.n) {
+			return
+		}
+		q.best = cand{ok: true, f: bound, free: p.freeMem[h], host: h, route: q.route, est: q.est}
+		return
+	}
+	l, r := 2*node, 2*node+1
+	bl := max(q.a, t.minL[l]+q.perIn)
+	br := max(q.a, t.minL[r]+q.perIn)
+	if br < bl || (br == bl && t.maxMem[r] > t.maxMem[l]) {
+		l, r = r, l
+	}
+	p.descend(q, l)
+	p.descend(q, r)
+}
+
+// search finds the destination of at-risk VM v that minimises its
+// predicted finish (ties: more free memory, then lower host index) among
+// hosts with room, over every route from its site on which it converges.
+func (p *planner) search(v int) cand {
+	src := p.place[v]
+	out := p.outRes(src)
+	q := query{n: p.needOf(v)}
+	for k, rt := range p.routesFrom(p.ix.HostSite(src)) {
+		e := p.estimateOn(v, k)
+		if !e.ok {
+			continue
+		}
+		g := p.groups[rt.group]
+		if !g.t.fitsAgg(1, &q.n) {
+			continue
+		}
+		b := e.bytes
+		a := e.solo + rt.setup
+		a = max(a, p.busyR[out]+(p.bytesR[out]+b)/p.capR[out])
+		for _, r := range rt.links {
+			a = max(a, p.busyR[r]+(p.bytesR[r]+b)/p.capR[r])
+		}
+		q.g, q.a, q.perIn, q.route, q.est = g, a, b/g.capIn, k, e
+		p.descend(&q, 1)
+	}
+	return q.best
+}
