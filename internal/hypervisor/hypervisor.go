@@ -138,11 +138,16 @@ type JobInfo struct {
 	DiskTotal     uint64 `json:"disk_total"`
 	DiskProcessed uint64 `json:"disk_processed"`
 	DiskRemaining uint64 `json:"disk_remaining"`
+	// DiskBytesPerSec is the disk copy rate (VIR_DOMAIN_JOB_DISK_BPS).
+	DiskBytesPerSec float64 `json:"disk_bps"`
 	// Downtime is the actual (completed) or expected switch-over pause.
 	Downtime time.Duration `json:"downtime"`
 	// AutoConvergeThrottle is the vCPU throttle in percent.
 	AutoConvergeThrottle int `json:"auto_converge_throttle"`
 }
+
+// BytesPerSec is the job's current transfer rate, memory and disk together.
+func (j JobInfo) BytesPerSec() float64 { return j.MemBytesPerSec + j.DiskBytesPerSec }
 
 // Result is how a migration ended.
 type Result struct {

@@ -246,9 +246,12 @@ func (m *migration) snapshot() hypervisor.JobInfo {
 	info.DataProcessed = info.MemProcessed + info.DiskProcessed
 	info.DataRemaining = info.MemRemaining + info.DiskRemaining
 	rate := m.flow.Rate()
-	if m.phase == hypervisor.PhasePrecopy || m.phase == hypervisor.PhaseSwitchover {
+	switch m.phase {
+	case hypervisor.PhasePrecopy, hypervisor.PhaseSwitchover:
 		info.MemBytesPerSec = rate
 		info.MemIteration = 1
+	case hypervisor.PhaseDisk:
+		info.DiskBytesPerSec = rate
 	}
 	if m.st != nil {
 		info.MemDirtyRate = m.st.EffectiveDirtyRate()

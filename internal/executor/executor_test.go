@@ -1,0 +1,349 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/refuge-project/refuge/internal/clock"
+	"github.com/refuge-project/refuge/internal/hypervisor"
+	"github.com/refuge-project/refuge/internal/model"
+	"github.com/refuge-project/refuge/internal/sim"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// fedYAML builds a small federation: site "a" (threatened in tests) with
+// hosts a1, a2; safe sites b (b1, b2) and c (c1); links a-b, a-c, b-c.
+func testFederation(t *testing.T, vms int, memMiB int64) *model.Index {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString(`name: t
+sites:
+  - name: a
+    lat: 33
+    lon: 133
+    fabrics: [{name: fa, hosts: [{name: a1, vcpu: 64, memory_mib: 262144, nic_mbps: 10000}, {name: a2, vcpu: 64, memory_mib: 262144, nic_mbps: 10000}]}]
+  - name: b
+    lat: 34
+    lon: 135
+    fabrics: [{name: fb, hosts: [{name: b1, vcpu: 64, memory_mib: 65536, nic_mbps: 10000}, {name: b2, vcpu: 64, memory_mib: 65536, nic_mbps: 10000}]}]
+  - name: c
+    lat: 35
+    lon: 139
+    fabrics: [{name: fc, hosts: [{name: c1, vcpu: 64, memory_mib: 65536, nic_mbps: 10000}]}]
+links:
+  - {name: ab, a: a, b: b, bandwidth_mbps: 10000, rtt_ms: 5}
+  - {name: ac, a: a, b: c, bandwidth_mbps: 10000, rtt_ms: 10}
+  - {name: bc, a: b, b: c, bandwidth_mbps: 10000, rtt_ms: 8}
+vms:
+`)
+	for i := range vms {
+		fmt.Fprintf(&b, "  - {name: vm%02d, host: a%d, vcpu: 2, memory_mib: %d, dirty_rate_mibps: 5, priority: %d}\n", i, i%2+1, memMiB, 100+i)
+	}
+	f, err := model.ParseFederation([]byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return model.NewIndex(f)
+}
+
+// fakeDriver completes each migration after a fixed virtual duration, or
+// fails it as told; it records concurrency per source host.
+type fakeDriver struct {
+	eng      *sim.Engine
+	ix       *model.Index
+	duration time.Duration
+	// failFirst: VM names whose first attempts fail, and how many.
+	failFirst map[string]int
+	calls     map[string]int
+	destCalls map[string][]string
+	running   map[string]int
+	maxRun    map[string]int
+	active    map[string]*fakeJob
+}
+
+func newFakeDriver(eng *sim.Engine, ix *model.Index, d time.Duration) *fakeDriver {
+	return &fakeDriver{eng: eng, ix: ix, duration: d, failFirst: map[string]int{}, calls: map[string]int{},
+		destCalls: map[string][]string{}, running: map[string]int{}, maxRun: map[string]int{}, active: map[string]*fakeJob{}}
+}
+
+type fakeJob struct {
+	d     *fakeDriver
+	req   hypervisor.MigrateRequest
+	obs   hypervisor.Observer
+	timer clock.Timer
+	start time.Time
+	ended bool
+}
+
+func (d *fakeDriver) ListDomains(context.Context, string) ([]hypervisor.Domain, error) {
+	return nil, nil
+}
+
+func (d *fakeDriver) Migrate(_ context.Context, req hypervisor.MigrateRequest, obs hypervisor.Observer) (hypervisor.Job, error) {
+	if d.active[req.Domain] != nil {
+		return nil, hypervisor.ErrJobAlreadyActive
+	}
+	d.calls[req.Domain]++
+	d.destCalls[req.Domain] = append(d.destCalls[req.Domain], req.DestHost)
+	d.running[req.SourceHost]++
+	d.maxRun[req.SourceHost] = max(d.maxRun[req.SourceHost], d.running[req.SourceHost])
+	j := &fakeJob{d: d, req: req, obs: obs, start: d.eng.Now()}
+	d.active[req.Domain] = j
+	j.timer = d.eng.AfterFunc(d.duration, func() {
+		var err error
+		if d.failFirst[req.Domain] > 0 {
+			d.failFirst[req.Domain]--
+			err = errors.New("injected failure")
+		}
+		j.end(err)
+	})
+	return j, nil
+}
+
+func (j *fakeJob) end(err error) {
+	if j.ended {
+		return
+	}
+	j.ended = true
+	d := j.d
+	d.running[j.req.SourceHost]--
+	delete(d.active, j.req.Domain)
+	on := j.req.DestHost
+	if err != nil {
+		on = j.req.SourceHost
+	}
+	j.obs.MigrationDone(hypervisor.Result{Domain: j.req.Domain, Source: j.req.SourceHost, Dest: j.req.DestHost,
+		Started: j.start, Finished: d.eng.Now(), Downtime: 50 * time.Millisecond, Err: err, RunningOn: on})
+}
+
+func (j *fakeJob) Info() (hypervisor.JobInfo, error) {
+	return hypervisor.JobInfo{Type: hypervisor.JobUnbounded, Phase: hypervisor.PhasePrecopy, MemBytesPerSec: 100 * model.MiB}, nil
+}
+func (j *fakeJob) SetMaxSpeed(float64) error { return nil }
+func (j *fakeJob) Abort() error {
+	j.timer.Stop()
+	j.d.eng.AfterFunc(0, func() { j.end(hypervisor.ErrAborted) })
+	return nil
+}
+
+func fixedPolicy() model.Policy {
+	p := model.RefugePolicy()
+	p.Concurrency = model.ConcurrencyPolicy{PerHostOut: 2, PerHostIn: 3}
+	return p
+}
+
+func run(t *testing.T, ix *model.Index, pol model.Policy, drv hypervisor.Driver, eng *sim.Engine, deadlines map[int]time.Duration, during func(*Executor)) Report {
+	t.Helper()
+	ex, err := New(Config{Index: ix, Policy: pol, Driver: drv, Clock: eng, Start: epoch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ex.Start(deadlines); err != nil {
+		t.Fatal(err)
+	}
+	if during != nil {
+		during(ex)
+	}
+	eng.Run()
+	select {
+	case <-ex.Done():
+	default:
+		t.Fatal("executor did not finish")
+	}
+	return ex.Report()
+}
+
+func statuses(rep Report) map[Status]int {
+	m := map[Status]int{}
+	for _, r := range rep.VMs {
+		m[r.Status]++
+	}
+	return m
+}
+
+func TestEvacuatesWithinHostLimits(t *testing.T) {
+	ix := testFederation(t, 12, 4096)
+	eng := sim.NewEngine(epoch)
+	drv := newFakeDriver(eng, ix, 20*time.Second)
+	rep := run(t, ix, fixedPolicy(), drv, eng, map[int]time.Duration{0: time.Hour}, nil)
+	if got := statuses(rep)[StatusMigrated]; got != 12 {
+		t.Fatalf("migrated %d of 12: %v", got, statuses(rep))
+	}
+	for h, n := range drv.maxRun {
+		if n > 2 {
+			t.Errorf("host %s ran %d outbound migrations at once, limit 2", h, n)
+		}
+	}
+	for _, r := range rep.VMs {
+		if strings.HasPrefix(r.To, "a") {
+			t.Errorf("%s sent to threatened site host %s", r.Name, r.To)
+		}
+		if drv.calls[r.Name] != 1 {
+			t.Errorf("%s migrated %d times", r.Name, drv.calls[r.Name])
+		}
+	}
+	// 12 migrations of 20 s, 2 sources × 2 at once: 3 waves.
+	if last := rep.Timeline[len(rep.Timeline)-1]; last.Kind != EvFinished || last.At != 60*time.Second {
+		t.Errorf("finished event %+v, want at 60s", last)
+	}
+}
+
+func TestRetriesFailedMigrationThenGivesUp(t *testing.T) {
+	ix := testFederation(t, 2, 4096)
+	eng := sim.NewEngine(epoch)
+	drv := newFakeDriver(eng, ix, 10*time.Second)
+	drv.failFirst["vm00"] = 1           // succeeds on the second attempt
+	drv.failFirst["vm01"] = MaxAttempts // never succeeds
+	rep := run(t, ix, fixedPolicy(), drv, eng, map[int]time.Duration{0: time.Hour}, nil)
+	byName := map[string]VMRecord{}
+	for _, r := range rep.VMs {
+		byName[r.Name] = r
+	}
+	if r := byName["vm00"]; r.Status != StatusMigrated || r.Attempts != 2 {
+		t.Errorf("vm00: %+v, want migrated on attempt 2", r)
+	}
+	if r := byName["vm01"]; r.Status != StatusFailed || r.Attempts != MaxAttempts || drv.calls["vm01"] != MaxAttempts {
+		t.Errorf("vm01: %+v after %d calls, want failed after %d attempts", r, drv.calls["vm01"], MaxAttempts)
+	}
+}
+
+func TestAbortsMigrationsTowardsNewlyThreatenedSite(t *testing.T) {
+	ix := testFederation(t, 4, 4096)
+	eng := sim.NewEngine(epoch)
+	drv := newFakeDriver(eng, ix, 30*time.Second)
+	siteB := ix.SiteByName["b"]
+	rep := run(t, ix, fixedPolicy(), drv, eng, map[int]time.Duration{0: time.Hour}, func(ex *Executor) {
+		eng.AfterFunc(10*time.Second, func() { ex.SetDeadline(siteB, 2*time.Hour) })
+	})
+	aborted := 0
+	for _, e := range rep.Timeline {
+		if e.Kind == EvAbort {
+			aborted++
+		}
+	}
+	if aborted == 0 {
+		t.Fatal("no migration towards b was aborted; the test does not exercise the abort path")
+	}
+	for _, r := range rep.VMs {
+		if r.Status != StatusMigrated || !strings.HasPrefix(r.To, "c") {
+			t.Errorf("%s: %s to %q, want migrated to site c", r.Name, r.Status, r.To)
+		}
+	}
+}
+
+func TestDeadlineMarksVMsLeftBehind(t *testing.T) {
+	ix := testFederation(t, 8, 4096)
+	eng := sim.NewEngine(epoch)
+	drv := newFakeDriver(eng, ix, 100*time.Second)
+	pol := fixedPolicy()
+	pol.DeadlineAware = false
+	pol.Concurrency = model.ConcurrencyPolicy{Global: 1}
+	rep := run(t, ix, pol, drv, eng, map[int]time.Duration{0: 250 * time.Second}, nil)
+	// One at a time, 100 s each, deadline 250 s: two finish in time, the
+	// third is running at the deadline (the fake site does not go down, so
+	// the driver completes it), the other five are missed.
+	st := statuses(rep)
+	inTime := 0
+	for _, r := range rep.VMs {
+		if r.Status == StatusMigrated && r.Finished <= 250*time.Second {
+			inTime++
+		}
+	}
+	if inTime != 2 || st[StatusMigrated] != 3 || st[StatusMissed] != 5 {
+		t.Errorf("%d migrated in time, statuses %v; want 2 in time, 3 migrated, 5 missed", inTime, st)
+	}
+}
+
+func TestNeverExceedsDestinationMemory(t *testing.T) {
+	// 20 VMs of 16 GiB: b1, b2, c1 hold 64 GiB each → at most 12 fit.
+	ix := testFederation(t, 20, 16384)
+	eng := sim.NewEngine(epoch)
+	drv := newFakeDriver(eng, ix, 10*time.Second)
+	rep := run(t, ix, fixedPolicy(), drv, eng, map[int]time.Duration{0: time.Hour}, nil)
+	used := map[string]int64{}
+	for _, r := range rep.VMs {
+		if r.Status == StatusMigrated {
+			used[r.To] += 16384
+		}
+	}
+	for h, m := range used {
+		if m > 65536 {
+			t.Errorf("host %s holds %d MiB, more than its 65536", h, m)
+		}
+	}
+	if st := statuses(rep); st[StatusMigrated] != 12 || st[StatusUnsaved] != 8 {
+		t.Errorf("statuses %v, want 12 migrated and 8 unsaved for lack of capacity", st)
+	}
+}
+
+// realDriver completes migrations on its own goroutines, like a libvirt
+// driver's event loop.
+type realDriver struct {
+	wg sync.WaitGroup
+}
+
+type realJob struct{}
+
+func (realJob) Info() (hypervisor.JobInfo, error) { return hypervisor.JobInfo{}, nil }
+func (realJob) SetMaxSpeed(float64) error         { return nil }
+func (realJob) Abort() error                      { return nil }
+
+func (d *realDriver) ListDomains(context.Context, string) ([]hypervisor.Domain, error) {
+	return nil, nil
+}
+func (d *realDriver) Migrate(_ context.Context, req hypervisor.MigrateRequest, obs hypervisor.Observer) (hypervisor.Job, error) {
+	d.wg.Go(func() {
+		obs.MigrationDone(hypervisor.Result{Domain: req.Domain, RunningOn: req.DestHost})
+	})
+	return realJob{}, nil
+}
+
+func TestRealClockAndConcurrentCallbacks(t *testing.T) {
+	ix := testFederation(t, 10, 2048)
+	drv := &realDriver{}
+	ex, err := New(Config{Index: ix, Policy: fixedPolicy(), Driver: drv, Clock: clock.Real{}, Start: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ex.Start(map[int]time.Duration{0: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ex.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("executor did not finish within 30 s")
+	}
+	drv.wg.Wait()
+	if st := statuses(ex.Report()); st[StatusMigrated] != 10 {
+		t.Fatalf("statuses %v, want 10 migrated", st)
+	}
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	ix := testFederation(t, 1, 1024)
+	eng := sim.NewEngine(epoch)
+	drv := newFakeDriver(eng, ix, time.Second)
+	bad := model.RefugePolicy()
+	bad.Concurrency.Interval = 0
+	for name, cfg := range map[string]Config{
+		"no index":       {Driver: drv, Clock: eng},
+		"no driver":      {Index: ix, Clock: eng},
+		"no clock":       {Index: ix, Driver: drv},
+		"placement size": {Index: ix, Driver: drv, Clock: eng, Placement: []int{0, 1}},
+		"adaptive":       {Index: ix, Driver: drv, Clock: eng, Policy: bad},
+	} {
+		if _, err := New(cfg); err == nil {
+			t.Errorf("%s: New accepted a bad config", name)
+		}
+	}
+}
