@@ -31,7 +31,8 @@ type Options struct {
 	Seed uint64
 	// MemoryFill is the share of the hosts' memory the VMs should use, in
 	// (0, 1] (0 means 0.5). When the sampled VM sizes need more, they are
-	// scaled down, never below 1 GiB.
+	// scaled down, never below 1 GiB. vCPUs are scaled the same way (never
+	// below 1) to use at most the same share of 4x the hosts' vCPUs.
 	MemoryFill float64
 	// LocalStorage is the share of VMs whose disks live on their host and are
 	// copied when they migrate (0 means 0.2; negative means none).

@@ -171,25 +171,32 @@ func (g *gen) vm(name, role string) *draft {
 	return &draft{vm: v, home: -1}
 }
 
-// scaleToFill shrinks VM memory (never below 1 GiB) when the sampled sizes
-// would use more than MemoryFill of the hosts' memory.
+// scaleToFill shrinks VM memory (never below 1 GiB) and vCPUs (never below
+// one) when the sampled sizes would use more than MemoryFill of the hosts'
+// memory or of their vCPUs at 4x overcommit.
 func (g *gen) scaleToFill(vms []*draft) {
-	var hostMem, vmMem float64
-	for _, m := range g.hostMemMiB {
+	var hostMem, vmMem, hostCPU, vmCPU float64
+	for h, m := range g.hostMemMiB {
 		hostMem += float64(m)
+		hostCPU += float64(g.freeVCPU[h])
 	}
 	for _, d := range vms {
 		vmMem += float64(d.vm.MemoryMiB)
+		vmCPU += float64(d.vm.VCPU)
 	}
-	budget := g.o.MemoryFill * hostMem
-	if vmMem <= budget {
-		return
+	if budget := g.o.MemoryFill * hostMem; vmMem > budget {
+		f := budget / vmMem
+		for _, d := range vms {
+			old := d.vm.MemoryMiB
+			d.vm.MemoryMiB = max(1024, int64(float64(old)*f)/512*512)
+			d.vm.WorkingSetMiB = math.Round(d.vm.WorkingSetMiB * float64(d.vm.MemoryMiB) / float64(old))
+		}
 	}
-	f := budget / vmMem
-	for _, d := range vms {
-		old := d.vm.MemoryMiB
-		d.vm.MemoryMiB = max(1024, int64(float64(old)*f)/512*512)
-		d.vm.WorkingSetMiB = math.Round(d.vm.WorkingSetMiB * float64(d.vm.MemoryMiB) / float64(old))
+	if budget := g.o.MemoryFill * hostCPU; vmCPU > budget {
+		f := budget / vmCPU
+		for _, d := range vms {
+			d.vm.VCPU = max(1, int(math.Round(float64(d.vm.VCPU)*f)))
+		}
 	}
 }
 

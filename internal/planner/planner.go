@@ -148,27 +148,32 @@ func newPlanner(in Input) (*planner, error) {
 	return p, nil
 }
 
-// checkInput validates the slices of in against the index.
+// checkInput validates the slices of in against the index. Empty slices
+// mean the same as nil.
 func (p *planner) checkInput() error {
 	in := &p.in
 	nLink := len(p.fed.Links)
-	checkLen := func(name string, n, want int, what string) error {
-		if n != 0 && n != want {
-			return fmt.Errorf("%s has %d entries, want one per %s (%d)", name, n, what, want)
-		}
-		return nil
+	if len(in.Placement) == 0 && p.nVM > 0 {
+		in.Placement = nil
 	}
-	if in.Placement != nil && len(in.Placement) != p.nVM {
+	if len(in.HostDown) == 0 {
+		in.HostDown = nil
+	}
+	if len(in.LinkMbps) == 0 {
+		in.LinkMbps = nil
+	}
+	if len(in.Frozen) == 0 {
+		in.Frozen = make([]bool, p.nVM)
+	}
+	switch {
+	case in.Placement != nil && len(in.Placement) != p.nVM:
 		return fmt.Errorf("placement has %d entries, want one per VM (%d)", len(in.Placement), p.nVM)
-	}
-	if err := checkLen("host_down", len(in.HostDown), p.nHost, "host"); err != nil {
-		return err
-	}
-	if err := checkLen("link_mbps", len(in.LinkMbps), nLink, "link"); err != nil {
-		return err
-	}
-	if err := checkLen("frozen", len(in.Frozen), p.nVM, "VM"); err != nil {
-		return err
+	case in.HostDown != nil && len(in.HostDown) != p.nHost:
+		return fmt.Errorf("host_down has %d entries, want one per host (%d)", len(in.HostDown), p.nHost)
+	case in.LinkMbps != nil && len(in.LinkMbps) != nLink:
+		return fmt.Errorf("link_mbps has %d entries, want one per link (%d)", len(in.LinkMbps), nLink)
+	case len(in.Frozen) != p.nVM:
+		return fmt.Errorf("frozen has %d entries, want one per VM (%d)", len(in.Frozen), p.nVM)
 	}
 	p.place = in.Placement
 	if p.place == nil {
@@ -183,8 +188,10 @@ func (p *planner) checkInput() error {
 	if p.down == nil {
 		p.down = make([]bool, p.nHost)
 	}
-	if len(in.Frozen) == 0 {
-		in.Frozen = make([]bool, p.nVM)
+	for h := range p.nHost {
+		if nic := p.ix.Host(h).NICMbps; !(nic > 0) || math.IsInf(nic, 0) {
+			return fmt.Errorf("host %s has NIC speed %g Mbit/s, want a finite value > 0", p.ix.Host(h).Name, nic)
+		}
 	}
 	for i, bw := range in.LinkMbps {
 		if !(bw >= 0) || math.IsInf(bw, 0) {

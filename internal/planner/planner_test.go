@@ -501,3 +501,18 @@ func TestExplain(t *testing.T) {
 type failWriter struct{}
 
 func (failWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+func TestEmptySlicesMeanNil(t *testing.T) {
+	ix := twoSites(host("b1")).vm("x", "a1", 1).index(t)
+	dl := threaten(t, ix, time.Hour, "a")
+	want := compute(t, Input{Index: ix, Policy: refuge(), Deadlines: dl})
+	got := compute(t, Input{Index: ix, Policy: refuge(), Deadlines: dl,
+		Placement: []int{}, HostDown: []bool{}, LinkMbps: []float64{}, Frozen: []bool{}, Reserved: []Reservation{}})
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("empty slices: %+v, want %+v", got, want)
+	}
+	// A VM that is lost (placement -1) is not at risk.
+	if p := compute(t, Input{Index: ix, Policy: refuge(), Deadlines: dl, Placement: []int{-1}}); p.AtRisk != 0 || len(p.Unsaved) != 0 {
+		t.Errorf("lost VM: %+v", p)
+	}
+}
