@@ -1,6 +1,10 @@
 package model
 
-import "sort"
+import (
+	"math"
+	"slices"
+	"sort"
+)
 
 // HostRef locates a host in the federation.
 type HostRef struct {
@@ -85,7 +89,8 @@ func (ix *Index) Route(a, b int) ([]int, bool) {
 	return r, r != nil
 }
 
-// LinkPeer returns the site at the other end of link l from site s.
+// LinkPeer returns the site at the other end of link l from site s. For a
+// site that is not an end of l it returns l's first end (a).
 func (ix *Index) LinkPeer(l, s int) int {
 	lk := &ix.Fed.Links[l]
 	if ix.SiteByName[lk.A] == s {
@@ -94,9 +99,16 @@ func (ix *Index) LinkPeer(l, s int) int {
 	return ix.SiteByName[lk.A]
 }
 
-// computeRoutes finds, for every pair of sites, the path with the fewest
-// links; ties go to the path with the widest bottleneck, then to the lower
-// link indices, so routing is deterministic.
+// computeRoutes finds, for every pair of sites, a path with the fewest
+// links and, among those, the widest bottleneck (the largest smallest
+// bandwidth_mbps along it). It is a breadth-first search per source whose
+// labels of one hop count are final before the next layer is expanded;
+// since a path's bottleneck only depends on its prefix's bottleneck, the
+// widest label per site is enough. Remaining ties are broken
+// deterministically in favour of lower link indices (the lexicographically
+// smaller list of the candidates compared), whatever the document order of
+// the sites, so a route and its reverse may differ between equally good
+// paths.
 func (ix *Index) computeRoutes() {
 	n := len(ix.Fed.Sites)
 	adj := make([][]int, n) // site -> link indices
@@ -118,7 +130,7 @@ func (ix *Index) computeRoutes() {
 			path   []int
 		}
 		best := make([]*label, n)
-		best[src] = &label{bottle: 1e300}
+		best[src] = &label{bottle: math.Inf(1)}
 		frontier := []int{src}
 		for len(frontier) > 0 {
 			var next []int
@@ -134,7 +146,8 @@ func (ix *Index) computeRoutes() {
 						next = append(next, t)
 						continue
 					}
-					if cand.hops == cur.hops && cand.bottle > cur.bottle {
+					if cand.hops == cur.hops && (cand.bottle > cur.bottle ||
+						cand.bottle == cur.bottle && slices.Compare(cand.path, cur.path) < 0) {
 						best[t] = cand
 					}
 				}

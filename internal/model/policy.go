@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -18,6 +19,9 @@ const (
 )
 
 // Policy is how refuge (or a baseline) plans and executes an evacuation.
+//
+// Every field is marshalled, zero or not, so that a marshalled policy reads
+// back (ParsePolicy) as the same policy whatever the base.
 type Policy struct {
 	Name string `json:"name"`
 	// VCPUOvercommit is the allowed ratio of guest vCPUs to host vCPUs.
@@ -47,29 +51,29 @@ type MigrationPolicy struct {
 	// converging.
 	AutoConverge bool `json:"auto_converge"`
 	// ParallelConnections > 1 uses multifd streams.
-	ParallelConnections int `json:"parallel_connections,omitempty"`
+	ParallelConnections int `json:"parallel_connections"`
 }
 
 // ConcurrencyPolicy bounds how many migrations run at once.
 type ConcurrencyPolicy struct {
-	Global       int `json:"global,omitempty"`
-	PerFabric    int `json:"per_fabric,omitempty"`
-	PerHostOut   int `json:"per_host_out,omitempty"`
-	PerHostIn    int `json:"per_host_in,omitempty"`
-	PerLinkLimit int `json:"per_link,omitempty"`
+	Global       int `json:"global"`
+	PerFabric    int `json:"per_fabric"`
+	PerHostOut   int `json:"per_host_out"`
+	PerHostIn    int `json:"per_host_in"`
+	PerLinkLimit int `json:"per_link"`
 	// Adaptive enables the feedback controller (seed 003): the number of
 	// migrations per link follows observed throughput, additive increase and
 	// multiplicative decrease, up to PerLinkLimit.
-	Adaptive bool `json:"adaptive,omitempty"`
+	Adaptive bool `json:"adaptive"`
 	// Interval between controller decisions.
-	Interval Duration `json:"interval,omitempty"`
+	Interval Duration `json:"interval"`
 	// InitialPerLink is the starting window of the adaptive controller.
-	InitialPerLink int `json:"initial_per_link,omitempty"`
+	InitialPerLink int `json:"initial_per_link"`
 	// GainThreshold is the relative throughput gain an increase must bring
 	// to be kept (e.g. 0.05).
-	GainThreshold float64 `json:"gain_threshold,omitempty"`
+	GainThreshold float64 `json:"gain_threshold"`
 	// DecreaseFactor multiplies the window on congestion (e.g. 0.7).
-	DecreaseFactor float64 `json:"decrease_factor,omitempty"`
+	DecreaseFactor float64 `json:"decrease_factor"`
 }
 
 func basePolicy(name string) Policy {
@@ -129,6 +133,10 @@ func AllAtOncePolicy() Policy {
 	return p
 }
 
+// DefaultPolicyName names the policy used when none is given, and the base
+// of a policy document that names none.
+const DefaultPolicyName = "refuge"
+
 var builtinPolicies = map[string]func() Policy{
 	"refuge":        RefugePolicy,
 	"sequential":    SequentialPolicy,
@@ -153,7 +161,7 @@ var BaselineNames = []string{"sequential", "kubevirt-like", "all-at-once"}
 func PolicyByName(name string) (Policy, error) {
 	f, ok := builtinPolicies[name]
 	if !ok {
-		return Policy{}, fmt.Errorf("unknown policy %q (known: %v)", name, PolicyNames())
+		return Policy{}, fmt.Errorf("unknown policy %q (known: %s)", name, strings.Join(PolicyNames(), ", "))
 	}
 	return f(), nil
 }

@@ -16,6 +16,9 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 // Seconds returns the duration in seconds.
 func (d Duration) Seconds() float64 { return time.Duration(d).Seconds() }
 
+// String prints the duration as a Go duration string.
+func (d Duration) String() string { return time.Duration(d).String() }
+
 // UnmarshalText parses a Go duration string.
 func (d *Duration) UnmarshalText(b []byte) error {
 	v, err := time.ParseDuration(string(b))

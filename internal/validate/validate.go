@@ -8,8 +8,10 @@
 package validate
 
 import (
+	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -182,15 +184,29 @@ func Between[T Number](e *Errors, path string, v, lo, hi T) bool {
 
 // Suggest returns the candidate closest to name when it is close enough to
 // be a likely typo (at most a third of the name's length in edits, and at
-// most 3), or "" when none is.
+// most 3), or "" when none is. Of equally close candidates it prefers the
+// one sharing the longest prefix with name, then the first.
 func Suggest(name string, candidates []string) string {
-	best, bestDist := "", min(3, max(1, len(name)/3))+1
+	limit := min(3, max(1, len(name)/3))
+	best, bestDist, bestPrefix := "", limit+1, -1
 	for _, c := range candidates {
-		if d := editDistance(name, c); d < bestDist {
-			best, bestDist = c, d
+		d := editDistance(name, c)
+		if d > limit {
+			continue
+		}
+		if p := commonPrefix(name, c); d < bestDist || d == bestDist && p > bestPrefix {
+			best, bestDist, bestPrefix = c, d, p
 		}
 	}
 	return best
+}
+
+func commonPrefix(a, b string) int {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
 }
 
 // editDistance is the optimal-string-alignment distance between a and b
@@ -224,4 +240,40 @@ func editDistance(a, b string) int {
 		}
 	}
 	return rows[len(a)%3][len(b)]
+}
+
+// Join reports the problems of two stages of checking one document
+// together: those of first (typically decoding), then those of second
+// (typically validating the decoded value) that are not at or under a path
+// first already reported, since a field that could not be decoded is left
+// empty and would only be reported again. A problem of first at the empty
+// path (the whole document) hides all of second. Either may be nil; an
+// error that is not a List is returned as it is (first's if both are).
+func Join(first, second error) error {
+	var a, b List
+	if first != nil && !errors.As(first, &a) {
+		return first
+	}
+	if second != nil && !errors.As(second, &b) {
+		return second
+	}
+	out := append(List(nil), a...)
+	for _, fe := range b {
+		if !slices.ContainsFunc(a, func(d FieldError) bool { return under(fe.Path, d.Path) }) {
+			out = append(out, fe)
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// under reports whether path is base or inside it.
+func under(path, base string) bool {
+	if base == "" || path == base {
+		return true
+	}
+	rest, ok := strings.CutPrefix(path, base)
+	return ok && (rest[0] == '.' || rest[0] == '[')
 }

@@ -124,6 +124,12 @@ func TestSuggest(t *testing.T) {
 	}
 }
 
+func TestSuggestPrefersLongerSharedPrefix(t *testing.T) {
+	if got := Suggest("kochi-b2", []string{"kochi-a1", "kochi-a2", "kochi-b1"}); got != "kochi-b1" {
+		t.Fatalf("got %q", got)
+	}
+}
+
 func TestEditDistance(t *testing.T) {
 	for _, tc := range []struct {
 		a, b string
