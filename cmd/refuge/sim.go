@@ -18,12 +18,14 @@ type simFlags struct {
 	json    bool
 	verbose bool
 	quiet   bool
+	links   bool
 }
 
 func (s *simFlags) register(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&s.json, "json", false, "print one JSON object with the outcome (no timeline)")
 	cmd.Flags().BoolVarP(&s.verbose, "verbose", "v", false, "show every migration's start and end in the timeline")
 	cmd.Flags().BoolVarP(&s.quiet, "quiet", "q", false, "no timeline, summary only")
+	cmd.Flags().BoolVar(&s.links, "links", false, "show WAN link utilisation every simulated minute in the timeline")
 }
 
 func newSimCmd(g *globalFlags) *cobra.Command {
@@ -74,6 +76,9 @@ func runSimulation(cmd *cobra.Command, g *globalFlags, sf *simFlags, fed *model.
 	if !sf.json && !sf.quiet {
 		tl = newTimeline(out, fed, sc, sf.verbose)
 		opts.OnEvent = tl.event
+		if sf.links {
+			opts.OnSample = tl.sample
+		}
 		tl.header(pol.Name)
 	}
 	cmp, err := evacsim.Compare(opts)
@@ -176,6 +181,16 @@ func (t *timeline) event(e executor.Event) {
 		line += "  " + e.Detail
 	}
 	fmt.Fprintln(t.w, line)
+}
+
+func (t *timeline) sample(s evacsim.Sample) {
+	var parts []string
+	for _, l := range s.Links {
+		parts = append(parts, fmt.Sprintf("%s %.0f%%", strings.TrimPrefix(l.Name, "link:"), 100*l.LoadBps/l.CapacityBps))
+	}
+	if len(parts) > 0 {
+		fmt.Fprintf(t.w, "  %s  links     %s\n", clockString(s.At), strings.Join(parts, ", "))
+	}
 }
 
 func (t *timeline) finish() {

@@ -63,16 +63,16 @@ type tier struct {
 var tiers = []tier{
 	{"dns", "ns", nil, [4]int{2, 2, 2, 2}, 2, []int{2}, [2]float64{1, 3}, 0.05, 1000, false, 20, true, "ns%d.%s.example.ac.jp"},
 	{"idp", "idp", []string{"dns"}, [4]int{2, 2, 2, 2}, 2, []int{4}, [2]float64{2, 6}, 0.1, 950, false, 20, true, "idp.%[2]s.example.ac.jp"},
-	{"moodle-db", "db", []string{"dns"}, [4]int{2, 1, 2, 0}, 8, []int{32}, [2]float64{40, 80}, 0.25, 900, true, 200, true, "moodle-db.%[2]s.example.ac.jp"},
+	{"moodle-db", "db", []string{"dns"}, [4]int{2, 1, 2, 0}, 8, []int{32}, [2]float64{40, 80}, 0.25, 900, false, 200, true, "moodle-db.%[2]s.example.ac.jp"},
 	{"moodle-app", "app", []string{"moodle-db", "idp"}, [4]int{6, 3, 4, 0}, 4, []int{8, 16}, [2]float64{20, 50}, 0.2, 850, false, 40, true, "moodle-app.%[2]s.example.ac.jp"},
 	{"moodle-web", "web", []string{"moodle-app"}, [4]int{6, 3, 4, 0}, 2, []int{4}, [2]float64{5, 15}, 0.1, 850, false, 20, true, "moodle.%[2]s.example.ac.jp"},
 	{"portfolio", "web", []string{"moodle-db", "idp"}, [4]int{4, 2, 0, 0}, 4, []int{8}, [2]float64{5, 20}, 0.15, 700, false, 40, false, "mahara.%[2]s.example.ac.jp"},
-	{"mail", "mx", []string{"dns", "idp"}, [4]int{4, 2, 2, 2}, 4, []int{8}, [2]float64{10, 30}, 0.15, 800, true, 300, true, "mail.%[2]s.example.ac.jp"},
+	{"mail", "mx", []string{"dns", "idp"}, [4]int{4, 2, 2, 2}, 4, []int{8}, [2]float64{10, 30}, 0.15, 800, true, 60, true, "mail.%[2]s.example.ac.jp"},
 	{"library", "web", []string{"dns"}, [4]int{3, 2, 2, 2}, 2, []int{4, 8}, [2]float64{3, 10}, 0.1, 500, false, 40, false, "lib.%[2]s.example.ac.jp"},
-	{"gitlab", "git", []string{"idp"}, [4]int{2, 1, 1, 2}, 8, []int{32}, [2]float64{20, 60}, 0.2, 600, true, 500, false, "git.%[2]s.example.ac.jp"},
-	{"jupyter", "nb", []string{"idp"}, [4]int{40, 20, 20, 30}, 4, []int{8, 16, 32}, [2]float64{5, 120}, 0.3, 300, false, 40, false, ""},
-	{"research", "vm", nil, [4]int{40, 20, 20, 40}, 8, []int{16, 32, 64}, [2]float64{10, 200}, 0.4, 100, false, 80, false, ""},
-	{"lab", "vm", nil, [4]int{20, 12, 10, 10}, 2, []int{2, 4}, [2]float64{1, 40}, 0.2, 200, true, 30, false, ""},
+	{"gitlab", "git", []string{"idp"}, [4]int{2, 1, 1, 2}, 8, []int{32}, [2]float64{20, 60}, 0.2, 600, true, 80, false, "git.%[2]s.example.ac.jp"},
+	{"jupyter", "nb", []string{"idp"}, [4]int{40, 25, 20, 30}, 4, []int{8, 16, 32}, [2]float64{5, 120}, 0.3, 300, false, 40, false, ""},
+	{"research", "vm", nil, [4]int{30, 20, 20, 40}, 8, []int{16, 32}, [2]float64{10, 200}, 0.4, 100, false, 80, false, ""},
+	{"lab", "vm", nil, [4]int{22, 16, 10, 10}, 2, []int{2, 4}, [2]float64{1, 40}, 0.2, 200, true, 20, false, ""},
 }
 
 func main() {

@@ -15,6 +15,7 @@ import (
 	"github.com/refuge-project/refuge/internal/executor"
 	"github.com/refuge-project/refuge/internal/hypervisor/simhv"
 	"github.com/refuge-project/refuge/internal/model"
+	"github.com/refuge-project/refuge/internal/netpath"
 	"github.com/refuge-project/refuge/internal/planner"
 	"github.com/refuge-project/refuge/internal/sim"
 )
@@ -39,6 +40,24 @@ type Options struct {
 	DetectionDelay time.Duration
 	// Metrics, if not nil, receives the executor's Prometheus metrics.
 	Metrics *executor.Metrics
+	// OnSample, if not nil, receives the WAN links' load every SampleEvery
+	// (default one minute) of simulated time while migrations run.
+	OnSample    func(Sample)
+	SampleEvery time.Duration
+}
+
+// Sample is the load of the WAN link directions that carry traffic at one
+// moment.
+type Sample struct {
+	At    time.Duration `json:"at"`
+	Links []LinkLoad    `json:"links"`
+}
+
+// LinkLoad is one link direction's load.
+type LinkLoad struct {
+	Name        string  `json:"name"`
+	CapacityBps float64 `json:"capacity_bps"`
+	LoadBps     float64 `json:"load_bps"`
 }
 
 // Summary is the outcome of one run, in the units the CLI reports.
@@ -166,6 +185,25 @@ func Run(o Options) (*Result, error) {
 	if err := ex.Start(deadlines); err != nil {
 		return nil, err
 	}
+	if o.OnSample != nil {
+		every := o.SampleEvery
+		if every <= 0 {
+			every = time.Minute
+		}
+		var sample func()
+		sample = func() {
+			if cluster.Running() == 0 {
+				select {
+				case <-ex.Done():
+					return
+				default:
+				}
+			}
+			o.OnSample(sampleLinks(eng.Elapsed(), cluster))
+			eng.AfterFunc(every, sample)
+		}
+		eng.AfterFunc(every, sample)
+	}
 	eng.Run()
 	if simErr != nil {
 		return nil, fmt.Errorf("scenario: %w", simErr)
@@ -255,7 +293,7 @@ func Compare(o Options) (*Comparison, error) {
 			if err != nil {
 				return nil, err
 			}
-			opts.Policy, opts.OnEvent, opts.Metrics = p, nil, nil
+			opts.Policy, opts.OnEvent, opts.OnSample, opts.Metrics = p, nil, nil, nil
 			opts.Logger = nil
 		}
 		wg.Go(func() { results[i], errs[i] = Run(opts) })
@@ -272,4 +310,14 @@ func Compare(o Options) (*Comparison, error) {
 			MaxDowntimeMS: s.MaxDowntimeMS, PrioritySaved: s.PrioritySaved})
 	}
 	return c, nil
+}
+
+func sampleLinks(at time.Duration, c *simhv.Cluster) Sample {
+	s := Sample{At: at}
+	for _, r := range c.Resources() {
+		if r.Resource.Kind == netpath.Link && r.LoadBps > 0 {
+			s.Links = append(s.Links, LinkLoad{Name: r.Name, CapacityBps: r.CapacityBps, LoadBps: r.LoadBps})
+		}
+	}
+	return s
 }

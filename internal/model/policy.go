@@ -43,7 +43,10 @@ type Policy struct {
 
 // MigrationPolicy holds per-migration hypervisor parameters.
 type MigrationPolicy struct {
-	// MaxBandwidthMiBps caps one migration (QEMU's default is 128 MiB/s).
+	// MaxBandwidthMiBps caps one migration; 0 means uncapped, which is
+	// libvirt's default for managed migrations (QEMU's own default is
+	// 128 MiB/s). Every built-in policy uses 0, so that refuge and the
+	// baselines differ only in scheduling.
 	MaxBandwidthMiBps float64 `json:"max_bandwidth_mibps"`
 	// MaxDowntime is the pause the switch-over may cause (QEMU: 300 ms).
 	MaxDowntime Duration `json:"max_downtime"`
@@ -83,7 +86,7 @@ func basePolicy(name string) Policy {
 		SafetyMargin:   Duration(30 * time.Second),
 		Order:          OrderPriority,
 		Migration: MigrationPolicy{
-			MaxBandwidthMiBps: 128,
+			MaxBandwidthMiBps: 0,
 			MaxDowntime:       Duration(300 * time.Millisecond),
 			AutoConverge:      true,
 		},
