@@ -18,7 +18,14 @@ func twoSites(bHosts ...model.Host) *fedBuilder {
 	return newFed().site("a", host("a1", memGiB(1024), diskGiB(4000))).site("b", bHosts...).link("a", "b", 10000)
 }
 
-func refuge() model.Policy { return model.RefugePolicy() }
+// refuge is refuge's policy with the migration parameters the tests'
+// expectations rest on pinned: QEMU's 128 MiB/s cap, 300 ms downtime,
+// auto-converge.
+func refuge() model.Policy {
+	p := model.RefugePolicy()
+	p.Migration = model.MigrationPolicy{MaxBandwidthMiBps: 128, MaxDowntime: model.Duration(300 * time.Millisecond), AutoConverge: true}
+	return p
+}
 
 func TestMemoryNeverOvercommitted(t *testing.T) {
 	ix := twoSites(host("b1", memGiB(16))).
@@ -122,7 +129,9 @@ func TestPriorityInheritance(t *testing.T) {
 
 func TestFIFOKeepsInventoryOrder(t *testing.T) {
 	ix := chain(t, 900, 100, 50, 500)
-	p := compute(t, Input{Index: ix, Policy: model.SequentialPolicy(), Deadlines: threaten(t, ix, time.Hour, "a")})
+	pol := model.SequentialPolicy()
+	pol.Migration = refuge().Migration
+	p := compute(t, Input{Index: ix, Policy: pol, Deadlines: threaten(t, ix, time.Hour, "a")})
 	if got, want := moved(p), []string{"w", "alone", "p", "d"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("order %v, want inventory order %v", got, want)
 	}
