@@ -3,7 +3,6 @@ package model
 import (
 	"cmp"
 	"fmt"
-	"math"
 	"regexp"
 	"slices"
 	"sort"
@@ -116,14 +115,6 @@ func oneOf[T ~string](errs *validate.Errors, path string, v T, allowed ...T) boo
 	}
 	errs.Addf(path, "must be one of %s, got %q", strings.Join(quoted, ", "), v)
 	return false
-}
-
-// addCapped adds two non-negative amounts, saturating instead of overflowing.
-func addCapped(a, b int64) int64 {
-	if b > math.MaxInt64-a {
-		return math.MaxInt64
-	}
-	return a + b
 }
 
 // capacity is what a host offers, or what a VM needs, in the dimensions
@@ -392,9 +383,13 @@ func serviceCycles(svcs []Service) []cycle {
 }
 
 func (c *fedCheck) checkVMs() {
-	used := map[string]*capacity{} // what the VMs placed so far take from each host
-	overMem := map[string]bool{}   // hosts already reported as short of memory
-	overDisk := map[string]bool{}  // hosts already reported as short of local disk
+	// free is what each host has left after the VMs placed on it so far.
+	// Subtracting from what remains (rather than summing what is used)
+	// cannot overflow: a host is reported, and no longer counted, as soon as
+	// one resource goes negative.
+	free := map[string]*capacity{}
+	overMem := map[string]bool{}  // hosts already reported as short of memory
+	overDisk := map[string]bool{} // hosts already reported as short of local disk
 	fits := map[capacity]bool{}    // memoised fit results by VM shape
 	for i := range c.f.VMs {
 		v := &c.f.VMs[i]
@@ -444,20 +439,23 @@ func (c *fedCheck) checkVMs() {
 		if !hostOK || !capOK {
 			continue
 		}
-		u := used[v.Host]
-		if u == nil {
-			u = &capacity{}
-			used[v.Host] = u
+		fr := free[v.Host]
+		if fr == nil {
+			fr = new(capacity)
+			*fr = hc
+			free[v.Host] = fr
 		}
-		u.memMiB = addCapped(u.memMiB, need.memMiB)
-		u.diskGiB = addCapped(u.diskGiB, need.diskGiB)
-		if u.memMiB > hc.memMiB && !overMem[v.Host] {
-			overMem[v.Host] = true
-			c.errs.Addf(validate.Field(vp, "host"), "host %q is overcommitted: it has %d MiB of memory, but the VMs placed on it up to here need %d MiB (memory is never overcommitted)", v.Host, hc.memMiB, u.memMiB)
+		if !overMem[v.Host] {
+			if fr.memMiB -= need.memMiB; fr.memMiB < 0 {
+				overMem[v.Host] = true
+				c.errs.Addf(validate.Field(vp, "host"), "host %q is overcommitted: the VMs placed on it up to here need %d MiB of memory more than its %d MiB (memory is never overcommitted)", v.Host, -fr.memMiB, hc.memMiB)
+			}
 		}
-		if u.diskGiB > hc.diskGiB && !overDisk[v.Host] {
-			overDisk[v.Host] = true
-			c.errs.Addf(validate.Field(vp, "host"), "host %q is overcommitted: it has %d GiB of local disk, but the local-storage VMs placed on it up to here need %d GiB", v.Host, hc.diskGiB, u.diskGiB)
+		if !overDisk[v.Host] {
+			if fr.diskGiB -= need.diskGiB; fr.diskGiB < 0 {
+				overDisk[v.Host] = true
+				c.errs.Addf(validate.Field(vp, "host"), "host %q is overcommitted: the local-storage VMs placed on it up to here need %d GiB of disk more than its %d GiB", v.Host, -fr.diskGiB, hc.diskGiB)
+			}
 		}
 	}
 }

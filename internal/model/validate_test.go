@@ -212,8 +212,15 @@ func TestFederationRules(t *testing.T) {
 		{"host memory overcommitted", func(f *Federation) {
 			f.VMs[1].MemoryMiB = 60000
 			f.VMs = append(f.VMs, VM{Name: "more", Host: "kochi-a1", VCPU: 1, MemoryMiB: 1024})
-		}, []string{"vms[1].host"}, `host "kochi-a1" is overcommitted: it has 65536 MiB of memory, but the VMs placed on it up to here need 76384 MiB`, acceptedBySchema},
-		{"host disk overcommitted", func(f *Federation) { f.VMs[0].DiskGiB = 600 }, []string{"vms[0].host"}, `it has 500 GiB of local disk, but the local-storage VMs placed on it up to here need 600 GiB`, acceptedBySchema},
+		}, []string{"vms[1].host"}, `host "kochi-a1" is overcommitted: the VMs placed on it up to here need 10848 MiB of memory more than its 65536 MiB`, acceptedBySchema},
+		{"host overcommitted without overflow", func(f *Federation) {
+			h := &f.Sites[2].Fabrics[0].Hosts[1]
+			h.MemoryMiB, h.DiskGiB = math.MaxInt64, math.MaxInt64
+			for i := range 3 {
+				f.VMs = append(f.VMs, VM{Name: "big" + strconv.Itoa(i), Host: h.Name, VCPU: 1, MemoryMiB: math.MaxInt64 / 2, DiskGiB: math.MaxInt64 / 2, Storage: StorageLocal})
+			}
+		}, []string{"vms[7].host", "vms[7].host"}, "need 4611686018427387902 MiB of memory more than its 9223372036854775807 MiB", acceptedBySchema},
+		{"host disk overcommitted", func(f *Federation) { f.VMs[0].DiskGiB = 600 }, []string{"vms[0].host"}, `host "kochi-a1" is overcommitted: the local-storage VMs placed on it up to here need 100 GiB of disk more than its 500 GiB`, acceptedBySchema},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := testFederation(t)

@@ -370,6 +370,10 @@ func (d *decoder) value(path string, in any, out reflect.Value, depth int) {
 			d.typeError(path, "a string", in)
 			return
 		}
+		if !utf8.ValidString(s) { // possible through !!binary
+			d.errs.Addf(path, "must be UTF-8 text")
+			return
+		}
 		out.SetString(s)
 	case reflect.Bool:
 		b, ok := in.(bool)

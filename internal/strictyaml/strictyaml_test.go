@@ -147,6 +147,7 @@ func TestFieldErrors(t *testing.T) {
 		{"number for string", "name: 123\n", []string{"name: must be a string, got the number 123; put it in quotes"}},
 		{"bool for string", "name: no\n", []string{"name: must be a string, got the boolean false; put it in quotes (YAML reads"}},
 		{"list for string", "name: [a]\n", []string{"name: must be a string, got a list"}},
+		{"binary string", "name: !!binary /w==\n", []string{"name: must be UTF-8 text"}},
 		{"string for bool", "enabled: maybe\n", []string{"enabled: must be true or false, got a string"}},
 		{"yaml 1.1 bool key", "on: true\n", []string{"true: a key must be a string, got the boolean true"}},
 		{"string for int", "big: lots\n", []string{"big: must be an integer, got a string"}},
