@@ -390,7 +390,7 @@ func (c *fedCheck) checkVMs() {
 	free := map[string]*capacity{}
 	overMem := map[string]bool{}  // hosts already reported as short of memory
 	overDisk := map[string]bool{} // hosts already reported as short of local disk
-	fits := map[capacity]bool{}    // memoised fit results by VM shape
+	fits := map[capacity]bool{}   // memoised fit results by VM shape
 	for i := range c.f.VMs {
 		v := &c.f.VMs[i]
 		vp := validate.Index("vms", i)
