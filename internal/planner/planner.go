@@ -85,8 +85,9 @@ type planner struct {
 	// until in-flight work releases them (s), planned bytes.
 	capR, busyR, bytesR []float64
 	used                []bool
-	// Per site: capacity of its outgoing link directions and the bytes the
-	// planned moves send out of it (the virtual egress resource).
+	// Per threatened site, the virtual egress resource: the capacity of the
+	// outgoing link directions its routes to safe hosts start with, and the
+	// bytes the planned moves send out of it.
 	egressCap, egressBytes []float64
 
 	// Free capacity per host (negative when already overcommitted).
@@ -265,11 +266,6 @@ func (p *planner) initResources() {
 	}
 	p.egressCap = make([]float64, len(p.fed.Sites))
 	p.egressBytes = make([]float64, len(p.fed.Sites))
-	for l := range nLink {
-		a, b := p.ix.SiteByName[p.fed.Links[l].A], p.ix.SiteByName[p.fed.Links[l].B]
-		p.egressCap[a] += p.capR[p.linkRes(l, 0)]
-		p.egressCap[b] += p.capR[p.linkRes(l, 1)]
-	}
 }
 
 // initBusy converts Input.Busy to the dense resource numbering.

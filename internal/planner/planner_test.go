@@ -525,3 +525,25 @@ func TestEmptySlicesMeanNil(t *testing.T) {
 		t.Errorf("lost VM: %+v", p)
 	}
 }
+
+func TestUpperBoundCountsRoutedEgressOnly(t *testing.T) {
+	// a's fat link leads to c, which is threatened too: a's VMs can leave
+	// only over the 1 Gbit/s link to b.
+	b := newFed().site("a", host("a1")).site("b", host("b1")).site("c", host("c1")).
+		link("a", "b", 1000).link("a", "c", 100000)
+	for _, n := range []string{"v1", "v2", "v3", "v4"} {
+		b.vm(n, "a1", 2, dirty(0))
+	}
+	ix := b.index(t)
+	dl := threaten(t, ix, 70*time.Second, "a", "c")
+	p := compute(t, Input{Index: ix, Policy: refuge(), Deadlines: dl})
+	if p.UpperBound != 2 || len(p.Moves) != 2 {
+		t.Errorf("upper bound %d, moves %v; want 2 and 2", p.UpperBound, moved(p))
+	}
+	link := netpath.Capacity(ix, netpath.Resource{Kind: netpath.Link}, nil)
+	for _, r := range p.Resources {
+		if r.Name == "egress:a" && r.CapacityBps != link {
+			t.Errorf("egress:a capacity %g, want the a-b link's %g", r.CapacityBps, link)
+		}
+	}
+}

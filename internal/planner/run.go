@@ -145,10 +145,14 @@ func (p *planner) planVM(v int, plan *Plan, st *runState) {
 	if bott >= 0 {
 		bottName = netpath.Name(p.ix, p.resource(bott))
 	}
-	ownRate := fmt.Sprintf("%s/s, limited by %s", bytesStr(c.est.rate), p.limiter(path, c.est.rate, rt.rtt))
+	ownRate := func() string {
+		return fmt.Sprintf("%s/s, limited by %s", bytesStr(c.est.rate), p.limiter(path, c.est.rate, rt.rtt))
+	}
 	if f > limit && p.in.Policy.DeadlineAware {
-		why := fmt.Sprintf("even alone it needs %s at %s", short(dur(solo)), ownRate)
-		if bott >= 0 {
+		var why string
+		if bott < 0 {
+			why = fmt.Sprintf("even alone it needs %s at %s", short(dur(solo)), ownRate())
+		} else {
 			why = fmt.Sprintf("bottleneck %s, already carrying %s of earlier moves", bottName, bytesStr(p.bytesR[bott]))
 		}
 		unsaved(CodeDeadline, fmt.Sprintf("predicted to finish at %s, after its deadline %s minus the %s safety margin; %s",
@@ -184,7 +188,7 @@ func (p *planner) planVM(v int, plan *Plan, st *runState) {
 	}
 	via := bottName
 	if bott < 0 {
-		via = "its own rate (" + ownRate + ")"
+		via = "its own rate (" + ownRate() + ")"
 	}
 	freePct := 100 * float64(p.freeMem[c.host]) / float64(dst.MemoryMiB)
 	m.Reason = fmt.Sprintf("%s, deadline %s; dest %s: earliest predicted finish %s via %s, %.0f%% memory free after",

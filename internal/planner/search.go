@@ -153,7 +153,9 @@ func (p *planner) refreshLeaf(h int) {
 }
 
 // routesFrom returns the routes from threatened site s to every group it
-// can reach over links with bandwidth, computing them on first use.
+// can reach over links with bandwidth, computing them on first use, and
+// sets the capacity of s's egress: the link directions these routes start
+// with (every move from s leaves through one of them).
 func (p *planner) routesFrom(s int) []route {
 	if p.routeDone[s] {
 		return p.fromSite[s]
@@ -167,6 +169,7 @@ func (p *planner) routesFrom(s int) []route {
 		}
 	}
 	cut := map[string]bool{}
+	firstHops := map[int]bool{}
 	unroutable := 0
 	for gi, g := range p.groups {
 		var path netpath.Path
@@ -198,6 +201,10 @@ func (p *planner) routesFrom(s int) []route {
 		}
 		rt.base = min(rt.base, netpath.FlowCap(p.flowCap, path.RTT, p.conns))
 		p.fromSite[s] = append(p.fromSite[s], rt)
+		if first := rt.links[0]; !firstHops[first] {
+			firstHops[first] = true
+			p.egressCap[s] += p.capR[first]
+		}
 	}
 	if len(p.fromSite[s]) == 0 {
 		name := p.fed.Sites[s].Name
