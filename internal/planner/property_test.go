@@ -107,8 +107,13 @@ func (fp *footprint) add(vm *model.VM) {
 	}
 }
 
+// fataler is what checkPlan needs of *testing.T and *rapid.T.
+type fataler interface {
+	Fatalf(format string, args ...any)
+}
+
 // checkPlan verifies the invariants every plan must satisfy.
-func checkPlan(t *rapid.T, in Input, p *Plan) {
+func checkPlan(t fataler, in Input, p *Plan) {
 	ix := in.Index
 	f := ix.Fed
 	place := in.Placement
@@ -279,6 +284,45 @@ func TestSearchMatchesScan(t *testing.T) {
 				}
 			}
 			p.planVM(v, plan, st)
+		}
+	})
+}
+
+// FuzzCompute feeds Compute odd situations — any time, link bandwidths,
+// overcommit ratio, down hosts and busy times, valid or not — and checks
+// that it either rejects the input or returns a plan that keeps every
+// invariant, without panicking.
+func FuzzCompute(f *testing.F) {
+	f.Add(uint64(1), int64(0), 1.0, 4.0, uint64(0), int64(0), true)
+	f.Add(uint64(2), int64(600), 0.0, 0.0, uint64(0xff), int64(30), false)
+	f.Add(uint64(3), int64(-5), -1.0, -2.0, uint64(1), int64(-1), true)
+	f.Fuzz(func(t *testing.T, seed uint64, nowSec int64, linkScale, overcommit float64, downMask uint64, busySec int64, aware bool) {
+		fed, err := fedgen.Generate(fedgen.Options{Hosts: 12, VMs: 120, Seed: seed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ix := model.NewIndex(fed)
+		pol := model.RefugePolicy()
+		pol.VCPUOvercommit, pol.DeadlineAware = overcommit, aware
+		in := Input{Index: ix, Policy: pol, Now: time.Duration(nowSec) * time.Second,
+			Deadlines: map[int]time.Duration{0: 20 * time.Minute},
+			HostDown:  make([]bool, len(ix.Hosts)),
+			LinkMbps:  make([]float64, len(fed.Links)),
+			Busy:      map[netpath.Resource]time.Duration{{Kind: netpath.HostIn, ID: int(seed % uint64(len(ix.Hosts)))}: time.Duration(busySec) * time.Second},
+		}
+		for h := range in.HostDown {
+			in.HostDown[h] = downMask&(1<<(h%64)) != 0
+		}
+		for l := range in.LinkMbps {
+			in.LinkMbps[l] = fed.Links[l].BandwidthMbps * linkScale
+		}
+		p, err := Compute(in)
+		if err != nil {
+			return
+		}
+		checkPlan(t, in, p)
+		if err := Explain(io.Discard, ix, p); err != nil {
+			t.Fatal(err)
 		}
 	})
 }

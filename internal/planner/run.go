@@ -25,7 +25,7 @@ type vmPre struct {
 
 // run computes the plan.
 func (p *planner) run() *Plan {
-	plan := &Plan{Policy: p.in.Policy.Name, Moves: []Move{}, Unsaved: []Unsaved{}}
+	plan := &Plan{Policy: p.in.Policy.Name, Moves: []Move{}, Unsaved: []Unsaved{}, Resources: []ResourceLoad{}}
 	var atRisk []int
 	for v, h := range p.place {
 		if h < 0 || p.in.Frozen[v] {
