@@ -150,7 +150,7 @@ func Solo(g Guest, cfg Config, rate float64, rtt time.Duration) Estimate {
 		return e
 	}
 	secs := e.Setup.Seconds() + g.DiskBytes/rate
-	e.Bytes = g.DiskBytes + 0
+	e.Bytes = g.DiskBytes
 	st := NewState(g, cfg)
 	for !st.Switchover && !st.Failed {
 		dt := st.Remaining / rate
