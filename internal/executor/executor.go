@@ -114,14 +114,13 @@ const (
 )
 
 type running struct {
-	vm        int
-	move      planner.Move
-	job       hypervisor.Job
-	started   time.Duration
-	links     []netpath.Resource
-	aborting  bool
-	abortWhy  string
-	lastBytes uint64
+	vm       int
+	move     planner.Move
+	job      hypervisor.Job
+	started  time.Duration
+	links    []netpath.Resource
+	aborting bool
+	abortWhy string
 }
 
 // linkCtl is the adaptive controller state of one link direction.
