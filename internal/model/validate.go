@@ -53,7 +53,16 @@ func checkName(errs *validate.Errors, path, name string) bool {
 type names struct {
 	what string
 	at   map[string]string
+	// unknown memoises the message for each unknown name referred to, so
+	// that many references to one missing name cost one search for a
+	// suggestion. Defining a name clears it.
+	unknown map[string]string
 }
+
+// maxSuggestionSearches bounds the distinct unknown names of one namespace
+// for which a suggestion is searched (each search compares with every
+// defined name), so that a document full of bad references stays cheap.
+const maxSuggestionSearches = 50
 
 func newNames(what string) *names { return &names{what: what, at: map[string]string{}} }
 
@@ -68,6 +77,7 @@ func (n *names) define(errs *validate.Errors, path, name string) {
 		return
 	}
 	n.at[name] = path
+	n.unknown = nil
 }
 
 // has reports whether name is defined.
@@ -85,6 +95,23 @@ func (n *names) ref(errs *validate.Errors, path, name string) bool {
 	if n.has(name) {
 		return true
 	}
+	msg, ok := n.unknown[name]
+	if !ok {
+		if len(n.unknown) < maxSuggestionSearches {
+			msg = n.unknownMessage(name)
+		} else {
+			msg = fmt.Sprintf("unknown %s %q", n.what, name)
+		}
+		if n.unknown == nil {
+			n.unknown = map[string]string{}
+		}
+		n.unknown[name] = msg
+	}
+	errs.Addf(path, "%s", msg)
+	return false
+}
+
+func (n *names) unknownMessage(name string) string {
 	known := make([]string, 0, len(n.at))
 	for k := range n.at {
 		known = append(known, k)
@@ -92,15 +119,13 @@ func (n *names) ref(errs *validate.Errors, path, name string) bool {
 	sort.Strings(known)
 	switch s := validate.Suggest(name, known); {
 	case s != "":
-		errs.Addf(path, "unknown %s %q (did you mean %q?)", n.what, name, s)
+		return fmt.Sprintf("unknown %s %q (did you mean %q?)", n.what, name, s)
 	case len(known) == 0:
-		errs.Addf(path, "unknown %s %q (none is defined)", n.what, name)
+		return fmt.Sprintf("unknown %s %q (none is defined)", n.what, name)
 	case len(known) <= 8:
-		errs.Addf(path, "unknown %s %q (known: %s)", n.what, name, strings.Join(known, ", "))
-	default:
-		errs.Addf(path, "unknown %s %q", n.what, name)
+		return fmt.Sprintf("unknown %s %q (known: %s)", n.what, name, strings.Join(known, ", "))
 	}
-	return false
+	return fmt.Sprintf("unknown %s %q", n.what, name)
 }
 
 // oneOf records a problem unless v is one of allowed, and reports whether

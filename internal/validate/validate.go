@@ -64,10 +64,14 @@ func (e *Errors) Err() error {
 	out := make(List, len(e.list), len(e.list)+1)
 	copy(out, e.list)
 	if e.dropped > 0 {
-		out = append(out, FieldError{Msg: fmt.Sprintf("… and %d more problems not shown", e.dropped)})
+		out = append(out, FieldError{Msg: fmt.Sprintf(moreFormat, e.dropped)})
 	}
 	return out
 }
+
+// moreFormat is the message of the entry that summarises the problems
+// beyond MaxErrors.
+const moreFormat = "… and %d more problems not shown"
 
 // List is the error returned by Errors.Err.
 type List []FieldError
@@ -80,7 +84,14 @@ func (l List) Error() string {
 	if len(parts) == 1 {
 		return parts[0]
 	}
-	return fmt.Sprintf("%d problems:\n  %s", len(parts), strings.Join(parts, "\n  "))
+	total := len(l)
+	var more int
+	if last := l[len(l)-1]; last.Path == "" {
+		if n, err := fmt.Sscanf(last.Msg, moreFormat, &more); n == 1 && err == nil {
+			total += more - 1
+		}
+	}
+	return fmt.Sprintf("%d problems:\n  %s", total, strings.Join(parts, "\n  "))
 }
 
 // Paths returns the sorted field paths of the list, for tests and tools.
@@ -190,6 +201,9 @@ func Suggest(name string, candidates []string) string {
 	limit := min(3, max(1, len(name)/3))
 	best, bestDist, bestPrefix := "", limit+1, -1
 	for _, c := range candidates {
+		if len(c) > len(name)+limit || len(name) > len(c)+limit {
+			continue // too many insertions or deletions
+		}
 		d := editDistance(name, c)
 		if d > limit {
 			continue

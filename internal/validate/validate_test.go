@@ -2,6 +2,7 @@ package validate
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -51,6 +52,9 @@ func TestMaxErrors(t *testing.T) {
 	list := e.Err().(List)
 	if len(list) != MaxErrors+1 || list[MaxErrors].Path != "" || !strings.Contains(list[MaxErrors].Msg, "5 more problems") {
 		t.Fatalf("got %d entries, last %+v", len(list), list[len(list)-1])
+	}
+	if msg := list.Error(); !strings.HasPrefix(msg, fmt.Sprintf("%d problems:\n", MaxErrors+5)) {
+		t.Fatalf("Error() starts %.40q", msg)
 	}
 }
 
@@ -144,5 +148,55 @@ func TestEditDistance(t *testing.T) {
 		if got := editDistance(tc.b, tc.a); got != tc.d {
 			t.Errorf("editDistance(%q, %q) = %d, want %d", tc.b, tc.a, got, tc.d)
 		}
+	}
+}
+
+func TestJoin(t *testing.T) {
+	list := func(paths ...string) error {
+		var e Errors
+		for _, p := range paths {
+			e.Addf(p, "bad")
+		}
+		return e.Err()
+	}
+	plain := errors.New("plain")
+	for _, tc := range []struct {
+		name          string
+		first, second error
+		want          []string // paths, or nil for a nil error
+		wantErr       error
+	}{
+		{"both nil", nil, nil, nil, nil},
+		{"first only", list("a"), nil, []string{"a"}, nil},
+		{"second only", nil, list("b"), []string{"b"}, nil},
+		{"same path hidden", list("a.b"), list("a.b", "c"), []string{"a.b", "c"}, nil},
+		{"path under hidden", list("a[1]"), list("a[1].x", "a[10].x", "a[1]x", "a"), []string{"a", "a[10].x", "a[1]", "a[1]x"}, nil},
+		{"field under hidden", list("a"), list("a.b", "ab"), []string{"a", "ab"}, nil},
+		{"document problem hides all", list(""), list("a", "b"), []string{""}, nil},
+		{"plain first", plain, list("a"), nil, plain},
+		{"plain second", list("a"), plain, nil, plain},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := Join(tc.first, tc.second)
+			if tc.wantErr != nil {
+				if err != tc.wantErr {
+					t.Fatalf("got %v, want %v", err, tc.wantErr)
+				}
+				return
+			}
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("got %v, want nil", err)
+				}
+				return
+			}
+			var l List
+			if !errors.As(err, &l) {
+				t.Fatalf("got %v", err)
+			}
+			if got := l.Paths(); !slices.Equal(got, tc.want) {
+				t.Fatalf("paths %q, want %q", got, tc.want)
+			}
+		})
 	}
 }
