@@ -36,19 +36,21 @@ type benchPlanResult struct {
 	PlanMSAll  []float64 `json:"plan_ms_runs"`
 	GenerateMS float64   `json:"generate_ms"`
 	Seed       uint64    `json:"seed"`
+	DeadlineS  float64   `json:"deadline_s"`
 }
 
 func newBenchPlanCmd() *cobra.Command {
 	var vms, hosts, sites, runs int
 	var seed uint64
 	var asJSON bool
+	var deadline time.Duration
 	cmd := &cobra.Command{
 		Use:   "plan --vms N --hosts M [--json]",
 		Short: "Time the planner on a generated federation (median of --runs)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if vms <= 0 || hosts <= 0 || runs <= 0 {
-				return fmt.Errorf("--vms, --hosts and --runs must be > 0")
+			if vms <= 0 || hosts <= 0 || runs <= 0 || deadline <= 0 {
+				return fmt.Errorf("--vms, --hosts, --runs and --deadline must be > 0")
 			}
 			if sites <= 0 {
 				sites = max(3, min(20, hosts/50))
@@ -59,12 +61,12 @@ func newBenchPlanCmd() *cobra.Command {
 				return err
 			}
 			res := benchPlanResult{VMs: len(fed.VMs), Hosts: hosts, Sites: sites, Runs: runs, Seed: seed,
-				GenerateMS: float64(time.Since(t0).Microseconds()) / 1000}
+				GenerateMS: float64(time.Since(t0).Microseconds()) / 1000, DeadlineS: deadline.Seconds()}
 			ix := model.NewIndex(fed)
-			// Threaten about a third of the sites, an hour out.
+			// Threaten about a third of the sites.
 			deadlines := map[int]time.Duration{}
 			for s := 0; s < len(fed.Sites); s += 3 {
-				deadlines[s] = time.Hour
+				deadlines[s] = deadline
 			}
 			res.Threatened = len(deadlines)
 			for range runs {
@@ -96,5 +98,6 @@ func newBenchPlanCmd() *cobra.Command {
 	cmd.Flags().IntVar(&runs, "runs", 5, "timed runs (the median is reported)")
 	cmd.Flags().Uint64Var(&seed, "seed", 1, "generator seed")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().DurationVar(&deadline, "deadline", time.Hour, "deadline of the threatened sites (every third site)")
 	return cmd
 }
