@@ -2,6 +2,14 @@
 // links, VMs and services), the scenario model (timed events and per-site
 // deadlines) and the operator policy, loads them from YAML strictly and
 // validates them, naming every field at fault.
+//
+// ParseFederation, ParseScenario and ParsePolicy (and their Load
+// variants) decode a document, fill in defaults and validate it, reporting
+// every problem at once as a validate.List with field paths such as
+// "sites[1].fabrics[0].hosts[3].memory_mib". The Validate methods check
+// values built in code the same way. Schema returns the JSON Schema of each
+// document for editors; Index gives integer-indexed access and routes over
+// a validated federation. docs/federation.md describes every field.
 package model
 
 // Federation is the whole logical cloud: sites joined by WAN links, the VMs

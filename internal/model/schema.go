@@ -3,6 +3,7 @@ package model
 import (
 	"embed"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -22,14 +23,12 @@ func SchemaNames() []string { return append([]string(nil), schemaNames...) }
 // check documents; refuge itself checks more (references, uniqueness,
 // capacity), as each schema's description says.
 func Schema(name string) ([]byte, error) {
-	for _, n := range schemaNames {
-		if n == name {
-			data, err := schemaFS.ReadFile("schema/" + name + ".json")
-			if err != nil {
-				return nil, fmt.Errorf("read embedded %s schema: %w", name, err)
-			}
-			return data, nil
-		}
+	if !slices.Contains(schemaNames, name) {
+		return nil, fmt.Errorf("no schema named %q (known: %s)", name, strings.Join(schemaNames, ", "))
 	}
-	return nil, fmt.Errorf("no schema named %q (known: %s)", name, strings.Join(schemaNames, ", "))
+	data, err := schemaFS.ReadFile("schema/" + name + ".json")
+	if err != nil {
+		return nil, fmt.Errorf("read embedded %s schema: %w", name, err)
+	}
+	return data, nil
 }

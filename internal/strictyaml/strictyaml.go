@@ -88,13 +88,13 @@ func Decode(data []byte, out any) error {
 	if rv.Kind() != reflect.Pointer || rv.IsNil() {
 		return errors.New("strictyaml: out must be a non-nil pointer")
 	}
-	tree, err := parse(data)
+	tree, index, err := parse(data)
 	if err != nil {
 		return err
 	}
 	var errs validate.Errors
 	if _, isMap := tree.(map[any]any); isMap {
-		if err := checkDuplicateKeys(&errs, data); err != nil {
+		if err := checkDuplicateKeys(&errs, data, index); err != nil {
 			return err
 		}
 	}
@@ -103,51 +103,36 @@ func Decode(data []byte, out any) error {
 	return errs.Err()
 }
 
-// parse returns the first document of data as the parser's generic tree
-// (map[any]any, []any and scalars), checking that data is a single,
-// non-empty, well-formed UTF-8 YAML document of bounded size.
-func parse(data []byte) (any, error) {
+// parse returns the document of data as the parser's generic tree
+// (map[any]any, []any and scalars) and its index in the stream, checking
+// that data is well-formed UTF-8 YAML of bounded size holding one non-empty
+// document (empty ones around it are ignored). It stops at the first
+// error: the parser panics if used again after one.
+func parse(data []byte) (tree any, index int, err error) {
 	if len(data) > MaxDocumentBytes {
-		return nil, fmt.Errorf("document is %d bytes, more than the %d accepted", len(data), MaxDocumentBytes)
+		return nil, 0, fmt.Errorf("document is %d bytes, more than the %d accepted", len(data), MaxDocumentBytes)
 	}
 	if err := checkText(data); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	docs, err := documents(data)
-	if err != nil {
-		return nil, syntaxError(err)
-	}
-	var first any
-	for i, doc := range docs {
-		switch {
-		case doc == nil:
-		case first == nil:
-			first = doc
-		default:
-			return nil, fmt.Errorf("document %d of the file is not empty: a file must hold exactly one YAML document (remove the '---' separator)", i+1)
-		}
-	}
-	if first == nil {
-		return nil, ErrEmptyDocument
-	}
-	return first, nil
-}
-
-// documents returns every document in data as a generic tree (nil for an
-// empty one). It stops at the first error: the parser panics if used again
-// after one.
-func documents(data []byte) (docs []any, err error) {
 	defer recoverParser(&err)
 	dec := yaml.NewDecoder(bytes.NewReader(data))
-	for {
+	for i := 0; ; i++ {
 		var doc any
 		switch err := dec.Decode(&doc); {
 		case err == io.EOF:
-			return docs, nil
+			if tree == nil {
+				return nil, 0, ErrEmptyDocument
+			}
+			return tree, index, nil
 		case err != nil:
-			return nil, err
+			return nil, 0, syntaxError(err)
+		case doc == nil:
+		case tree == nil:
+			tree, index = doc, i
+		default:
+			return nil, 0, fmt.Errorf("document %d of the file is not empty: a file must hold exactly one YAML document (remove the '---' separator)", i+1)
 		}
-		docs = append(docs, doc)
 	}
 }
 
@@ -232,15 +217,20 @@ func syntaxError(err error) *SyntaxError {
 	return &SyntaxError{Line: line, Msg: msg}
 }
 
-// checkDuplicateKeys reports keys written twice in one mapping. The generic
-// tree cannot show them (the last value wins), so the document is read again
-// as ordered key/value lists, which keep every written key but leave out
-// keys brought in by `<<` merges; overriding those is allowed.
-func checkDuplicateKeys(errs *validate.Errors, data []byte) (err error) {
+// checkDuplicateKeys reports keys written twice in one mapping of the
+// index-th document. The generic tree cannot show them (the last value
+// wins), so the document is read again as ordered key/value lists, which
+// keep every written key but leave out keys brought in by `<<` merges;
+// overriding those is allowed.
+func checkDuplicateKeys(errs *validate.Errors, data []byte, index int) (err error) {
 	defer recoverParser(&err)
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var ms yaml.MapSlice
-	if err := yaml.Unmarshal(data, &ms); err != nil {
-		return syntaxError(err)
+	for range index + 1 {
+		ms = nil
+		if err := dec.Decode(&ms); err != nil {
+			return syntaxError(err)
+		}
 	}
 	duplicateKeys(errs, "", ms)
 	return nil

@@ -270,10 +270,16 @@ func TestDocumentLevelErrors(t *testing.T) {
 	}
 }
 
-func TestEmptyDocumentsAfterTheFirstAreIgnored(t *testing.T) {
+func TestEmptyDocumentsAroundTheOneAreIgnored(t *testing.T) {
 	var d doc
 	if err := Decode([]byte("---\nname: a\n---\n...\n"), &d); err != nil || d.Name != "a" {
 		t.Fatalf("got %+v, %v", d, err)
+	}
+	// Duplicate keys are found in the document that counts, after an empty one.
+	err := Decode([]byte("---\n# empty\n---\nname: a\nname: b\n"), &d)
+	var list validate.List
+	if !errors.As(err, &list) || len(list) != 1 || list[0].Path != "name" {
+		t.Fatalf("got %v", err)
 	}
 }
 
