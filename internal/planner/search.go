@@ -170,15 +170,15 @@ func (p *planner) routesFrom(s int) []route {
 	}
 	cut := map[string]bool{}
 	firstHops := map[int]bool{}
-	unroutable := 0
+	safeSites := map[int]bool{}
 	for gi, g := range p.groups {
+		safeSites[g.site] = true
 		var path netpath.Path
 		ok := src >= 0
 		if ok {
 			path, ok = netpath.Between(p.ix, src, g.hosts[0])
 		}
 		if !ok {
-			unroutable++
 			continue
 		}
 		rt := route{group: gi, ids: path.Links, rtt: path.RTT, base: g.capIn}
@@ -209,7 +209,7 @@ func (p *planner) routesFrom(s int) []route {
 	if len(p.fromSite[s]) == 0 {
 		name := p.fed.Sites[s].Name
 		if len(cut) == 0 {
-			p.noRoute[s] = fmt.Sprintf("no network route from %s to any of the %d safe host groups", name, unroutable)
+			p.noRoute[s] = fmt.Sprintf("no network route from %s to any of the %d safe sites", name, len(safeSites))
 		} else {
 			names := make([]string, 0, len(cut))
 			for n := range cut {
