@@ -44,6 +44,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	yaml "go.yaml.in/yaml/v2"
@@ -545,9 +546,15 @@ type structFields struct {
 	names  []string
 }
 
+// fieldCache holds fieldsOf results by type.
+var fieldCache sync.Map // reflect.Type → structFields
+
 // fieldsOf lists the document field names of struct type t and where each
 // lives, flattening untagged embedded structs.
 func fieldsOf(t reflect.Type) structFields {
+	if sf, ok := fieldCache.Load(t); ok {
+		return sf.(structFields)
+	}
 	sf := structFields{byName: map[string][]int{}}
 	var walk func(t reflect.Type, prefix []int)
 	walk = func(t reflect.Type, prefix []int) {
@@ -571,5 +578,6 @@ func fieldsOf(t reflect.Type) structFields {
 	}
 	walk(t, nil)
 	sort.Strings(sf.names)
+	fieldCache.Store(t, sf)
 	return sf
 }
