@@ -151,6 +151,9 @@ type Executor struct {
 	records   []VMRecord
 	migrated  []bool
 	attempts  []int
+	// hopeless marks VMs whose migration was aborted because it could not
+	// finish before its site's deadline; they are not tried again.
+	hopeless  []bool
 	links     map[netpath.Resource]*linkCtl
 	ticker    clock.Timer
 	timers    []clock.Timer
@@ -201,6 +204,7 @@ func New(cfg Config) (*Executor, error) {
 		running:   map[int]*running{},
 		records:   make([]VMRecord, nv),
 		migrated:  make([]bool, nv),
+		hopeless:  make([]bool, nv),
 		attempts:  make([]int, nv),
 		links:     map[netpath.Resource]*linkCtl{},
 		memUsed:   make([]int64, nh),
@@ -266,7 +270,7 @@ func (e *Executor) Start(deadlines map[int]time.Duration) error {
 		e.setDeadlineLocked(s, d)
 	}
 	e.replan("initial plan")
-	if e.cfg.Policy.Concurrency.Adaptive {
+	if e.cfg.Policy.Concurrency.Adaptive || e.cfg.Policy.DeadlineAware {
 		e.armTicker()
 	}
 	e.pump()
@@ -423,7 +427,7 @@ func (e *Executor) stopTimers() {
 func (e *Executor) frozen() []bool {
 	f := make([]bool, len(e.placement))
 	for v := range f {
-		f[v] = e.migrated[v] || e.attempts[v] >= MaxAttempts || e.records[v].Status == StatusFailed
+		f[v] = e.migrated[v] || e.hopeless[v] || e.attempts[v] >= MaxAttempts || e.records[v].Status == StatusFailed
 	}
 	for v := range e.running {
 		f[v] = true
@@ -447,6 +451,7 @@ func (e *Executor) replan(why string) {
 	for _, r := range e.sortedRunning() {
 		in.Reserved = append(in.Reserved, planner.Reservation{VM: r.vm, Host: r.move.To})
 	}
+	in.Busy = e.inFlightBusy()
 	t0 := time.Now()
 	p, err := planner.Compute(in)
 	e.planTime += time.Since(t0)
@@ -479,6 +484,35 @@ func (e *Executor) replan(why string) {
 	e.log.Info("plan", "why", why, "moves", len(p.Moves), "unsaved", len(p.Unsaved),
 		"lower_bound", p.LowerBound, "makespan", p.Makespan)
 	e.cfg.Metrics.plan(len(p.Moves), len(p.Unsaved))
+}
+
+// inFlightBusy predicts how long running migrations keep each resource on
+// their paths busy: the bytes they still have to send over its capacity.
+func (e *Executor) inFlightBusy() map[netpath.Resource]time.Duration {
+	bytes := map[netpath.Resource]float64{}
+	for _, r := range e.sortedRunning() {
+		if r.job == nil {
+			continue
+		}
+		info, err := r.job.Info()
+		if err != nil {
+			continue
+		}
+		path, ok := netpath.Between(e.ix, r.move.From, r.move.To)
+		if !ok {
+			continue
+		}
+		for _, res := range path.Resources {
+			bytes[res] += float64(info.DataRemaining)
+		}
+	}
+	busy := make(map[netpath.Resource]time.Duration, len(bytes))
+	for res, b := range bytes {
+		if c := netpath.Capacity(e.ix, res, e.linkMbps); c > 0 {
+			busy[res] = time.Duration(b / c * float64(time.Second))
+		}
+	}
+	return busy
 }
 
 // liveDeadlines returns the deadlines of sites whose deadline has not passed.
@@ -774,6 +808,9 @@ func (e *Executor) migrationDone(r *running, res hypervisor.Result) {
 	switch {
 	case runningOn < 0:
 		rec.Status = StatusLost
+	case r.aborting && e.hopeless[v]:
+		rec.Status = StatusMissed
+		rec.Reason = r.abortWhy
 	case r.aborting:
 		rec.Status = StatusAborted
 		rec.Reason = r.abortWhy
@@ -806,11 +843,37 @@ func (e *Executor) checkFinished() {
 	close(e.done)
 }
 
+// DefaultInterval is the controller period when the policy sets none.
+const DefaultInterval = 5 * time.Second
+
 func (e *Executor) armTicker() {
-	e.ticker = e.cfg.Clock.AfterFunc(e.cfg.Policy.Concurrency.Interval.D(), e.tick)
+	d := e.cfg.Policy.Concurrency.Interval.D()
+	if d <= 0 {
+		d = DefaultInterval
+	}
+	e.ticker = e.cfg.Clock.AfterFunc(d, e.tick)
 }
 
-// tick is the feedback controller (seed 003): per link direction, compare
+// tick runs the periodic controllers: the per-link feedback controller
+// (adaptive policies) and the deadline check of running migrations
+// (deadline-aware policies).
+func (e *Executor) tick() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.finished {
+		return
+	}
+	if e.cfg.Policy.Concurrency.Adaptive {
+		e.adaptWindows()
+	}
+	if e.cfg.Policy.DeadlineAware {
+		e.abortHopeless()
+	}
+	e.armTicker()
+	e.pump()
+}
+
+// adaptWindows is the feedback controller (seed 003): per link direction, compare
 // the throughput migrations get with what one migration gets alone.
 //   - slow start: while every migration runs at the reference rate, double
 //     the window;
@@ -821,12 +884,7 @@ func (e *Executor) armTicker() {
 //     multiply the window by Policy.Concurrency.DecreaseFactor;
 //   - otherwise hold: the link is saturated by about as few migrations as
 //     can saturate it, which keeps individual migrations short.
-func (e *Executor) tick() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.finished {
-		return
-	}
+func (e *Executor) adaptWindows() {
 	cc := e.cfg.Policy.Concurrency
 	type agg struct {
 		sum  float64
@@ -898,8 +956,38 @@ func (e *Executor) tick() {
 			e.cfg.Metrics.window(netpath.Name(e.ix, l), lc.window)
 		}
 	}
-	e.armTicker()
-	e.pump()
+}
+
+// abortHopeless aborts running migrations that cannot finish before their
+// site's deadline even if they kept their current rate and sent nothing
+// more than what is left now: the site will be lost with them, and their
+// bandwidth can still save others.
+func (e *Executor) abortHopeless() {
+	now := e.now()
+	for _, r := range e.sortedRunning() {
+		d, threatened := e.deadlines[e.ix.HostSite(r.move.From)]
+		if !threatened || r.aborting || r.job == nil {
+			continue
+		}
+		info, err := r.job.Info()
+		rate := info.BytesPerSec()
+		if err != nil || rate <= 0 || info.Phase == hypervisor.PhaseSwitchover {
+			continue
+		}
+		left := time.Duration(float64(info.DataRemaining) / rate * float64(time.Second))
+		if now+left > d {
+			e.hopeless[r.vm] = true
+			e.abort(r, fmt.Sprintf("cannot finish before the deadline %s: %s left at %.0f MiB/s",
+				d.Round(time.Second), bytesString(info.DataRemaining), rate/model.MiB))
+		}
+	}
+}
+
+func bytesString(b uint64) string {
+	if b >= 1<<30 {
+		return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30))
+	}
+	return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20))
 }
 
 // Report is the executor's account of the evacuation.

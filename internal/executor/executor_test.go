@@ -126,8 +126,15 @@ func (j *fakeJob) end(err error) {
 		Started: j.start, Finished: d.eng.Now(), Downtime: 50 * time.Millisecond, Err: err, RunningOn: on})
 }
 
+// fakeRate is the rate every fake migration reports; its data is what that
+// rate sends over the driver's duration.
+const fakeRate = 100 * model.MiB
+
 func (j *fakeJob) Info() (hypervisor.JobInfo, error) {
-	return hypervisor.JobInfo{Type: hypervisor.JobUnbounded, Phase: hypervisor.PhasePrecopy, MemBytesPerSec: 100 * model.MiB}, nil
+	total := fakeRate * j.d.duration.Seconds()
+	sent := fakeRate * j.d.eng.Now().Sub(j.start).Seconds()
+	return hypervisor.JobInfo{Type: hypervisor.JobUnbounded, Phase: hypervisor.PhasePrecopy, MemBytesPerSec: fakeRate,
+		DataTotal: uint64(total), DataProcessed: uint64(sent), DataRemaining: uint64(max(0, total-sent))}, nil
 }
 func (j *fakeJob) SetMaxSpeed(float64) error { return nil }
 func (j *fakeJob) Abort() error {
@@ -261,6 +268,29 @@ func TestDeadlineMarksVMsLeftBehind(t *testing.T) {
 	}
 	if inTime != 2 || st[StatusMigrated] != 3 || st[StatusMissed] != 5 {
 		t.Errorf("%d migrated in time, statuses %v; want 2 in time, 3 migrated, 5 missed", inTime, st)
+	}
+}
+
+func TestAbortsMigrationsThatCannotMeetTheDeadline(t *testing.T) {
+	// Each migration takes 100 s; the deadline is at 60 s. The planner
+	// is told nothing of that (its model predicts far less for a 4 GiB VM at
+	// 10 Gbit/s), so the executor must notice from the job statistics.
+	ix := testFederation(t, 2, 4096)
+	eng := sim.NewEngine(epoch)
+	drv := newFakeDriver(eng, ix, 100*time.Second)
+	pol := fixedPolicy()
+	rep := run(t, ix, pol, drv, eng, map[int]time.Duration{0: 60 * time.Second}, nil)
+	for _, r := range rep.VMs {
+		if r.Status != StatusMissed || drv.calls[r.Name] != 1 {
+			t.Errorf("%s: %s after %d attempts; want missed after one aborted attempt", r.Name, r.Status, drv.calls[r.Name])
+		}
+		if !strings.Contains(r.Reason, "cannot finish before the deadline") {
+			t.Errorf("%s: reason %q does not say why it was aborted", r.Name, r.Reason)
+		}
+		// The first controller tick (5 s) sees 95 s left against 55 s.
+		if r.Finished != pol.Concurrency.Interval.D() && r.Finished != DefaultInterval {
+			t.Errorf("%s aborted at %s, want at the first tick", r.Name, r.Finished)
+		}
 	}
 }
 
