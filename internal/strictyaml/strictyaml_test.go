@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	sigsyaml "sigs.k8s.io/yaml"
+
 	"github.com/refuge-project/refuge/internal/validate"
 )
 
@@ -383,5 +385,40 @@ func TestRecursiveTypeDepth(t *testing.T) {
 	err := Decode([]byte(src), &n)
 	if err == nil || !strings.Contains(err.Error(), "nested more than") {
 		t.Fatalf("error %v", err)
+	}
+}
+
+// TestWhyNotSigsYAML pins the behaviours of sigs.k8s.io/yaml v1.6.0 that made
+// this package parse with go.yaml.in/yaml/v2 directly (see the package
+// documentation). If one changes, the choice deserves another look.
+func TestWhyNotSigsYAML(t *testing.T) {
+	// Non-string keys become strings, so `1` and `"1"` collide silently.
+	if js, err := sigsyaml.YAMLToJSON([]byte("1: a\n\"1\": b\n")); err != nil || strings.Count(string(js), `"1"`) != 1 {
+		t.Errorf("colliding keys: %s, %v", js, err)
+	}
+	// Duplicate keys: the last one wins, silently.
+	if js, err := sigsyaml.YAMLToJSON([]byte("a: 1\na: 2\n")); err != nil || string(js) != `{"a":2}` {
+		t.Errorf("duplicate keys: %s, %v", js, err)
+	}
+	// The strict variant rejects overriding a merged key.
+	if _, err := sigsyaml.YAMLToJSONStrict([]byte("b: &b {x: 1}\nc: {<<: *b, x: 2}\n")); err == nil {
+		t.Error("strict conversion accepts a merge override")
+	}
+	// Later documents are ignored.
+	if js, err := sigsyaml.YAMLToJSON([]byte("a: 1\n---\nb: 2\n")); err != nil || string(js) != `{"a":1}` {
+		t.Errorf("second document: %s, %v", js, err)
+	}
+	// .inf fails without saying where.
+	if _, err := sigsyaml.YAMLToJSON([]byte("x: {y: .inf}\n")); err == nil || strings.Contains(err.Error(), "x.y") {
+		t.Errorf("infinity: %v", err)
+	}
+	// Here, each of these is reported at its path or refused.
+	for _, src := range []string{"labels: {1: a, \"1\": b}\n", "name: a\nname: b\n", "name: a\n---\nname: b\n", "items: [{rate: .inf}]\n"} {
+		if decodeErr(t, src) == nil {
+			t.Errorf("%q accepted", src)
+		}
+	}
+	if err := decodeErr(t, "ptr: &b {name: x}\nitems: [{<<: *b, name: z}]\n"); err != nil {
+		t.Errorf("merge override refused: %v", err)
 	}
 }
