@@ -52,6 +52,10 @@ type Config struct {
 	// OnEvent, if not nil, receives every timeline event (under the
 	// executor's lock: it must not call back into the executor).
 	OnEvent func(Event)
+	// Plan computes plans from snapshots; nil means planner.Compute (the
+	// evacuation planner). Other planners (e.g. consolidation) plug in
+	// here and get the same limits, controller and re-planning.
+	Plan func(planner.Input) (*planner.Plan, error)
 }
 
 // Status of one VM in the report.
@@ -187,6 +191,9 @@ func New(cfg Config) (*Executor, error) {
 	}
 	if cfg.Policy.Concurrency.Adaptive && cfg.Policy.Concurrency.Interval <= 0 {
 		return nil, errors.New("executor: an adaptive policy needs concurrency.interval > 0")
+	}
+	if cfg.Plan == nil {
+		cfg.Plan = planner.Compute
 	}
 	lg := cfg.Logger
 	if lg == nil {
@@ -453,7 +460,7 @@ func (e *Executor) replan(why string) {
 	}
 	in.Busy = e.inFlightBusy()
 	t0 := time.Now()
-	p, err := planner.Compute(in)
+	p, err := e.cfg.Plan(in)
 	e.planTime += time.Since(t0)
 	e.plans++
 	if err != nil {
