@@ -169,6 +169,9 @@ type Executor struct {
 	memUsed  []int64
 	cpuUsed  []int
 	diskUsed []int64
+	// affinity counts, per host, the VMs of each anti-affinity group
+	// placed or arriving there.
+	affinity []map[string]int
 }
 
 // New checks cfg and returns an executor.
@@ -217,6 +220,7 @@ func New(cfg Config) (*Executor, error) {
 		memUsed:   make([]int64, nh),
 		cpuUsed:   make([]int, nh),
 		diskUsed:  make([]int64, nh),
+		affinity:  make([]map[string]int, nh),
 	}
 	copy(e.placement, ix.VMHost)
 	if cfg.Placement != nil {
@@ -248,6 +252,12 @@ func (e *Executor) commit(v, h, sign int) {
 	e.cpuUsed[h] += sign * vm.VCPU
 	if vm.CopiesDisk() {
 		e.diskUsed[h] += int64(sign) * vm.DiskGiB
+	}
+	if g := vm.AntiAffinity; g != "" {
+		if e.affinity[h] == nil {
+			e.affinity[h] = map[string]int{}
+		}
+		e.affinity[h][g] += sign
 	}
 }
 
@@ -522,7 +532,8 @@ func (e *Executor) inFlightBusy() map[netpath.Resource]time.Duration {
 	return busy
 }
 
-// liveDeadlines returns the deadlines of sites whose deadline has not passed.
+// liveDeadlines returns a copy of the deadlines. Sites whose deadline has
+// passed stay threatened: nothing is sent there.
 func (e *Executor) liveDeadlines() map[int]time.Duration {
 	out := make(map[int]time.Duration, len(e.deadlines))
 	for s, d := range e.deadlines {
@@ -606,14 +617,7 @@ func (e *Executor) fits(v, h int) bool {
 	if vm.CopiesDisk() && e.diskUsed[h]+vm.DiskGiB > host.DiskGiB {
 		return false
 	}
-	if g := vm.AntiAffinity; g != "" {
-		for o, p := range e.placement {
-			if p == h && o != v && e.ix.Fed.VMs[o].AntiAffinity == g {
-				return false
-			}
-		}
-	}
-	return true
+	return vm.AntiAffinity == "" || e.affinity[h][vm.AntiAffinity] == 0
 }
 
 // pump starts every queued move that the limits allow, in queue order.
@@ -678,23 +682,44 @@ func (e *Executor) pump() {
 	e.queue = kept
 	if needReplan != "" {
 		e.replan(needReplan)
-		if len(e.queue) > 0 && e.replanProgress() {
-			e.pump()
-			return
-		}
+		e.dropInfeasible()
+		e.pump()
+		return
 	}
 	e.checkFinished()
 }
 
-// replanProgress guards against re-plan loops: it reports whether the head
-// of the new queue can be acted on now.
-func (e *Executor) replanProgress() bool {
+// dropInfeasible removes, right after a re-plan, the moves that the
+// executor's own checks refuse (a threatened or down destination, one
+// without room, a route that does not exist): a plan must never make the
+// executor exceed capacity, and dropping them guarantees that re-planning
+// cannot loop.
+func (e *Executor) dropInfeasible() {
+	kept := e.queue[:0]
 	for _, m := range e.queue {
-		if _, threatened := e.deadlines[e.ix.HostSite(m.To)]; threatened || e.hostDown[m.To] || !e.fits(m.VM, m.To) {
-			return false
+		why := ""
+		_, threatened := e.deadlines[e.ix.HostSite(m.To)]
+		_, routed := netpath.Between(e.ix, m.From, m.To)
+		switch {
+		case threatened:
+			why = "the site is threatened"
+		case e.hostDown[m.To]:
+			why = "the host is down"
+		case !routed:
+			why = "no route reaches it"
+		case !e.fits(m.VM, m.To):
+			why = "it lacks capacity or would break anti-affinity"
 		}
+		if why == "" {
+			kept = append(kept, m)
+			continue
+		}
+		rec := &e.records[m.VM]
+		rec.Status = StatusUnsaved
+		rec.Reason = fmt.Sprintf("the plan sent it to %s, which the executor refused: %s", e.ix.Host(m.To).Name, why)
+		e.log.Error("plan proposed an infeasible move", "vm", m.Name, "to", e.ix.Host(m.To).Name, "why", why)
 	}
-	return true
+	e.queue = kept
 }
 
 func (e *Executor) startMove(m planner.Move, links []netpath.Resource) error {

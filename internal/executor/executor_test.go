@@ -14,6 +14,7 @@ import (
 	"github.com/refuge-project/refuge/internal/clock"
 	"github.com/refuge-project/refuge/internal/hypervisor"
 	"github.com/refuge-project/refuge/internal/model"
+	"github.com/refuge-project/refuge/internal/planner"
 	"github.com/refuge-project/refuge/internal/sim"
 )
 
@@ -291,6 +292,54 @@ func TestAbortsMigrationsThatCannotMeetTheDeadline(t *testing.T) {
 		if r.Finished != pol.Concurrency.Interval.D() && r.Finished != DefaultInterval {
 			t.Errorf("%s aborted at %s, want at the first tick", r.Name, r.Finished)
 		}
+	}
+}
+
+// TestRefusesInfeasiblePlans plugs in a planner that sends every VM to one
+// host: the executor must start only what fits there (memory and
+// anti-affinity), mark the rest unsaved with the reason, and finish.
+func TestRefusesInfeasiblePlans(t *testing.T) {
+	ix := testFederation(t, 6, 16384) // b1 holds 64 GiB: four 16 GiB VMs
+	ix.Fed.VMs[0].AntiAffinity, ix.Fed.VMs[1].AntiAffinity = "db", "db"
+	eng := sim.NewEngine(epoch)
+	drv := newFakeDriver(eng, ix, 10*time.Second)
+	b1 := ix.HostByName["b1"]
+	greedy := func(in planner.Input) (*planner.Plan, error) {
+		p := &planner.Plan{}
+		for v, h := range in.Placement {
+			if !in.Frozen[v] && ix.HostSite(h) == 0 {
+				p.Moves = append(p.Moves, planner.Move{VM: v, Name: ix.Fed.VMs[v].Name, From: h, To: b1})
+			}
+		}
+		return p, nil
+	}
+	ex, err := New(Config{Index: ix, Policy: fixedPolicy(), Driver: drv, Clock: eng, Start: epoch, Plan: greedy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ex.Start(map[int]time.Duration{0: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	eng.Run()
+	select {
+	case <-ex.Done():
+	default:
+		t.Fatal("executor did not finish")
+	}
+	rep := ex.Report()
+	st := statuses(rep)
+	// vm00 and vm01 share an anti-affinity group: one of them is refused;
+	// of the other five, four fit in b1's 64 GiB.
+	if st[StatusMigrated] != 4 || st[StatusUnsaved] != 2 {
+		t.Fatalf("statuses %v, want 4 migrated and 2 unsaved", st)
+	}
+	for _, r := range rep.VMs {
+		if r.Status == StatusUnsaved && !strings.Contains(r.Reason, "executor refused") {
+			t.Errorf("%s unsaved with reason %q", r.Name, r.Reason)
+		}
+	}
+	if rep.VMs[0].Status == StatusMigrated && rep.VMs[1].Status == StatusMigrated {
+		t.Error("both VMs of anti-affinity group db were placed on b1")
 	}
 }
 
