@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/refuge-project/refuge/internal/evacsim"
 	"github.com/refuge-project/refuge/internal/fedgen"
 	"github.com/refuge-project/refuge/internal/model"
 	"github.com/refuge-project/refuge/internal/planner"
@@ -18,7 +19,74 @@ func newBenchCmd() *cobra.Command {
 		Use:   "bench",
 		Short: "Measure whole-system figures (see also `make bench`)",
 	}
-	cmd.AddCommand(newBenchPlanCmd())
+	cmd.AddCommand(newBenchPlanCmd(), newBenchSimCmd())
+	return cmd
+}
+
+// benchSimResult is what `refuge bench sim --json` prints.
+type benchSimResult struct {
+	VMs       int                 `json:"vms"`
+	Hosts     int                 `json:"hosts"`
+	Sites     int                 `json:"sites"`
+	Seed      uint64              `json:"seed"`
+	Threats   []model.Threat      `json:"threats"`
+	WallMS    float64             `json:"wall_ms"`
+	Result    *evacsim.Comparison `json:"result"`
+	EventsSec float64             `json:"sim_events_per_s"`
+	Policies  []evacsim.Summary   `json:"policies"`
+}
+
+func newBenchSimCmd() *cobra.Command {
+	var vms, hosts, sites int
+	var seed uint64
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "sim --vms N --hosts M [--json]",
+		Short: "Simulate an evacuation of a generated federation with refuge and the baselines, and time it",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if vms <= 0 || hosts <= 0 || sites < 2 {
+				return fmt.Errorf("--vms and --hosts must be > 0 and --sites >= 2")
+			}
+			fed, err := fedgen.Generate(fedgen.Options{Sites: sites, Hosts: hosts, VMs: vms, Seed: seed})
+			if err != nil {
+				return err
+			}
+			sc := fedgen.Threaten(fed, fedgen.ThreatOptions{Seed: seed})
+			t0 := time.Now()
+			c, err := evacsim.Compare(evacsim.Options{Federation: fed, Scenario: sc, Policy: model.RefugePolicy()})
+			if err != nil {
+				return err
+			}
+			res := benchSimResult{VMs: vms, Hosts: hosts, Sites: sites, Seed: seed, Threats: sc.Threats,
+				WallMS: float64(time.Since(t0).Microseconds()) / 1000}
+			var events uint64
+			var wall float64
+			for _, r := range c.Results {
+				res.Policies = append(res.Policies, r.Summary)
+				events += r.Summary.SimEvents
+				wall += r.Summary.WallMS
+			}
+			if wall > 0 {
+				res.EventsSec = float64(events) / (wall / 1000)
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(res)
+			}
+			fmt.Fprintf(out, "generated %d VMs on %d hosts in %d sites (seed %d); %d sites threatened; simulated 4 policies in %.0f ms\n\n",
+				vms, hosts, sites, seed, len(sc.Threats), res.WallMS)
+			printComparison(out, c)
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&vms, "vms", 10000, "number of VMs")
+	cmd.Flags().IntVar(&hosts, "hosts", 1000, "number of hosts")
+	cmd.Flags().IntVar(&sites, "sites", 10, "number of sites")
+	cmd.Flags().Uint64Var(&seed, "seed", 1, "generator seed")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
 

@@ -156,3 +156,17 @@ func TestBenchPlanJSON(t *testing.T) {
 		t.Errorf("bench plan result inconsistent: %+v", r)
 	}
 }
+
+func TestBenchSimJSON(t *testing.T) {
+	out, _, err := runCLI(t, "bench", "sim", "--vms", "300", "--hosts", "40", "--sites", "4", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r benchSimResult
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Policies) != 4 || r.Policies[0].Policy != "refuge" || r.EventsSec <= 0 {
+		t.Errorf("bench sim result incomplete: %+v", r)
+	}
+}

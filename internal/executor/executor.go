@@ -991,9 +991,9 @@ func (e *Executor) adaptWindows() {
 }
 
 // abortHopeless aborts running migrations that cannot finish before their
-// site's deadline even if they kept their current rate and sent nothing
-// more than what is left now: the site will be lost with them, and their
-// bandwidth can still save others.
+// site's deadline even if they had their path to themselves from now on and
+// sent nothing more than what is left now: the site will be lost with them,
+// and their bandwidth can still save others.
 func (e *Executor) abortHopeless() {
 	now := e.now()
 	for _, r := range e.sortedRunning() {
@@ -1002,17 +1002,36 @@ func (e *Executor) abortHopeless() {
 			continue
 		}
 		info, err := r.job.Info()
-		rate := info.BytesPerSec()
-		if err != nil || rate <= 0 || info.Phase == hypervisor.PhaseSwitchover {
+		if err != nil || info.Phase == hypervisor.PhaseSetup || info.Phase == hypervisor.PhaseSwitchover {
+			continue
+		}
+		rate := e.bestRate(r)
+		if rate <= 0 {
 			continue
 		}
 		left := time.Duration(float64(info.DataRemaining) / rate * float64(time.Second))
 		if now+left > d {
 			e.hopeless[r.vm] = true
-			e.abort(r, fmt.Sprintf("cannot finish before the deadline %s: %s left at %.0f MiB/s",
+			e.abort(r, fmt.Sprintf("cannot finish before the deadline %s: %s left even at the path's full %.0f MiB/s",
 				d.Round(time.Second), bytesString(info.DataRemaining), rate/model.MiB))
 		}
 	}
+}
+
+// bestRate is the fastest a running migration could go if it had its path
+// to itself: the narrowest resource's capacity, within the migration's own
+// cap (bandwidth limit and TCP window over the path's RTT).
+func (e *Executor) bestRate(r *running) float64 {
+	path, ok := netpath.Between(e.ix, r.move.From, r.move.To)
+	if !ok {
+		return 0
+	}
+	pol := e.cfg.Policy.Migration
+	rate := netpath.FlowCap(pol.MaxBandwidthMiBps*model.MiB, path.RTT, pol.ParallelConnections)
+	for _, res := range path.Resources {
+		rate = math.Min(rate, netpath.Capacity(e.ix, res, e.linkMbps))
+	}
+	return rate
 }
 
 func bytesString(b uint64) string {
