@@ -689,6 +689,24 @@ func (e *Executor) pump() {
 	e.checkFinished()
 }
 
+// savableLeft reports whether some at-risk VM is still on a threatened site
+// whose deadline has not passed, and could be planned again.
+func (e *Executor) savableLeft() bool {
+	now := e.now()
+	for v, h := range e.placement {
+		if h < 0 || e.hostDown[h] || e.migrated[v] || e.hopeless[v] || e.attempts[v] >= MaxAttempts {
+			continue
+		}
+		if d, ok := e.deadlines[e.ix.HostSite(h)]; ok && d > now {
+			switch e.records[v].Status {
+			case StatusPending, StatusUnsaved, StatusAborted:
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // dropInfeasible removes, right after a re-plan, the moves that the
 // executor's own checks refuse (a threatened or down destination, one
 // without room, a route that does not exist): a plan must never make the
@@ -863,6 +881,17 @@ func (e *Executor) migrationDone(r *running, res hypervisor.Result) {
 func (e *Executor) checkFinished() {
 	if e.finished || !e.started || len(e.running) > 0 || len(e.queue) > 0 {
 		return
+	}
+	// Idle with time left: the plan's predictions were pessimistic (earlier
+	// migrations went faster than predicted), so VMs it left behind may
+	// still make it. Re-plan once more; finish only when that adds nothing.
+	if e.savableLeft() {
+		e.replan("idle before the deadlines")
+		e.dropInfeasible()
+		if len(e.queue) > 0 {
+			e.pump()
+			return
+		}
 	}
 	e.finished = true
 	e.stopTimers()

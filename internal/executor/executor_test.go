@@ -345,6 +345,44 @@ func TestRefusesInfeasiblePlans(t *testing.T) {
 	}
 }
 
+// TestReplansWhenIdleBeforeTheDeadline: a pessimistic first plan leaves VMs
+// behind; once the executor is idle with time left it plans again.
+func TestReplansWhenIdleBeforeTheDeadline(t *testing.T) {
+	ix := testFederation(t, 3, 4096)
+	eng := sim.NewEngine(epoch)
+	drv := newFakeDriver(eng, ix, 10*time.Second)
+	calls := 0
+	oneAtATime := func(in planner.Input) (*planner.Plan, error) {
+		calls++
+		p := &planner.Plan{}
+		for v, h := range in.Placement {
+			if in.Frozen[v] || ix.HostSite(h) != 0 {
+				continue
+			}
+			if len(p.Moves) == 0 {
+				p.Moves = append(p.Moves, planner.Move{VM: v, Name: ix.Fed.VMs[v].Name, From: h, To: ix.HostByName["b1"]})
+			} else {
+				p.Unsaved = append(p.Unsaved, planner.Unsaved{VM: v, Name: ix.Fed.VMs[v].Name, Code: planner.CodeDeadline, Reason: "pessimistic"})
+			}
+		}
+		return p, nil
+	}
+	ex, err := New(Config{Index: ix, Policy: fixedPolicy(), Driver: drv, Clock: eng, Start: epoch, Plan: oneAtATime})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ex.Start(map[int]time.Duration{0: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	eng.Run()
+	if st := statuses(ex.Report()); st[StatusMigrated] != 3 {
+		t.Fatalf("statuses %v after %d plans, want all 3 migrated", st, calls)
+	}
+	if calls != 3 { // one plan per VM: nothing is left after the third
+		t.Errorf("%d plans, want 3", calls)
+	}
+}
+
 func TestNeverExceedsDestinationMemory(t *testing.T) {
 	// 20 VMs of 16 GiB: b1, b2, c1 hold 64 GiB each → at most 12 fit.
 	ix := testFederation(t, 20, 16384)
