@@ -170,3 +170,36 @@ func TestBenchSimJSON(t *testing.T) {
 		t.Errorf("bench sim result incomplete: %+v", r)
 	}
 }
+
+func TestValidateJSONAndMetricsFile(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("name: x\nsites: []\nvms: []\nextra: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := runCLI(t, "validate", "--federation", bad, "--json")
+	if err == nil {
+		t.Fatal("validate --json accepted a bad federation")
+	}
+	var res validateResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil || res.OK || len(res.Problems) < 2 {
+		t.Fatalf("validate --json: %+v (%v)", res, err)
+	}
+	out, _, err = runCLI(t, "validate", "--federation", filepath.Join(exampleDir, "federation.yaml"), "--json")
+	if err != nil || !strings.Contains(out, `"ok": true`) {
+		t.Fatalf("validate --json on the example: %v\n%s", err, out)
+	}
+	metrics := filepath.Join(dir, "m.prom")
+	if _, _, err := runCLI(t, "demo", "--quiet", "--metrics-file", metrics); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"refuge_migrations_started_total", "refuge_link_window{", "refuge_plans_total"} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("metrics file lacks %s", want)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/refuge-project/refuge/internal/evacsim"
@@ -15,10 +16,11 @@ import (
 )
 
 type simFlags struct {
-	json    bool
-	verbose bool
-	quiet   bool
-	links   bool
+	json        bool
+	verbose     bool
+	quiet       bool
+	links       bool
+	metricsFile string
 }
 
 func (s *simFlags) register(cmd *cobra.Command) {
@@ -26,6 +28,7 @@ func (s *simFlags) register(cmd *cobra.Command) {
 	cmd.Flags().BoolVarP(&s.verbose, "verbose", "v", false, "show every migration's start and end in the timeline")
 	cmd.Flags().BoolVarP(&s.quiet, "quiet", "q", false, "no timeline, summary only")
 	cmd.Flags().BoolVar(&s.links, "links", false, "show WAN link utilisation every simulated minute in the timeline")
+	cmd.Flags().StringVar(&s.metricsFile, "metrics-file", "", "write the executor's Prometheus metrics (text format) to this file at the end")
 }
 
 func newSimCmd(g *globalFlags) *cobra.Command {
@@ -81,9 +84,23 @@ func runSimulation(cmd *cobra.Command, g *globalFlags, sf *simFlags, fed *model.
 		}
 		tl.header(pol.Name)
 	}
+	var reg *prometheus.Registry
+	if sf.metricsFile != "" {
+		reg = prometheus.NewRegistry()
+		m, err := executor.NewMetrics(reg)
+		if err != nil {
+			return err
+		}
+		opts.Metrics = m
+	}
 	cmp, err := evacsim.Compare(opts)
 	if err != nil {
 		return err
+	}
+	if reg != nil {
+		if err := prometheus.WriteToTextfile(sf.metricsFile, reg); err != nil {
+			return fmt.Errorf("write metrics: %w", err)
+		}
 	}
 	if sf.json {
 		enc := json.NewEncoder(out)

@@ -873,7 +873,14 @@ func (e *Executor) migrationDone(r *running, res hypervisor.Result) {
 		rec.To = ""
 	}
 	e.emit(Event{Kind: EvFail, VM: rec.Name, From: e.ix.Host(r.move.From).Name, To: toName, Detail: res.Err.Error()})
-	e.cfg.Metrics.done(string(rec.Status), rec.Duration, 0)
+	outcome := "failed"
+	switch {
+	case runningOn < 0:
+		outcome = "lost"
+	case r.aborting:
+		outcome = "aborted"
+	}
+	e.cfg.Metrics.done(outcome, rec.Duration, 0)
 	e.replan("migration of " + rec.Name + " ended without success")
 	e.pump()
 }

@@ -27,7 +27,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		startedC: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "refuge_migrations_started_total", Help: "Migrations started."}),
 		finished: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "refuge_migrations_finished_total", Help: "Migrations finished, by outcome."}, []string{"outcome"}),
+			Name: "refuge_migrations_finished_total", Help: "Migrations finished, by outcome: migrated, failed, aborted or lost."}, []string{"outcome"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "refuge_migrations_in_flight", Help: "Migrations running now."}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
