@@ -36,6 +36,10 @@ const (
 	// MaxRoundsWithoutThrottle is how many rounds a migration without
 	// auto-converge may take before it is declared non-converging.
 	MaxRoundsWithoutThrottle = 30
+	// MaxRounds bounds every migration: a guest that even at the largest
+	// throttle dirties memory faster than the link (or a zero downtime
+	// limit with any dirtying) never converges, and is declared so here.
+	MaxRounds = 300
 )
 
 // Guest describes what is migrated.
@@ -115,6 +119,10 @@ func (s *State) RoundDone(dt time.Duration) {
 		s.highDirt++
 	} else {
 		s.highDirt = 0
+	}
+	if s.Round >= MaxRounds {
+		s.Failed = true
+		return
 	}
 	if s.cfg.AutoConverge {
 		if s.highDirt >= 2 {

@@ -99,3 +99,21 @@ func TestZeroRate(t *testing.T) {
 		t.Error("a migration with no bandwidth was predicted to converge")
 	}
 }
+
+// TestHopelessGuestsEndInFailure: guests that cannot converge even at the
+// largest throttle, or with a zero downtime limit, end in failure instead of
+// iterating for ever.
+func TestHopelessGuestsEndInFailure(t *testing.T) {
+	for name, c := range map[string]struct {
+		g   Guest
+		cfg Config
+	}{
+		"dirtier than the link at 99% throttle": {Guest{MemoryBytes: 1024 * mib, DirtyRate: 100000 * mib}, cfg},
+		"zero downtime limit":                   {Guest{MemoryBytes: 1024 * mib, DirtyRate: 10 * mib}, Config{AutoConverge: true}},
+	} {
+		e := Solo(c.g, c.cfg, 100*mib, 0)
+		if e.Converges || e.Rounds > MaxRounds {
+			t.Errorf("%s: converges %v after %d rounds, want failure within %d", name, e.Converges, e.Rounds, MaxRounds)
+		}
+	}
+}
