@@ -330,6 +330,38 @@ func (e *Executor) setDeadlineLocked(site int, d time.Duration) {
 	e.timers = append(e.timers, e.cfg.Clock.AfterFunc(max(at, 0), func() { e.deadlinePassed(site, d) }))
 }
 
+// CancelThreat withdraws a site's threat (a cancelled warning): no new
+// migration leaves it; running ones finish, or are aborted when
+// abortRunning is set. Its VMs count as safe again.
+func (e *Executor) CancelThreat(site int, abortRunning bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.finished || site < 0 || site >= len(e.ix.Fed.Sites) {
+		return
+	}
+	if _, ok := e.deadlines[site]; !ok {
+		return
+	}
+	delete(e.deadlines, site)
+	e.emit(Event{Kind: EvDeadline, Detail: e.ix.Fed.Sites[site].Name + " threat withdrawn"})
+	for v, h := range e.placement {
+		if h < 0 || e.ix.HostSite(h) != site || e.migrated[v] || e.running[v] != nil {
+			continue
+		}
+		rec := &e.records[v]
+		rec.Status, rec.Deadline, rec.Reason = StatusSafe, 0, ""
+	}
+	if abortRunning {
+		for _, r := range e.sortedRunning() {
+			if e.ix.HostSite(r.move.From) == site {
+				e.abort(r, "the threat to "+e.ix.Fed.Sites[site].Name+" was withdrawn")
+			}
+		}
+	}
+	e.replan("threat withdrawn")
+	e.pump()
+}
+
 // deadlinePassed marks VMs still on the site as missed.
 func (e *Executor) deadlinePassed(site int, d time.Duration) {
 	e.mu.Lock()

@@ -383,6 +383,37 @@ func TestReplansWhenIdleBeforeTheDeadline(t *testing.T) {
 	}
 }
 
+func TestCancelThreatStopsNewMigrations(t *testing.T) {
+	for _, abort := range []bool{false, true} {
+		ix := testFederation(t, 8, 4096)
+		eng := sim.NewEngine(epoch)
+		drv := newFakeDriver(eng, ix, 30*time.Second)
+		rep := run(t, ix, fixedPolicy(), drv, eng, map[int]time.Duration{0: time.Hour}, func(ex *Executor) {
+			eng.AfterFunc(10*time.Second, func() { ex.CancelThreat(0, abort) })
+		})
+		st := statuses(rep)
+		// Two sources × two at once were running when the warning was
+		// cancelled; nothing else starts.
+		total := 0
+		for _, n := range drv.calls {
+			total += n
+		}
+		if total != 4 {
+			t.Errorf("abort=%v: %d migrations started, want the 4 already running", abort, total)
+		}
+		want := map[Status]int{StatusMigrated: 4, StatusSafe: 4}
+		if abort {
+			want = map[Status]int{StatusAborted: 4, StatusSafe: 4}
+		}
+		for s, n := range want {
+			if st[s] != n {
+				t.Errorf("abort=%v: statuses %v, want %v", abort, st, want)
+				break
+			}
+		}
+	}
+}
+
 func TestNeverExceedsDestinationMemory(t *testing.T) {
 	// 20 VMs of 16 GiB: b1, b2, c1 hold 64 GiB each → at most 12 fit.
 	ix := testFederation(t, 20, 16384)
