@@ -1,0 +1,686 @@
+package libvirt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"time"
+
+	lv "github.com/digitalocean/go-libvirt"
+
+	"github.com/refuge-project/refuge/internal/hypervisor"
+)
+
+// bandwidthMax is libvirt's "unlimited" migration bandwidth in MiB/s
+// (QEMU_DOMAIN_MIG_BANDWIDTH_MAX: INT64_MAX bytes/s).
+const bandwidthMax = math.MaxInt64 >> 20
+
+// job is one migration; it implements hypervisor.Job.
+type job struct {
+	d       *Driver
+	req     hypervisor.MigrateRequest
+	obs     hypervisor.Observer
+	dom     lv.Domain
+	memory  uint64
+	started time.Time
+	ready   chan struct{} // closed when Migrate has returned
+
+	mu          sync.Mutex
+	info        hypervisor.JobInfo
+	ended       bool
+	final       hypervisor.JobInfo
+	stopReason  error // why the driver or the caller cancelled the job
+	live        bool
+	postcopy    bool
+	lastProg    uint64
+	lastProgAt  time.Time
+	minRemain   uint64
+	minRemainIt int
+}
+
+var _ hypervisor.Job = (*job)(nil)
+
+// Migrate checks the request against both hosts and starts a peer-to-peer
+// migration; it returns once libvirt has the domain and both hosts answer,
+// and never waits for data to move. It refuses (without calling obs): an
+// unknown host or one whose connection is down (ErrHostUnreachable), a
+// domain not running on SourceHost (ErrNoSuchDomain), a domain that
+// already has a migration through this driver (ErrJobAlreadyActive), a
+// destination whose memory limit it would exceed (ErrDestinationFull) and
+// source = destination (ErrSameHost).
+func (d *Driver) Migrate(ctx context.Context, req hypervisor.MigrateRequest, obs hypervisor.Observer) (hypervisor.Job, error) {
+	fail := func(err error) (hypervisor.Job, error) {
+		return nil, fmt.Errorf("libvirt: migrate %s from %s to %s: %w", req.Domain, req.SourceHost, req.DestHost, mapErr(err))
+	}
+	if err := ctx.Err(); err != nil {
+		return fail(err)
+	}
+	if obs == nil {
+		return fail(errors.New("an observer is required"))
+	}
+	if req.SourceHost == req.DestHost {
+		return fail(ErrSameHost)
+	}
+	if _, err := d.conn(req.SourceHost); err != nil {
+		return fail(err)
+	}
+	if _, err := d.conn(req.DestHost); err != nil {
+		return fail(err)
+	}
+	if req.Params.BandwidthBytes < 0 || math.IsNaN(req.Params.BandwidthBytes) || req.Params.MaxDowntime < 0 {
+		return fail(errors.New("negative bandwidth or downtime"))
+	}
+	d.mu.Lock()
+	_, busy := d.active[req.Domain]
+	d.mu.Unlock()
+	if busy {
+		return fail(hypervisor.ErrJobAlreadyActive)
+	}
+	j := &job{d: d, req: req, obs: obs, started: time.Now(), ready: make(chan struct{}), live: req.Params.Live}
+	err := d.call(req.SourceHost, func(c rpc) error {
+		dom, err := c.DomainLookupByName(req.Domain)
+		if err != nil {
+			return err
+		}
+		st, _, err := c.DomainGetState(dom, 0)
+		if err != nil {
+			return err
+		}
+		if s := domState(st); !isActive(s) {
+			return fmt.Errorf("domain is %s on %s: %w", s, req.SourceHost, hypervisor.ErrNoSuchDomain)
+		}
+		if typ, _, err := c.DomainGetJobStats(dom, 0); err == nil && lv.DomainJobType(typ) != lv.DomainJobNone {
+			return fmt.Errorf("libvirt reports a job on it: %w", hypervisor.ErrJobAlreadyActive)
+		}
+		_, maxMem, _, _, _, err := c.DomainGetInfo(dom)
+		if err != nil {
+			return err
+		}
+		j.dom, j.memory = dom, maxMem*1024
+		return nil
+	})
+	if err != nil {
+		return fail(err)
+	}
+	// The destination must answer, must not run the domain already, and
+	// must have room.
+	var used uint64
+	err = d.call(req.DestHost, func(c rpc) error {
+		doms, _, err := c.ConnectListAllDomains(1, lv.ConnectListDomainsActive)
+		if err != nil {
+			return err
+		}
+		for _, dom := range doms {
+			if dom.Name == req.Domain {
+				return fmt.Errorf("already active on %s: %w", req.DestHost, hypervisor.ErrJobAlreadyActive)
+			}
+			if _, maxMem, _, _, _, err := c.DomainGetInfo(dom); err == nil {
+				used += maxMem * 1024
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fail(err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if capB := d.memCap[req.DestHost]; capB > 0 && used+d.incoming[req.DestHost]+j.memory > capB {
+		return fail(fmt.Errorf("needs %d MiB, %d of %d MiB in use or incoming: %w", j.memory>>20,
+			(used+d.incoming[req.DestHost])>>20, capB>>20, hypervisor.ErrDestinationFull))
+	}
+	if _, busy := d.active[req.Domain]; busy {
+		return fail(hypervisor.ErrJobAlreadyActive)
+	}
+	d.active[req.Domain] = j
+	d.incoming[req.DestHost] += j.memory
+	j.info = hypervisor.JobInfo{Type: hypervisor.JobUnbounded, Phase: hypervisor.PhaseSetup}
+	d.wg.Go(j.run)
+	close(j.ready)
+	return j, nil
+}
+
+// flags builds virDomainMigrateFlags.
+func (j *job) flags(live bool) lv.DomainMigrateFlags {
+	p := j.req.Params
+	f := lv.MigratePeer2peer | lv.MigrateAbortOnError // the driver always migrates peer to peer
+	if live {
+		f |= lv.MigrateLive
+	}
+	if p.PersistDest {
+		f |= lv.MigratePersistDest
+	}
+	if p.UndefineSource {
+		f |= lv.MigrateUndefineSource
+	}
+	switch p.CopyStorage {
+	case hypervisor.CopyStorageAll:
+		f |= lv.MigrateNonSharedDisk
+	case hypervisor.CopyStorageInc:
+		f |= lv.MigrateNonSharedInc
+	}
+	if p.AutoConverge && live {
+		f |= lv.MigrateAutoConverge
+	}
+	if p.ParallelConnections > 1 {
+		f |= lv.MigrateParallel
+	}
+	if p.PostCopy && live {
+		f |= lv.MigratePostcopy
+	}
+	return f
+}
+
+func (j *job) typedParams() []lv.TypedParam {
+	p := j.req.Params
+	var tp []lv.TypedParam
+	if p.BandwidthBytes > 0 {
+		tp = append(tp, lv.TypedParam{Field: lv.MigrateParamBandwidth, Value: *lv.NewTypedParamValueUllong(mibps(p.BandwidthBytes))})
+	}
+	if p.ParallelConnections > 1 {
+		tp = append(tp, lv.TypedParam{Field: lv.MigrateParamParallelConnections, Value: *lv.NewTypedParamValueInt(int32(p.ParallelConnections))})
+	}
+	return tp
+}
+
+// mibps converts bytes/s to libvirt's MiB/s, rounding up (0: unlimited).
+func mibps(b float64) uint64 {
+	if b <= 0 {
+		return bandwidthMax
+	}
+	return uint64(math.Ceil(b / (1 << 20)))
+}
+
+// run drives the migration to its end and reports it.
+func (j *job) run() {
+	<-j.ready
+	d := j.d
+	req := j.req
+	d.record(Step{Domain: req.Domain, Kind: "migrate", Host: req.SourceHost,
+		Detail: fmt.Sprintf("to %s (%s), live=%v copy-storage=%q", req.DestHost, d.peers[req.DestHost], req.Params.Live, req.Params.CopyStorage)})
+	if req.Params.MaxDowntime > 0 {
+		if err := d.call(req.SourceHost, func(c rpc) error {
+			return c.DomainMigrateSetMaxDowntime(j.dom, uint64(req.Params.MaxDowntime.Milliseconds()), 0)
+		}); err != nil {
+			d.cfg.Logger.Warn("set max downtime", "domain", req.Domain, "err", err)
+		}
+	}
+	perr := j.perform(j.live)
+	if perr != nil && errors.Is(j.reason(), hypervisor.ErrNotConverging) && d.cfg.ColdFallback && j.live {
+		d.record(Step{Domain: req.Domain, Kind: "fallback", Host: req.SourceHost, Detail: "live migration did not converge; migrating non-live", Err: perr.Error()})
+		j.mu.Lock()
+		j.stopReason, j.live = nil, false
+		j.mu.Unlock()
+		if where, _ := j.verify(false); where == req.SourceHost {
+			perr = j.perform(false)
+		}
+	}
+	finished := time.Now()
+	j.finish(perr, finished)
+}
+
+func (j *job) reason() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.stopReason
+}
+
+// perform runs virDomainMigratePerform3Params on a connection of its own
+// while a poller reads job statistics on the control connection.
+func (j *job) perform(live bool) error {
+	d := j.d
+	c, err := d.conn(j.req.SourceHost)
+	if err != nil {
+		return err
+	}
+	cl, kill, err := d.dial(c.uri)
+	if err != nil {
+		return fmt.Errorf("connect to %s for the migration: %v: %w", j.req.SourceHost, err, hypervisor.ErrHostUnreachable)
+	}
+	defer kill()
+	ctx, cancel := context.WithCancel(d.ctx)
+	var pw sync.WaitGroup
+	pw.Go(func() { j.poll(ctx) })
+	_, err = cl.DomainMigratePerform3Params(j.dom, lv.OptString{d.peers[j.req.DestHost]}, j.typedParams(), nil, j.flags(live))
+	cancel()
+	pw.Wait()
+	return err
+}
+
+// poll reads job statistics every PollInterval and watches for stalls and
+// non-convergence.
+func (j *job) poll(ctx context.Context) {
+	d := j.d
+	t := time.NewTicker(d.cfg.PollInterval)
+	defer t.Stop()
+	j.mu.Lock()
+	j.lastProgAt = time.Now()
+	j.mu.Unlock()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var typ int32
+		var p []lv.TypedParam
+		err := d.call(j.req.SourceHost, func(c rpc) error {
+			var err error
+			typ, p, err = c.DomainGetJobStats(j.dom, 0)
+			return err
+		})
+		if err != nil {
+			continue
+		}
+		ji := jobInfo(typ, p)
+		if ji.Type == hypervisor.JobNone {
+			continue // not started yet, or just ended
+		}
+		j.mu.Lock()
+		j.info = ji
+		now := time.Now()
+		if ji.DataProcessed > j.lastProg {
+			j.lastProg, j.lastProgAt = ji.DataProcessed, now
+		}
+		stalled := now.Sub(j.lastProgAt) > d.cfg.StallTimeout
+		if ji.MemIteration > 0 && (j.minRemainIt == 0 || ji.MemRemaining < j.minRemain) {
+			j.minRemain, j.minRemainIt = ji.MemRemaining, ji.MemIteration
+		}
+		notConverging := j.live && !j.postcopy && ji.MemIteration > d.cfg.MaxIterations && ji.MemIteration-j.minRemainIt >= 3
+		stop := j.stopReason == nil && (stalled || notConverging)
+		switchPC := notConverging && j.req.Params.PostCopy && j.stopReason == nil
+		if switchPC {
+			j.postcopy = true
+			stop = false
+		} else if stop && stalled {
+			j.stopReason = fmt.Errorf("no progress for %v: %w", d.cfg.StallTimeout, hypervisor.ErrLinkDown)
+		} else if stop {
+			j.stopReason = fmt.Errorf("%d memory iterations, %d MiB still dirty: %w", ji.MemIteration, ji.MemRemaining>>20, hypervisor.ErrNotConverging)
+		}
+		why := j.stopReason
+		j.mu.Unlock()
+		switch {
+		case switchPC:
+			err := d.call(j.req.SourceHost, func(c rpc) error { return c.DomainMigrateStartPostCopy(j.dom, 0) })
+			d.record(Step{Domain: j.req.Domain, Kind: "postcopy", Host: j.req.SourceHost,
+				Detail: fmt.Sprintf("pre-copy not converging after %d iterations", ji.MemIteration), Err: errString(err)})
+		case stop:
+			err := d.call(j.req.SourceHost, func(c rpc) error { return c.DomainAbortJob(j.dom) })
+			d.record(Step{Domain: j.req.Domain, Kind: "abort", Host: j.req.SourceHost, Detail: why.Error(), Err: errString(err)})
+		}
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// Info returns the latest job statistics (read every PollInterval; Info
+// never blocks on libvirt). After the end: the final ones.
+func (j *job) Info() (hypervisor.JobInfo, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.ended {
+		return j.final, nil
+	}
+	return j.info, nil
+}
+
+// SetMaxSpeed changes the bandwidth cap (virDomainMigrateSetMaxSpeed, in
+// MiB/s rounded up; 0 lifts the cap).
+func (j *job) SetMaxSpeed(bytesPerSec float64) error {
+	j.mu.Lock()
+	ended := j.ended
+	j.mu.Unlock()
+	if ended {
+		return fmt.Errorf("libvirt: set max speed of %s: %w", j.req.Domain, ErrNotActive)
+	}
+	if bytesPerSec < 0 || math.IsNaN(bytesPerSec) || math.IsInf(bytesPerSec, 0) {
+		return fmt.Errorf("libvirt: set max speed of %s to %v bytes/s: invalid", j.req.Domain, bytesPerSec)
+	}
+	err := j.d.call(j.req.SourceHost, func(c rpc) error { return c.DomainMigrateSetMaxSpeed(j.dom, mibps(bytesPerSec), 0) })
+	if err != nil {
+		return fmt.Errorf("libvirt: set max speed of %s: %w", j.req.Domain, mapErr(err))
+	}
+	j.req.Params.BandwidthBytes = bytesPerSec
+	return nil
+}
+
+// Abort cancels the migration (virDomainAbortJob, sent in the background so
+// that Abort does not block its caller); the observer gets ErrAborted
+// unless the migration completed first.
+func (j *job) Abort() error {
+	j.mu.Lock()
+	if j.ended {
+		j.mu.Unlock()
+		return fmt.Errorf("libvirt: abort migration of %s: %w", j.req.Domain, ErrNotActive)
+	}
+	if j.stopReason == nil {
+		j.stopReason = hypervisor.ErrAborted
+	}
+	j.mu.Unlock()
+	j.d.wg.Go(func() {
+		err := j.d.call(j.req.SourceHost, func(c rpc) error { return c.DomainAbortJob(j.dom) })
+		j.d.record(Step{Domain: j.req.Domain, Kind: "abort", Host: j.req.SourceHost, Detail: "requested", Err: errString(err)})
+	})
+	return nil
+}
+
+// StartPostCopy switches a running migration (started with PostCopy) to
+// post-copy: the guest runs at the destination from now on and fetches
+// the pages it still lacks.
+func (j *job) StartPostCopy() error {
+	if !j.req.Params.PostCopy {
+		return fmt.Errorf("libvirt: post-copy of %s: the migration was started without Params.PostCopy", j.req.Domain)
+	}
+	j.mu.Lock()
+	j.postcopy = true
+	j.mu.Unlock()
+	err := j.d.call(j.req.SourceHost, func(c rpc) error { return c.DomainMigrateStartPostCopy(j.dom, 0) })
+	j.d.record(Step{Domain: j.req.Domain, Kind: "postcopy", Host: j.req.SourceHost, Detail: "requested", Err: errString(err)})
+	return mapErr(err)
+}
+
+// PostCopier is implemented by this driver's jobs.
+type PostCopier interface{ StartPostCopy() error }
+
+// stateOn reports the domain's state on host ("" when not defined there).
+func (j *job) stateOn(host string) (hypervisor.DomainState, bool, error) {
+	var st hypervisor.DomainState
+	defined := false
+	err := j.d.call(host, func(c rpc) error {
+		dom, err := c.DomainLookupByName(j.req.Domain)
+		if err != nil {
+			if lv.IsNotFound(err) {
+				return nil
+			}
+			return err
+		}
+		defined = true
+		s, _, err := c.DomainGetState(dom, 0)
+		if err != nil {
+			if lv.IsNotFound(err) {
+				defined = false
+				return nil
+			}
+			return err
+		}
+		st = domState(s)
+		return nil
+	})
+	return st, defined, err
+}
+
+// verify checks that the domain is active on exactly one of source and
+// destination, repairs what it can, records the outcome and returns where
+// the domain runs ("" when nowhere). succeeded says whether the migration
+// reported success (then the destination's copy is authoritative).
+func (j *job) verify(succeeded bool) (string, error) {
+	src, dst := j.req.SourceHost, j.req.DestHost
+	sst, sdef, serr := j.stateOn(src)
+	dstSt, ddef, derr := j.stateOn(dst)
+	onSrc, onDst := isActive(sst), isActive(dstSt)
+	detail := fmt.Sprintf("%s: %s, %s: %s", src, stateString(sst, sdef, serr), dst, stateString(dstSt, ddef, derr))
+	rec := func(kind, what string, err error) {
+		j.d.record(Step{Domain: j.req.Domain, Kind: kind, Detail: what + " (" + detail + ")", Err: errString(err)})
+	}
+	switch {
+	case serr != nil && derr != nil:
+		rec("verify", "both hosts unreachable", errors.Join(serr, derr))
+		return "", fmt.Errorf("cannot tell where %s runs: %w", j.req.Domain, errors.Join(serr, derr))
+	case onSrc && onDst:
+		// Two copies: keep the authoritative one.
+		keep, drop := src, dst
+		if succeeded {
+			keep, drop = dst, src
+		}
+		err := j.d.call(drop, func(c rpc) error {
+			dom, err := c.DomainLookupByName(j.req.Domain)
+			if err != nil {
+				return err
+			}
+			return c.DomainDestroy(dom)
+		})
+		rec("repair", "active on both hosts; destroyed the copy on "+drop, err)
+		if keep == src && sst == hypervisor.StatePaused {
+			j.resume(src)
+		}
+		return keep, err
+	case onDst:
+		rec("verify", "active on the destination only", nil)
+		return dst, nil
+	case onSrc:
+		if sst == hypervisor.StatePaused {
+			j.resume(src)
+		}
+		rec("verify", "active on the source only", nil)
+		return src, nil
+	}
+	// Active nowhere: start it from its disk where it is defined,
+	// preferring the destination after a success.
+	order := []string{src, dst}
+	if succeeded {
+		order = []string{dst, src}
+	}
+	defined := map[string]bool{src: sdef, dst: ddef}
+	for _, h := range order {
+		if !defined[h] {
+			continue
+		}
+		if err := j.restart(h, false); err == nil {
+			rec("repair", "active nowhere; restarted from its disk on "+h, nil)
+			return h, nil
+		}
+	}
+	rec("verify", "active nowhere and could not be restarted", nil)
+	return "", fmt.Errorf("%s is active on neither %s nor %s: %w", j.req.Domain, src, dst, hypervisor.ErrDomainLost)
+}
+
+func stateString(st hypervisor.DomainState, defined bool, err error) string {
+	switch {
+	case err != nil:
+		return "unknown (" + err.Error() + ")"
+	case !defined:
+		return "absent"
+	}
+	return string(st)
+}
+
+func (j *job) resume(host string) {
+	err := j.d.call(host, func(c rpc) error {
+		dom, err := c.DomainLookupByName(j.req.Domain)
+		if err != nil {
+			return err
+		}
+		return c.DomainResume(dom)
+	})
+	j.d.record(Step{Domain: j.req.Domain, Kind: "repair", Host: host, Detail: "resumed the paused domain", Err: errString(err)})
+}
+
+// restart destroys (if active) and starts the domain on host, then waits
+// for the guest to answer.
+func (j *job) restart(host string, destroy bool) error {
+	d := j.d
+	err := d.call(host, func(c rpc) error {
+		dom, err := c.DomainLookupByName(j.req.Domain)
+		if err != nil {
+			return err
+		}
+		if destroy {
+			if err := c.DomainDestroy(dom); err != nil && !strings.Contains(err.Error(), "not running") {
+				return err
+			}
+		}
+		return c.DomainCreate(dom)
+	})
+	if err != nil {
+		d.record(Step{Domain: j.req.Domain, Kind: "restart", Host: host, Err: err.Error()})
+		return err
+	}
+	err = j.waitHealthy(host, 0, d.cfg.BootTimeout)
+	d.record(Step{Domain: j.req.Domain, Kind: "restart", Host: host, Detail: "started from its disk", Err: errString(err)})
+	return err
+}
+
+// waitHealthy polls the health check on host until it passes after settle
+// has elapsed, or timeout.
+func (j *job) waitHealthy(host string, settle, timeout time.Duration) error {
+	d := j.d
+	start := time.Now()
+	var last error
+	agent := true
+	_ = d.call(host, func(c rpc) error {
+		dom, err := c.DomainLookupByName(j.req.Domain)
+		if err != nil {
+			return err
+		}
+		x, err := c.DomainGetXMLDesc(dom, 0)
+		if err == nil {
+			agent = hasAgent(x)
+		}
+		return nil
+	})
+	for {
+		var st hypervisor.DomainState
+		err := d.call(host, func(c rpc) error {
+			dom, err := c.DomainLookupByName(j.req.Domain)
+			if err != nil {
+				return err
+			}
+			s, _, err := c.DomainGetState(dom, 0)
+			if err != nil {
+				return err
+			}
+			if st = domState(s); st != hypervisor.StateRunning {
+				return fmt.Errorf("domain is %s", st)
+			}
+			if !agent {
+				return nil
+			}
+			ctx, cancel := context.WithTimeout(d.ctx, d.cfg.HealthTimeout)
+			defer cancel()
+			return d.cfg.Health(ctx, c, dom)
+		})
+		last = err
+		if err == nil && time.Since(start) >= settle {
+			return nil
+		}
+		if st == hypervisor.StateShutoff || st == hypervisor.StateCrashed {
+			return fmt.Errorf("guest %s on %s: %w", j.req.Domain, host, err)
+		}
+		if time.Since(start) > timeout {
+			return fmt.Errorf("guest %s on %s not healthy within %v: %w", j.req.Domain, host, timeout, last)
+		}
+		select {
+		case <-d.ctx.Done():
+			return d.ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// finish determines the outcome, checks placement and health, and calls
+// the observer once.
+func (j *job) finish(perr error, finished time.Time) {
+	d := j.d
+	req := j.req
+	res := hypervisor.Result{Domain: req.Domain, Source: req.SourceHost, Dest: req.DestHost, Started: j.started, Finished: finished}
+	// Final statistics: the destination keeps the completed job's.
+	var final hypervisor.JobInfo
+	for _, h := range []string{req.DestHost, req.SourceHost} {
+		var typ int32
+		var p []lv.TypedParam
+		err := d.call(h, func(c rpc) error {
+			dom, err := c.DomainLookupByName(req.Domain)
+			if err != nil {
+				return err
+			}
+			typ, p, err = c.DomainGetJobStats(dom, lv.DomainJobStatsCompleted)
+			return err
+		})
+		if err == nil && lv.DomainJobType(typ) == lv.DomainJobCompleted && params(p).has(lv.DomainJobTimeElapsed) {
+			final = jobInfo(typ, p)
+			break
+		}
+	}
+	where, verr := j.verify(perr == nil)
+	res.RunningOn = where
+	err := perr
+	if why := j.reason(); err != nil && why != nil {
+		err = fmt.Errorf("%w (libvirt: %v)", why, perr)
+	}
+	switch {
+	case where == req.DestHost:
+		if err != nil {
+			d.record(Step{Domain: req.Domain, Kind: "verify", Host: req.DestHost,
+				Detail: "libvirt reported failure but the domain runs at the destination: the migration completed", Err: err.Error()})
+			err = nil
+		}
+		res.Downtime = final.Downtime
+		res.Bytes = final.DataProcessed
+		res.Rounds = final.MemIteration
+		if final.MemDirtyRate > 0 {
+			d.mu.Lock()
+			d.dirty[req.Domain] = final.MemDirtyRate
+			d.mu.Unlock()
+		}
+		switchover := time.Now()
+		herr := j.waitHealthy(req.DestHost, d.cfg.HealthSettle, d.cfg.HealthTimeout)
+		d.record(Step{Domain: req.Domain, Kind: "health", Host: req.DestHost, Detail: "after switch-over", Err: errString(herr)})
+		if herr != nil {
+			if rerr := j.restart(req.DestHost, true); rerr != nil {
+				err = fmt.Errorf("guest dead after the switch-over (%v) and restart failed: %v: %w", herr, rerr, hypervisor.ErrDomainLost)
+				res.RunningOn = ""
+			} else {
+				res.Downtime += time.Since(switchover)
+			}
+		}
+	case err == nil:
+		err = verr
+		if err == nil {
+			err = fmt.Errorf("libvirt reported success but the domain runs on %q: %w", where, hypervisor.ErrDomainLost)
+		}
+	default:
+		if where == "" && verr != nil {
+			err = fmt.Errorf("%w; %w", err, verr)
+		}
+	}
+	info := final
+	if err == nil {
+		info.Type = hypervisor.JobCompleted
+		info.Phase = hypervisor.PhaseDone
+	} else {
+		j.mu.Lock()
+		info = j.info
+		j.mu.Unlock()
+		info.Type = hypervisor.JobFailed
+		if errors.Is(err, hypervisor.ErrAborted) {
+			info.Type = hypervisor.JobCancelled
+		}
+		res.Err = fmt.Errorf("libvirt: migrate %s from %s to %s: %w", req.Domain, req.SourceHost, req.DestHost, mapErr(err))
+		if info.DataProcessed > 0 {
+			res.Bytes = info.DataProcessed
+		}
+	}
+	kind := "done"
+	if res.Err != nil {
+		kind = "failed"
+	}
+	d.record(Step{Domain: req.Domain, Kind: kind, Host: res.RunningOn,
+		Detail: fmt.Sprintf("%.2f s, downtime %v, %d MiB, %d iterations", finished.Sub(j.started).Seconds(), res.Downtime, res.Bytes>>20, res.Rounds),
+		Err:    errString(res.Err)})
+	j.mu.Lock()
+	j.ended, j.final = true, info
+	j.mu.Unlock()
+	d.mu.Lock()
+	delete(d.active, req.Domain)
+	d.incoming[req.DestHost] -= j.memory
+	d.mu.Unlock()
+	j.obs.MigrationDone(res)
+}
