@@ -404,7 +404,12 @@ func (s *Site) start(ctx context.Context) error {
 	for {
 		if err := s.Virsh(ctx, "version"); err == nil {
 			s.bed.logf("testbed: %s up (%s, netns %s, %s)", s.Name, s.Addr, s.NetNS, s.Socket())
-			return nil
+			// A storage pool over the images directory lets libvirt
+			// pre-create a copy-storage migration's destination image.
+			if err := s.Virsh(ctx, "pool-define-as", "default", "dir", "--target", "/var/lib/libvirt/images"); err != nil {
+				return err
+			}
+			return s.Virsh(ctx, "pool-start", "default")
 		} else if time.Now().After(deadline) {
 			out, _ := os.ReadFile(filepath.Join(s.Dir, "libvirtd.stdout"))
 			return fmt.Errorf("testbed: libvirtd of %s did not answer within 60 s: %w; output: %s", s.Name, err, out)

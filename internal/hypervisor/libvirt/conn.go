@@ -39,7 +39,7 @@ type rpc interface {
 	DomainCreate(dom lv.Domain) error
 	DomainResume(dom lv.Domain) error
 	DomainStartDirtyRateCalc(dom lv.Domain, seconds int32, flags uint32) error
-	QEMUDomainAgentCommand(dom lv.Domain, cmd string, timeout int32, flags uint32) (lv.OptString, error)
+	Agent
 	Disconnected() <-chan struct{}
 }
 

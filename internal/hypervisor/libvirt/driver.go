@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -60,10 +61,10 @@ type Config struct {
 	// StallTimeout: a migration whose processed bytes do not grow for this
 	// long is aborted with ErrLinkDown (default 20 s).
 	StallTimeout time.Duration
-	// MaxIterations: a pre-copy past this many memory iterations whose
-	// remaining bytes stopped shrinking does not converge: it switches to
+	// MaxIterations: a pre-copy past this many memory iterations (twice
+	// as many with auto-converge) does not converge: it switches to
 	// post-copy when allowed, else is aborted with ErrNotConverging
-	// (default 30, as precopy.MaxRounds).
+	// (default 30, as the simulator's model).
 	MaxIterations int
 	// ColdFallback retries a live migration that did not converge as a
 	// non-live one (the guest paused for the whole copy) within the same
@@ -76,7 +77,7 @@ type Config struct {
 	// answer (default 2 s): a guest hit by lost writes dies within about
 	// a second.
 	HealthSettle time.Duration
-	// HealthTimeout bounds the health check (default 20 s), BootTimeout the
+	// HealthTimeout bounds the health check (default 10 s), BootTimeout the
 	// wait for a restarted guest (default 90 s).
 	HealthTimeout, BootTimeout time.Duration
 	// OnStep, if not nil, receives every recorded step (from driver
@@ -86,14 +87,21 @@ type Config struct {
 	dial dialFunc
 }
 
-// HealthCheck reports whether the guest of dom on a host is alive.
-type HealthCheck func(ctx context.Context, c rpc, dom lv.Domain) error
+// Agent sends QEMU guest agent commands (virDomainQemuAgentCommand).
+type Agent interface {
+	QEMUDomainAgentCommand(dom lv.Domain, cmd string, timeout int32, flags uint32) (lv.OptString, error)
+}
+
+// HealthCheck reports whether the guest of dom on a host is alive. It is
+// only called for running domains that have a guest-agent channel; others
+// count as alive when running.
+type HealthCheck func(ctx context.Context, c Agent, dom lv.Domain) error
 
 // NoHealthCheck accepts every running domain.
-func NoHealthCheck(context.Context, rpc, lv.Domain) error { return nil }
+func NoHealthCheck(context.Context, Agent, lv.Domain) error { return nil }
 
 // AgentHealth pings the QEMU guest agent (guest-ping) with a 3 s timeout.
-func AgentHealth(_ context.Context, c rpc, dom lv.Domain) error {
+func AgentHealth(_ context.Context, c Agent, dom lv.Domain) error {
 	_, err := c.QEMUDomainAgentCommand(dom, `{"execute":"guest-ping"}`, 3, 0)
 	return err
 }
@@ -111,7 +119,7 @@ func (c *Config) defaults() {
 	def(&c.PollInterval, 500*time.Millisecond)
 	def(&c.StallTimeout, 20*time.Second)
 	def(&c.HealthSettle, 2*time.Second)
-	def(&c.HealthTimeout, 20*time.Second)
+	def(&c.HealthTimeout, 10*time.Second)
 	def(&c.BootTimeout, 90*time.Second)
 	if c.MaxIterations <= 0 {
 		c.MaxIterations = 30
@@ -479,6 +487,13 @@ func mapErr(err error) error {
 			return fmt.Errorf("%w: %w", err, hypervisor.ErrLinkDown)
 		case lv.ErrOperationInvalid:
 			return fmt.Errorf("%w: %w", err, hypervisor.ErrJobAlreadyActive)
+		case lv.ErrInternalError, lv.ErrOperationFailed:
+			// the peer-to-peer connection or the migration stream broke
+			for _, m := range []string{"socket is closed", "keepalive", "Connection reset", "Broken pipe", "connection closed", "Unable to write", "Unable to read"} {
+				if strings.Contains(le.Message, m) {
+					return fmt.Errorf("%w: %w", err, hypervisor.ErrLinkDown)
+				}
+			}
 		}
 		return err
 	}

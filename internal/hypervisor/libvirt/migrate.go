@@ -28,17 +28,15 @@ type job struct {
 	started time.Time
 	ready   chan struct{} // closed when Migrate has returned
 
-	mu          sync.Mutex
-	info        hypervisor.JobInfo
-	ended       bool
-	final       hypervisor.JobInfo
-	stopReason  error // why the driver or the caller cancelled the job
-	live        bool
-	postcopy    bool
-	lastProg    uint64
-	lastProgAt  time.Time
-	minRemain   uint64
-	minRemainIt int
+	mu         sync.Mutex
+	info       hypervisor.JobInfo
+	ended      bool
+	final      hypervisor.JobInfo
+	stopReason error // why the driver or the caller cancelled the job
+	live       bool
+	postcopy   bool
+	lastProg   uint64
+	lastProgAt time.Time
 }
 
 var _ hypervisor.Job = (*job)(nil)
@@ -286,10 +284,11 @@ func (j *job) poll(ctx context.Context) {
 			j.lastProg, j.lastProgAt = ji.DataProcessed, now
 		}
 		stalled := now.Sub(j.lastProgAt) > d.cfg.StallTimeout
-		if ji.MemIteration > 0 && (j.minRemainIt == 0 || ji.MemRemaining < j.minRemain) {
-			j.minRemain, j.minRemainIt = ji.MemRemaining, ji.MemIteration
+		limit := d.cfg.MaxIterations
+		if j.req.Params.AutoConverge {
+			limit *= 2 // throttling needs rounds to bite
 		}
-		notConverging := j.live && !j.postcopy && ji.MemIteration > d.cfg.MaxIterations && ji.MemIteration-j.minRemainIt >= 3
+		notConverging := j.live && !j.postcopy && ji.MemIteration > limit
 		stop := j.stopReason == nil && (stalled || notConverging)
 		switchPC := notConverging && j.req.Params.PostCopy && j.stopReason == nil
 		if switchPC {
