@@ -60,6 +60,7 @@ func DecodeXML(format string, data []byte, v any) error {
 	if err := checkSize(data); err != nil {
 		return WrapError(format, "", err)
 	}
+	data = bytes.TrimPrefix(data, []byte("\uFEFF")) // a UTF-8 byte order mark
 	if err := checkXML(data); err != nil {
 		return WrapError(format, "", err)
 	}
@@ -74,14 +75,15 @@ func checkXML(data []byte) error {
 	depth, roots := 0, 0
 	for {
 		tok, err := d.Token()
-		if errors.Is(err, io.EOF) {
-			if depth > 0 {
-				return errors.New("malformed XML: document ends inside an element (truncated?)")
-			}
+		if errors.Is(err, io.EOF) { // Token reports unclosed elements as a SyntaxError
 			if roots == 0 {
 				return errors.New("malformed XML: no root element")
 			}
 			return nil
+		}
+		var se *xml.SyntaxError
+		if errors.As(err, &se) && se.Msg == "unexpected EOF" {
+			return fmt.Errorf("malformed XML: document ends inside an element on line %d (truncated?)", se.Line)
 		}
 		if err != nil {
 			return fmt.Errorf("malformed XML: %w", err)

@@ -47,11 +47,14 @@ var intensityWords = strings.NewReplacer("弱", "-", "強", "+", "－", "-", "�
 // "5-", "5+", "6-", "6+", "7") or in text ("震度５弱", "6強"; full-width
 // digits allowed). The empty string is IntensityUnknown.
 func ParseIntensity(s string) (Intensity, error) {
-	norm := strings.TrimPrefix(strings.TrimSpace(s), "震度")
-	norm = intensityWords.Replace(toHalfWidthDigits(norm))
-	for i, name := range intensityNames {
+	trimmed := strings.TrimSpace(s)
+	if trimmed == "" {
+		return IntensityUnknown, nil
+	}
+	norm := intensityWords.Replace(toHalfWidthDigits(strings.TrimPrefix(trimmed, "震度")))
+	for i, name := range intensityNames[1:] {
 		if norm == name {
-			return Intensity(i), nil
+			return Intensity(i + 1), nil
 		}
 	}
 	return IntensityUnknown, fmt.Errorf("unknown seismic intensity %q (want 0-4, 5-, 5+, 6-, 6+ or 7)", s)

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/refuge-project/refuge/internal/alert"
@@ -93,10 +95,8 @@ func ParseBody(data []byte) (*Body, []*alert.Alert, error) {
 func errAt(path, msg string, args ...any) error { return alert.Errorf(FormatName, path, msg, args...) }
 
 func (b *Body) documentAlerts() ([]*alert.Alert, error) {
-	fields := *b
-	fields.Version, fields.RelayID, fields.Nonce, fields.Document = 0, "", "", ""
-	if js, _ := json.Marshal(fields); string(js) != "{}" {
-		return nil, errAt("document", "cannot be combined with alert fields (%s)", js)
+	if extra := b.alertFields(); len(extra) > 0 {
+		return nil, errAt("document", "cannot be combined with alert fields (%s)", strings.Join(extra, ", "))
 	}
 	doc := []byte(b.Document)
 	format, err := alert.Sniff(doc)
@@ -111,6 +111,25 @@ func (b *Body) documentAlerts() ([]*alert.Alert, error) {
 		return nil, errAt("document", "%v", err)
 	}
 	return alerts, nil
+}
+
+// alertFields lists the JSON names of the alert fields that are set.
+func (b *Body) alertFields() []string {
+	c := *b
+	c.Document = ""
+	js, _ := json.Marshal(&c) // cannot fail: plain fields and enums read from JSON
+	var m map[string]json.RawMessage
+	_ = json.Unmarshal(js, &m)
+	var names []string
+	for k := range m {
+		switch k {
+		case "version", "relay_id", "nonce", "document":
+		default:
+			names = append(names, k)
+		}
+	}
+	slices.Sort(names)
+	return names
 }
 
 func (b *Body) fieldAlert(data []byte) ([]*alert.Alert, error) {

@@ -1,0 +1,20 @@
+package usgs
+
+import (
+	"testing"
+
+	"github.com/refuge-project/refuge/internal/alert/alerttest"
+)
+
+// FuzzUSGS feeds arbitrary documents to Parse: it must not panic, and what
+// it accepts must validate and survive a JSON round trip. The seed corpus
+// (testdata/fuzz/FuzzUSGS) holds the fixtures and broken variants of them.
+func FuzzUSGS(f *testing.F) {
+	f.Fuzz(func(t *testing.T, data []byte) {
+		alerts, err := Parse(data)
+		if err != nil {
+			return
+		}
+		alerttest.Check(t, alerts...)
+	})
+}
