@@ -3,6 +3,7 @@ module github.com/refuge-project/refuge
 go 1.26.0
 
 require (
+	github.com/coder/websocket v1.8.14
 	github.com/digitalocean/go-libvirt v0.0.0-20261013170128-efbbdf578ac8
 	github.com/google/go-cmp v0.7.0
 	github.com/prometheus/client_golang v1.25.0
