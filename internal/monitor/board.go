@@ -448,6 +448,24 @@ func (a *Assignment) Replace(row int) (Change, error) {
 		}
 	}
 	a.ctrlExtra = kept
+	// At Level 2 the failed queen's own square lies on the replacement's
+	// row and column only: give it a second monitor.
+	if a.Level >= Level2 {
+		qs := int32(row*n + c0)
+		best, bestLoad := -1, 0
+		for r, h := range a.roleHost {
+			if r == row || h < 0 {
+				continue
+			}
+			if l := len(a.extra[r]); best < 0 || l < bestLoad {
+				best, bestLoad = r, l
+			}
+		}
+		if best >= 0 && !slices.Contains(a.extra[best], qs) {
+			a.extra[best] = append(a.extra[best], qs)
+			monitors[int(a.roleHost[best])] = true
+		}
+	}
 	for m := range monitors {
 		if m >= 0 {
 			ch.Monitors = append(ch.Monitors, m)

@@ -145,6 +145,11 @@ func TestFigure2c(t *testing.T) {
 				t.Errorf("L%d after replace: host %d has %d monitors", l, h, c)
 			}
 		}
+		// The failed queen, once back, is monitored at the level too.
+		a.Recover(failed)
+		if c := Coverage(a)[failed]; c < int(l) {
+			t.Errorf("L%d: recovered ex-queen has %d monitors", l, c)
+		}
 	}
 }
 
