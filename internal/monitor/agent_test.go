@@ -482,4 +482,3 @@ func TestConfigErrors(t *testing.T) {
 		t.Error("unknown detector accepted")
 	}
 }
-
