@@ -66,6 +66,7 @@ VMs to safe sites with adaptive WAN concurrency, and keeps services reachable.`,
 		newBenchCmd(),
 		newSchemaCmd(),
 		newValidateCmd(),
+		newAlertCmd(),
 	)
 	return root
 }

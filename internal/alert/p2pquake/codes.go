@@ -193,16 +193,19 @@ func readEEWArea(path string, ar *area) (alert.Area, error) {
 	if out.Name == "" {
 		return out, errAt(field(path, "name"), "missing")
 	}
+	var from, to alert.Intensity
 	var err error
-	switch {
-	case ar.ScaleTo != nil && *ar.ScaleTo != 99:
-		out.Intensity, err = scaleOf(field(path, "scaleTo"), *ar.ScaleTo)
-	case ar.ScaleFrom != nil:
-		out.Intensity, err = scaleOf(field(path, "scaleFrom"), *ar.ScaleFrom)
+	if ar.ScaleFrom != nil {
+		if from, err = scaleOf(field(path, "scaleFrom"), *ar.ScaleFrom); err != nil {
+			return out, err
+		}
 	}
-	if err != nil {
-		return out, err
+	if ar.ScaleTo != nil && *ar.ScaleTo != 99 {
+		if to, err = scaleOf(field(path, "scaleTo"), *ar.ScaleTo); err != nil {
+			return out, err
+		}
 	}
+	out.Intensity = max(from, to)
 	if ar.ArrivalTime != nil && *ar.ArrivalTime != "" {
 		if out.ArrivalTime, err = parseTime(field(path, "arrivalTime"), *ar.ArrivalTime); err != nil {
 			return out, err
