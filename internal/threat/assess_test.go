@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,9 +17,13 @@ import (
 
 const exampleFederation = "../../examples/nankai-trough/federation.yaml"
 
+var example = sync.OnceValues(func() (*model.Federation, error) { return model.LoadFederation(exampleFederation) })
+
+// loadFed returns the example federation, parsed once (tests must not
+// modify it).
 func loadFed(t *testing.T) *model.Federation {
 	t.Helper()
-	fed, err := model.LoadFederation(exampleFederation)
+	fed, err := example()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,211 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/refuge-project/refuge/internal/clock"
+	"github.com/refuge-project/refuge/internal/executor"
+	"github.com/refuge-project/refuge/internal/hypervisor/simhv"
+	"github.com/refuge-project/refuge/internal/model"
+	"github.com/refuge-project/refuge/internal/sim"
+)
+
+// SimConfig sets up a simulated federation driven in real time.
+type SimConfig struct {
+	Federation *model.Federation
+	// Policy is the evacuation policy (model.RefugePolicy if zero).
+	Policy model.Policy
+	// Epoch is the world time at which the simulation starts (the wall
+	// clock's time when zero).
+	Epoch time.Time
+	// Speed is how many simulated seconds pass per wall-clock second (1:
+	// real time; 60: a minute per second). Zero means 1.
+	Speed float64
+	// OnEvent receives executor timelines (absolute world times) and
+	// OnSiteLost the loss of a site at its deadline, both on the event
+	// loop.
+	OnEvent    func(at time.Time, ev executor.Event)
+	OnSiteLost func(at time.Time, site string)
+	Metrics    *executor.Metrics
+	Logger     *slog.Logger
+}
+
+// SimWorld is a simulated federation (simhv on a sim.Engine) whose
+// virtual clock follows the wall clock, Speed times faster: an event loop
+// goroutine (Run) advances the engine as wall time passes and runs the
+// work posted to it (Do) at the current virtual time. Its Clock tells the
+// world time from any goroutine, so a pipeline and its sources can share
+// it; its Target evacuates the simulated federation, losing a site when
+// its deadline passes.
+type SimWorld struct {
+	cfg     SimConfig
+	ix      *model.Index
+	eng     *sim.Engine
+	cluster *simhv.Cluster
+	target  *ExecutorTarget
+	clk     *worldClock
+	posts   chan post
+	stopped chan struct{}
+	once    sync.Once
+
+	lossTimers map[int]clock.Timer // per site, on the loop
+}
+
+type post struct {
+	f    func()
+	done chan struct{}
+}
+
+// NewSimWorld builds the simulated federation; call Run to start its
+// clock.
+func NewSimWorld(cfg SimConfig) (*SimWorld, error) {
+	if cfg.Federation == nil {
+		return nil, errors.New("pipeline: SimConfig.Federation is required")
+	}
+	if cfg.Speed == 0 {
+		cfg.Speed = 1
+	}
+	if cfg.Speed < 0 {
+		return nil, fmt.Errorf("pipeline: speed %g must be positive", cfg.Speed)
+	}
+	if cfg.Epoch.IsZero() {
+		cfg.Epoch = time.Now()
+	}
+	ix := model.NewIndex(cfg.Federation)
+	eng := sim.NewEngine(cfg.Epoch)
+	cluster, err := simhv.New(eng, ix)
+	if err != nil {
+		return nil, err
+	}
+	w := &SimWorld{cfg: cfg, ix: ix, eng: eng, cluster: cluster, posts: make(chan post), stopped: make(chan struct{}),
+		lossTimers: map[int]clock.Timer{}}
+	w.clk = &worldClock{epoch: cfg.Epoch, speed: cfg.Speed, wallStart: time.Now()}
+	w.target, err = NewExecutorTarget(ExecutorConfig{
+		Index: ix, Policy: cfg.Policy, Driver: cluster, Clock: eng, Do: w.Do,
+		State: func() ([]int, []bool) {
+			down := make([]bool, len(ix.Hosts))
+			for h := range down {
+				down[h] = !cluster.HostUp(h)
+			}
+			return cluster.Placement(), down
+		},
+		OnDeadline: w.scheduleLoss,
+		OnEvent:    cfg.OnEvent,
+		Metrics:    cfg.Metrics,
+		Logger:     cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// Clock returns the world's clock: safe from any goroutine; its timers
+// fire after the wall-clock time that corresponds to their virtual delay.
+func (w *SimWorld) Clock() clock.Clock { return w.clk }
+
+// Target returns the world's evacuation target.
+func (w *SimWorld) Target() *ExecutorTarget { return w.target }
+
+// Index returns the federation's index.
+func (w *SimWorld) Index() *model.Index { return w.ix }
+
+// Cluster returns the simulated federation; use it only inside Do.
+func (w *SimWorld) Cluster() *simhv.Cluster { return w.cluster }
+
+// Run is the event loop: it advances the simulation with the wall clock
+// and runs posted work until ctx ends. Work posted after that runs at
+// once on the caller's goroutine (nothing else runs then).
+func (w *SimWorld) Run(ctx context.Context) error {
+	defer w.once.Do(func() { close(w.stopped) })
+	w.clk.begin()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		now := w.clk.elapsed()
+		if now > w.eng.Elapsed() {
+			w.eng.RunUntil(now)
+		}
+		wait := time.Hour
+		if next, ok := w.eng.NextAt(); ok {
+			wait = time.Duration(float64(next-w.eng.Elapsed()) / w.cfg.Speed)
+		}
+		timer.Reset(max(wait, 0))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case p := <-w.posts:
+			if now := w.clk.elapsed(); now > w.eng.Elapsed() {
+				w.eng.RunUntil(now)
+			}
+			p.f()
+			close(p.done)
+		case <-timer.C:
+		}
+	}
+}
+
+// Do runs f on the event loop at the current world time and waits for it.
+func (w *SimWorld) Do(f func()) {
+	p := post{f: f, done: make(chan struct{})}
+	select {
+	case w.posts <- p:
+		<-p.done
+	case <-w.stopped:
+		f()
+	}
+}
+
+// scheduleLoss loses a site at its deadline (on the loop).
+func (w *SimWorld) scheduleLoss(site int, at time.Time, ok bool) {
+	if t := w.lossTimers[site]; t != nil {
+		t.Stop()
+		delete(w.lossTimers, site)
+	}
+	if !ok {
+		return
+	}
+	d := max(at.Sub(w.eng.Now()), 0)
+	w.lossTimers[site] = w.eng.AfterFunc(d, func() {
+		delete(w.lossTimers, site)
+		if err := w.cluster.LoseSite(site); err != nil && w.cfg.Logger != nil {
+			w.cfg.Logger.Warn("simulated site loss", "site", w.ix.Fed.Sites[site].Name, "error", err)
+		}
+		if w.cfg.OnSiteLost != nil {
+			w.cfg.OnSiteLost(w.eng.Now(), w.ix.Fed.Sites[site].Name)
+		}
+	})
+}
+
+// worldClock maps wall time to world time: epoch + (wall − start)·speed.
+type worldClock struct {
+	mu        sync.Mutex
+	epoch     time.Time
+	speed     float64
+	wallStart time.Time
+}
+
+func (c *worldClock) begin() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.wallStart = time.Now()
+}
+
+func (c *worldClock) elapsed() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Duration(float64(time.Since(c.wallStart)) * c.speed)
+}
+
+// Now implements clock.Clock.
+func (c *worldClock) Now() time.Time { return c.epoch.Add(c.elapsed()) }
+
+// AfterFunc implements clock.Clock on the wall clock, scaled.
+func (c *worldClock) AfterFunc(d time.Duration, f func()) clock.Timer {
+	return time.AfterFunc(time.Duration(float64(d)/c.speed), f)
+}
