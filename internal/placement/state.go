@@ -208,10 +208,12 @@ func (s *State) VMsOn(h int) []int { return append([]int(nil), s.on[h]...) }
 // Count returns the number of VMs on host h.
 func (s *State) Count(h int) int { return len(s.on[h]) }
 
-// Absorb implements Absorber: every VM of from fits on to besides r, and
-// to's load stays within the headroom.
+// Absorb implements Absorber: from and to are on the same site (a LAN
+// move: consolidating across a WAN costs more than it saves), every VM of
+// from fits on to besides r, and to's load stays within the headroom.
 func (s *State) Absorb(from, to int, r Request) ([]int, bool) {
-	if from == to || from < 0 || to < 0 || s.Hosts[from].Off || s.Hosts[from].Ineligible || len(s.on[from]) == 0 {
+	if from == to || from < 0 || to < 0 || s.Hosts[from].Off || s.Hosts[from].Ineligible || len(s.on[from]) == 0 ||
+		s.Hosts[from].Site != s.Hosts[to].Site {
 		return nil, false
 	}
 	if !s.canTake(to, s.usedVCPU[from]+r.VCPU, s.usedMem[from]+r.MemoryMiB, s.load[from]+r.Load, len(s.on[from])+1) {

@@ -258,6 +258,46 @@ func (l *Loop) Trigger() error {
 	return nil
 }
 
+// Absorb carries out a power-of-two decision's nil-host consolidation:
+// it migrates d.Migrate (federation VM indices) from d.NilHost to d.Host
+// through the executor and powers d.NilHost off once it is empty. Like
+// Trigger, it returns once the round is under way.
+func (l *Loop) Absorb(d placement.Decision) error {
+	if d.NilHost < 0 || len(d.Migrate) == 0 {
+		return nil
+	}
+	l.mu.Lock()
+	if l.running {
+		l.mu.Unlock()
+		return ErrRoundRunning
+	}
+	n, nv := len(l.ix.Hosts), len(l.ix.Fed.VMs)
+	if d.Host < 0 || d.Host >= n || d.NilHost >= n || d.Host == d.NilHost {
+		l.mu.Unlock()
+		return fmt.Errorf("consolidation: decision names hosts %d and %d of %d", d.Host, d.NilHost, n)
+	}
+	plan := placement.ConsolidationPlan{Empty: []int{d.NilHost}}
+	for _, v := range d.Migrate {
+		if v < 0 || v >= nv || l.placement[v] != d.NilHost {
+			l.mu.Unlock()
+			return fmt.Errorf("consolidation: VM %d is not a federation VM on host %s", v, l.ix.Host(d.NilHost).Name)
+		}
+		plan.Moves = append(plan.Moves, placement.ConsolidationMove{VM: v, From: d.NilHost, To: d.Host})
+	}
+	l.running = true
+	rep := RoundReport{Started: l.cfg.Clock.Now(), Planned: len(plan.Moves)}
+	l.mu.Unlock()
+	if err := l.execute(plan, rep); err != nil {
+		l.mu.Lock()
+		l.running = false
+		rep.Errors = append(rep.Errors, err.Error())
+		l.finishLocked(rep)
+		l.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
 // execute runs the plan's moves through an executor.
 func (l *Loop) execute(plan placement.ConsolidationPlan, rep RoundReport) error {
 	moves := make([]planner.Move, len(plan.Moves))

@@ -295,3 +295,42 @@ func TestNewLoopRejects(t *testing.T) {
 		}
 	}
 }
+
+func TestAbsorbNilHost(t *testing.T) {
+	ix := federation(t, 3, 0)
+	var reports []RoundReport
+	r := newRig(t, ix, Config{Policy: model.RefugePolicy(), Headroom: 0.2, Load: func(int) float64 { return 0.5 },
+		OnRound: func(rep RoundReport) { reports = append(reports, rep) }})
+	s, err := placement.FromIndex(ix, placement.Config{VCPUOvercommit: 4, Headroom: 0.2}, nil, []float64{0.5, 0.5, 0.5, 0.5, 0.5, 0.5}, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Ask power-of-two until it proposes a consolidation.
+	p, _ := placement.New(placement.PowerOfTwo, placement.Options{Seed: 1})
+	var d placement.Decision
+	for range 100 {
+		d, err = p.Place(s, placement.Request{Name: "new", VCPU: 1, MemoryMiB: 512, Load: 0.1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.NilHost >= 0 {
+			break
+		}
+	}
+	if d.NilHost < 0 {
+		t.Fatal("power-of-two never proposed a nil-host consolidation")
+	}
+	if err := r.loop.Absorb(d); err != nil {
+		t.Fatal(err)
+	}
+	r.eng.RunUntil(time.Hour)
+	if len(reports) != 1 || reports[0].Migrated != len(d.Migrate) || len(reports[0].PoweredOff) != 1 {
+		t.Fatalf("reports %+v for decision %+v", reports, d)
+	}
+	if !r.loop.Off()[d.NilHost] {
+		t.Fatal("nil host still on")
+	}
+	if err := r.loop.Absorb(placement.Decision{Host: 0, NilHost: 1, Migrate: []int{5}}); err == nil {
+		t.Fatal("absorbing a VM that is not on the nil host accepted")
+	}
+}
