@@ -66,7 +66,7 @@ VMs to safe sites with adaptive WAN concurrency, and keeps services reachable.`,
 		newBenchCmd(),
 		newSchemaCmd(),
 		newValidateCmd(),
-		newAlertCmd(),
+		withSubcommands(newAlertCmd(), newAlertAssessCmd()),
 	)
 	return root
 }

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/refuge-project/refuge/internal/model"
+)
+
+const (
+	alertFixtures = "../../internal/alert/testdata"
+	drillDir      = exampleDir + "/drill"
+)
+
+func assessJSON(t *testing.T, file string, extra ...string) map[string]any {
+	t.Helper()
+	out, _, err := runCLI(t, append([]string{"alert", "assess", file, "--federation", exampleDir + "/federation.yaml", "--json"}, extra...)...)
+	if err != nil {
+		t.Fatalf("assess %s: %v", file, err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("not one JSON object: %v\n%s", err, out)
+	}
+	return got
+}
+
+// siteLevels returns each site's level and deadline from assess --json.
+func siteLevels(t *testing.T, got map[string]any) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, s := range got["sites"].([]any) {
+		m := s.(map[string]any)
+		v := m["level"].(string)
+		if d, ok := m["deadline"]; ok {
+			v += " " + d.(string)
+		}
+		out[m["site"].(string)] = v
+	}
+	return out
+}
+
+func TestAlertAssessFixtures(t *testing.T) {
+	// The Bungo channel EEW (M5.8): intensity 3 at Kochi at most, nothing
+	// to do anywhere.
+	got := assessJSON(t, alertFixtures+"/jma/jmasample_37_01_01_240613_VXSE43.xml")
+	want := map[string]string{"kochi": "none", "kagawa": "none", "osaka": "none", "tokyo": "none"}
+	if l := siteLevels(t, got); !equalMaps(l, want) {
+		t.Errorf("EEW: %v, want %v", l, want)
+	}
+	if th := got["scenario"].(map[string]any)["threats"].([]any); len(th) != 0 {
+		t.Errorf("EEW scenario threatens %v", th)
+	}
+	// The 2011-03-11 14:49 tsunami warning: an advisory for Kochi's coast.
+	got = assessJSON(t, alertFixtures+"/jma/jmasample_32-39_11_02_250206_VTSE41.xml")
+	want = map[string]string{"kochi": "watch", "kagawa": "none", "osaka": "none", "tokyo": "none"}
+	if l := siteLevels(t, got); !equalMaps(l, want) {
+		t.Errorf("tsunami: %v, want %v", l, want)
+	}
+	// With a policy that evacuates on advisories: Kochi by 16:28 (arrival
+	// 16:30 less the 2 min margin), 1h39m after the 14:49 issue.
+	pol := filepath.Join(t.TempDir(), "threat.yaml")
+	if err := os.WriteFile(pol, []byte("tsunami:\n  advisory: evacuate\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got = assessJSON(t, alertFixtures+"/jma/jmasample_32-39_11_02_250206_VTSE41.xml", "--policy-file", pol)
+	if l := siteLevels(t, got); l["kochi"] != "evacuate 1h39m0s" {
+		t.Errorf("kochi under an advisory policy: %q", l["kochi"])
+	}
+}
+
+func TestAlertAssessDrill(t *testing.T) {
+	got := assessJSON(t, drillDir+"/01-eew.json")
+	want := map[string]string{"kochi": "evacuate 10m16.594388456s", "kagawa": "watch", "osaka": "none", "tokyo": "none"}
+	if l := siteLevels(t, got); !equalMaps(l, want) {
+		t.Errorf("drill EEW: %v, want %v", l, want)
+	}
+	// The scenario it writes is one refuge sim reads.
+	scen := filepath.Join(t.TempDir(), "scenario.yaml")
+	if _, _, err := runCLI(t, "alert", "assess", drillDir+"/02-eew-update.json", "--federation", exampleDir+"/federation.yaml", "--write-scenario", scen); err != nil {
+		t.Fatal(err)
+	}
+	fed, err := model.LoadFederation(exampleDir + "/federation.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := model.LoadScenario(scen, fed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sc.Threats) != 2 || sc.Threats[0].Site != "kochi" || sc.Threats[1].Site != "kagawa" {
+		t.Errorf("scenario threats %+v", sc.Threats)
+	}
+	// Human output names the sites and the deadlines.
+	out, _, err := runCLI(t, "alert", "assess", drillDir+"/03-tsunami.json", "--federation", exampleDir+"/federation.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"to evacuate: kochi by +11m0s", "major_warning +13m0s", "site lost at 2026-03-01T12:14:00+09:00"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	// --at counts from another time.
+	got = assessJSON(t, drillDir+"/03-tsunami.json", "--at", "2026-03-01T12:10:00+09:00")
+	if l := siteLevels(t, got); l["kochi"] != "evacuate 4m0s" {
+		t.Errorf("--at: kochi %q", l["kochi"])
+	}
+}
+
+func TestAlertAssessBadInput(t *testing.T) {
+	dir := t.TempDir()
+	trunc := filepath.Join(dir, "truncated.xml")
+	data, err := os.ReadFile(alertFixtures + "/jma/jmasample_37_01_01_240613_VXSE43.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(trunc, data[:len(data)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	badPolicy := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(badPolicy, []byte("shaking:\n  power_loss_intensity: 9\nsites:\n  kochy: {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fed := exampleDir + "/federation.yaml"
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"alert", "assess", trunc, "--federation", fed}, "truncated"},
+		{[]string{"alert", "assess", filepath.Join(dir, "missing.xml"), "--federation", fed}, "no such file"},
+		{[]string{"alert", "assess", drillDir + "/01-eew.json"}, `"federation" not set`},
+		{[]string{"alert", "assess", drillDir + "/01-eew.json", "--federation", fed, "--policy-file", badPolicy}, "sites.kochy"},
+		{[]string{"alert", "assess", drillDir + "/01-eew.json", "--federation", fed, "--policy-file", badPolicy}, "shaking.power_loss_intensity"},
+		{[]string{"alert", "assess", drillDir + "/01-eew.json", "--federation", fed, "--at", "yesterday"}, "--at"},
+	} {
+		_, _, err := runCLI(t, c.args...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: error %v, want one mentioning %q", c.args, err, c.want)
+		}
+	}
+	// A cancellation raises no threat.
+	got := assessJSON(t, drillDir+"/cancel/02-cancel.json")
+	for site, l := range siteLevels(t, got) {
+		if l != "none" {
+			t.Errorf("cancel: %s %s", site, l)
+		}
+	}
+}
+
+func equalMaps(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
