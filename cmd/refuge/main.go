@@ -67,6 +67,8 @@ VMs to safe sites with adaptive WAN concurrency, and keeps services reachable.`,
 		newSchemaCmd(),
 		newValidateCmd(),
 		withSubcommands(newAlertCmd(), newAlertAssessCmd()),
+		newWatchCmd(g),
+		newEvacuateCmd(g),
 	)
 	return root
 }

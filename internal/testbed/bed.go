@@ -74,6 +74,7 @@ type Bed struct {
 	img    guest.Image
 	mu     sync.Mutex
 	done   bool
+	unlock func()
 }
 
 // Site is one libvirtd in its own namespaces.
@@ -153,8 +154,12 @@ func Start(ctx context.Context, cfg Config) (_ *Bed, err error) {
 		// when qemu.conf says root; libvirt-daemon-system would create it.
 		return nil, errors.New("testbed: user libvirt-qemu missing: groupadd -r libvirt-qemu; useradd -r -g libvirt-qemu -d /var/lib/libvirt -s /usr/sbin/nologin libvirt-qemu")
 	}
+	unlock, err := lockBeds(ctx, cfg.Logf)
+	if err != nil {
+		return nil, err
+	}
 	CleanStale(cfg.Logf)
-	b := &Bed{id: strconv.Itoa(os.Getpid()), logger: cfg.Logf, img: cfg.Guest}
+	b := &Bed{unlock: unlock, id: strconv.Itoa(os.Getpid()), logger: cfg.Logf, img: cfg.Guest}
 	if cfg.Dir == "" {
 		if b.dir, err = os.MkdirTemp("", "rfgtb-"); err != nil {
 			return nil, fmt.Errorf("testbed: %w", err)
@@ -507,6 +512,7 @@ func (b *Bed) Close() error {
 	for _, l := range b.Links {
 		errs = append(errs, l.Relay.Close())
 	}
+	defer b.unlock()
 	if os.Getenv("REFUGE_TESTBED_KEEP") == "" {
 		if err := os.RemoveAll(b.dir); err != nil {
 			errs = append(errs, fmt.Errorf("testbed: %w", err))
@@ -570,5 +576,38 @@ func CleanStale(logf func(string, ...any)) {
 		}
 		killNetNS(f[0])
 		_ = exec.Command("ip", "netns", "del", f[0]).Run()
+	}
+}
+
+// LockFile serialises beds across processes: `go test ./...` runs test
+// binaries in parallel, and two beds on two cores would distort each
+// other's timings (and QEMU under TCG needs the CPU).
+const LockFile = "/tmp/refuge-testbed.lock"
+
+func lockBeds(ctx context.Context, logf func(string, ...any)) (func(), error) {
+	f, err := os.OpenFile(LockFile, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("testbed: %w", err)
+	}
+	logged := false
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); _ = f.Close() }, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("testbed: lock %s: %w", LockFile, err)
+		}
+		if !logged && logf != nil {
+			logf("testbed: waiting for another test bed to finish (%s)", LockFile)
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
 }

@@ -28,7 +28,7 @@ func TestDomainXML(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"<domain type=\"qemu\">", "refuge.mb=32 refuge.rate=4", "org.qemu.guest_agent.0", "g1.qcow2", "g1-serial.log"} {
+	for _, want := range []string{"<domain type=\"qemu\">", "refuge.mb=32 refuge.rate=4 refuge.verify=1", "org.qemu.guest_agent.0", "g1.qcow2", "g1-serial.log"} {
 		if !strings.Contains(x, want) {
 			t.Errorf("domain XML lacks %q:\n%s", want, x)
 		}

@@ -21,6 +21,9 @@ type GuestSpec struct {
 	// DirtyMiBps is guestd's rewrite rate (default 4; FlatOut for as fast as it can).
 	DirtyMiBps int
 	FlatOut    bool
+	// VerifyEvery is guestd's full-check period in seconds (default 1; a
+	// check reads all of CheckMiB, which costs CPU under TCG).
+	VerifyEvery int
 	// DiskMiB > 0 gives the guest a local qcow2 disk of that size, which
 	// guestd also rewrites and checks (copy-storage migrations).
 	DiskMiB int
@@ -34,6 +37,9 @@ func (g *GuestSpec) defaults() {
 	}
 	if g.CheckMiB == 0 {
 		g.CheckMiB = 32
+	}
+	if g.VerifyEvery <= 0 {
+		g.VerifyEvery = 1
 	}
 	if g.DirtyMiBps == 0 && !g.FlatOut {
 		g.DirtyMiBps = 4
@@ -60,7 +66,7 @@ func DomainXML(g GuestSpec) (string, error) {
 			Type:    &libvirtxml.DomainOSType{Arch: "x86_64", Machine: "pc", Type: "hvm"},
 			Kernel:  "/var/lib/libvirt/boot/vmlinuz",
 			Initrd:  "/var/lib/libvirt/boot/initrd.gz",
-			Cmdline: fmt.Sprintf("console=ttyS0 quiet refuge.mb=%d refuge.rate=%d", g.CheckMiB, rate),
+			Cmdline: fmt.Sprintf("console=ttyS0 quiet refuge.mb=%d refuge.rate=%d refuge.verify=%d", g.CheckMiB, rate, g.VerifyEvery),
 		},
 		CPU:        &libvirtxml.DomainCPU{Mode: "custom", Match: "exact", Model: &libvirtxml.DomainCPUModel{Value: "qemu64", Fallback: "allow"}},
 		OnPoweroff: "destroy",

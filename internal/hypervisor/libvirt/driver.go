@@ -145,6 +145,34 @@ type Step struct {
 	Err    string    `json:"err,omitempty"`
 }
 
+// Record is one finished migration as the driver saw it.
+type Record struct {
+	Domain   string    `json:"domain"`
+	Source   string    `json:"source"`
+	Dest     string    `json:"dest"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"` // when libvirt's migration call returned
+	// Downtime is the switch-over pause libvirt measured.
+	Downtime time.Duration `json:"downtime"`
+	// Restarted says the guest was dead after the switch-over and was
+	// restarted from its disk; Outage is then the time from the end of the
+	// migration until it answered again (plus Downtime).
+	Restarted bool          `json:"restarted"`
+	Outage    time.Duration `json:"outage"`
+	Bytes     uint64        `json:"bytes"`
+	Rounds    int           `json:"rounds"`
+	Live      bool          `json:"live"`
+	RunningOn string        `json:"running_on"`
+	Err       string        `json:"err,omitempty"`
+}
+
+// Records returns the migrations that have ended so far.
+func (d *Driver) Records() []Record {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]Record(nil), d.records...)
+}
+
 // Driver implements hypervisor.Driver on libvirt.
 type Driver struct {
 	cfg    Config
@@ -158,6 +186,7 @@ type Driver struct {
 
 	mu       sync.Mutex
 	steps    []Step
+	records  []Record
 	active   map[string]*job // by domain name
 	incoming map[string]uint64
 	dirty    map[string]float64 // last measured dirty rate per domain, bytes/s

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/refuge-project/refuge/internal/guest"
 	"github.com/refuge-project/refuge/internal/hypervisor"
 	"github.com/refuge-project/refuge/internal/hypervisor/libvirt"
@@ -30,6 +32,12 @@ func TestMain(m *testing.M) {
 	if bed != nil {
 		if err := bed.Close(); err != nil {
 			fmt.Fprintln(os.Stderr, "closing the test bed:", err)
+			code = 1
+		}
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutines left behind:", err)
 			code = 1
 		}
 	}

@@ -592,6 +592,7 @@ func (j *job) finish(perr error, finished time.Time) {
 	res := hypervisor.Result{Domain: req.Domain, Source: req.SourceHost, Dest: req.DestHost, Started: j.started, Finished: finished}
 	// Final statistics: the destination keeps the completed job's.
 	var final hypervisor.JobInfo
+	restarted := false
 	for _, h := range []string{req.DestHost, req.SourceHost} {
 		var typ int32
 		var p []lv.TypedParam
@@ -629,7 +630,7 @@ func (j *job) finish(perr error, finished time.Time) {
 			d.dirty[req.Domain] = final.MemDirtyRate
 			d.mu.Unlock()
 		}
-		switchover := time.Now()
+		switchover := finished
 		herr := j.waitHealthy(req.DestHost, d.cfg.HealthSettle, d.cfg.HealthTimeout)
 		d.record(Step{Domain: req.Domain, Kind: "health", Host: req.DestHost, Detail: "after switch-over", Err: errString(herr)})
 		if herr != nil {
@@ -637,6 +638,7 @@ func (j *job) finish(perr error, finished time.Time) {
 				err = fmt.Errorf("guest dead after the switch-over (%v) and restart failed: %v: %w", herr, rerr, hypervisor.ErrDomainLost)
 				res.RunningOn = ""
 			} else {
+				restarted = true
 				res.Downtime += time.Since(switchover)
 			}
 		}
@@ -676,8 +678,12 @@ func (j *job) finish(perr error, finished time.Time) {
 		Err:    errString(res.Err)})
 	j.mu.Lock()
 	j.ended, j.final = true, info
+	live := j.live
 	j.mu.Unlock()
 	d.mu.Lock()
+	d.records = append(d.records, Record{Domain: req.Domain, Source: req.SourceHost, Dest: req.DestHost, Started: j.started,
+		Finished: finished, Downtime: final.Downtime, Restarted: restarted, Outage: res.Downtime, Bytes: res.Bytes,
+		Rounds: res.Rounds, Live: live, RunningOn: res.RunningOn, Err: errString(res.Err)})
 	delete(d.active, req.Domain)
 	d.incoming[req.DestHost] -= j.memory
 	d.mu.Unlock()
