@@ -57,3 +57,7 @@ func WrapError(format, path string, err error) error {
 	}
 	return &ParseError{Format: format, Path: path, Err: err}
 }
+
+// Nth is the path of the i-th (from 0) element called path among its
+// siblings, written the XPath way (from 1): Nth("info", 0) is "info[1]".
+func Nth(path string, i int) string { return fmt.Sprintf("%s[%d]", path, i+1) }

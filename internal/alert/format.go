@@ -26,6 +26,18 @@ type Format struct {
 	Parse func(data []byte) ([]*Alert, error)
 }
 
+// One adapts the parser of a format whose documents hold one alert each
+// to Format.Parse.
+func One(parse func([]byte) (*Alert, error)) func([]byte) ([]*Alert, error) {
+	return func(data []byte) ([]*Alert, error) {
+		a, err := parse(data)
+		if err != nil {
+			return nil, err
+		}
+		return []*Alert{a}, nil
+	}
+}
+
 var (
 	registryMu sync.RWMutex
 	registry   []Format

@@ -37,13 +37,7 @@ func init() {
 	alert.RegisterFormat(alert.Format{
 		Name:  FormatName,
 		Sniff: func(p *alert.Probe) bool { return p.XMLRoot.Local == "alert" },
-		Parse: func(data []byte) ([]*alert.Alert, error) {
-			a, err := Parse(data)
-			if err != nil {
-				return nil, err
-			}
-			return []*alert.Alert{a}, nil
-		},
+		Parse: alert.One(Parse),
 	})
 }
 
@@ -107,7 +101,7 @@ func Parse(data []byte) (*alert.Alert, error) {
 		return nil, err
 	}
 	for i := range m.Infos {
-		if err := readInfo(at("info", i), &m.Infos[i], a); err != nil {
+		if err := readInfo(alert.Nth("info", i), &m.Infos[i], a); err != nil {
 			return nil, err
 		}
 	}
@@ -119,8 +113,6 @@ func Parse(data []byte) (*alert.Alert, error) {
 }
 
 func errAt(path, msg string, args ...any) error { return alert.Errorf(FormatName, path, msg, args...) }
-
-func at(path string, i int) string { return fmt.Sprintf("%s[%d]", path, i+1) }
 
 func readHeader(m *message, a *alert.Alert) error {
 	for _, req := range []struct{ name, v string }{
@@ -180,7 +172,7 @@ func readInfo(path string, in *info, a *alert.Alert) error {
 		a.Product = strings.TrimSpace(in.Event)
 	}
 	for i := range in.Areas {
-		ar, err := readArea(at(path+"/area", i), &in.Areas[i])
+		ar, err := readArea(alert.Nth(path+"/area", i), &in.Areas[i])
 		if err != nil {
 			return err
 		}
@@ -199,21 +191,21 @@ func readArea(path string, ar *area) (alert.Area, error) {
 	for i, s := range ar.Polygons {
 		poly, err := alert.ParsePolygon(s)
 		if err != nil {
-			return out, errAt(at(path+"/polygon", i), "%v", err)
+			return out, errAt(alert.Nth(path+"/polygon", i), "%v", err)
 		}
 		out.Polygons = append(out.Polygons, poly)
 	}
 	for i, s := range ar.Circles {
 		c, err := parseCircle(s)
 		if err != nil {
-			return out, errAt(at(path+"/circle", i), "%v", err)
+			return out, errAt(alert.Nth(path+"/circle", i), "%v", err)
 		}
 		out.Circles = append(out.Circles, c)
 	}
 	for i, g := range ar.Geocodes {
 		name, value := strings.TrimSpace(g.ValueName), strings.TrimSpace(g.Value)
 		if name == "" || value == "" {
-			return out, errAt(at(path+"/geocode", i), "needs a valueName and a value")
+			return out, errAt(alert.Nth(path+"/geocode", i), "needs a valueName and a value")
 		}
 		out.Codes = append(out.Codes, alert.AreaCode{Scheme: name, Value: value})
 	}

@@ -15,7 +15,6 @@ package jma
 
 import (
 	"encoding/xml"
-	"fmt"
 	"strconv"
 	"strings"
 
@@ -29,13 +28,7 @@ func init() {
 	alert.RegisterFormat(alert.Format{
 		Name:  FormatName,
 		Sniff: func(p *alert.Probe) bool { return p.XMLRoot.Local == "Report" },
-		Parse: func(data []byte) ([]*alert.Alert, error) {
-			a, err := Parse(data)
-			if err != nil {
-				return nil, err
-			}
-			return []*alert.Alert{a}, nil
-		},
+		Parse: alert.One(Parse),
 	})
 }
 
@@ -88,9 +81,6 @@ func Parse(data []byte) (*alert.Alert, error) {
 }
 
 func errAt(path, msg string, args ...any) error { return alert.Errorf(FormatName, path, msg, args...) }
-
-// at is the XPath-style (1-based) path of the i-th (0-based) element.
-func at(path string, i int) string { return fmt.Sprintf("%s[%d]", path, i+1) }
 
 func checkNamespaces(r *report) error {
 	if r.XMLName.Local != "Report" {

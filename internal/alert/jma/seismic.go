@@ -47,7 +47,7 @@ func readEarthquake(eq *earthquake, a *alert.Alert) error {
 		}
 		pos, depth, err := alert.ParseISO6709(s)
 		if err != nil {
-			return errAt(at(pathEarthquake+"/Hypocenter/Area/Coordinate", i), "%v", err)
+			return errAt(alert.Nth(pathEarthquake+"/Hypocenter/Area/Coordinate", i), "%v", err)
 		}
 		a.Hypocenter = &alert.Hypocenter{
 			Lat: pos.Lat(), Lon: pos.Lon(), DepthKm: depth,
@@ -112,7 +112,7 @@ func readIntensityPart(path string, p *intensityPart, prefType string, a *alert.
 		pr := &p.Prefs[i]
 		for j := range pr.Areas {
 			ar := &pr.Areas[j]
-			apath := at(at(path+"/Pref", i)+"/Area", j)
+			apath := alert.Nth(alert.Nth(path+"/Pref", i)+"/Area", j)
 			out, err := readIntensityArea(apath, ar, areaScheme)
 			if err != nil {
 				return err

@@ -28,7 +28,7 @@ const pathItem = "Body/Tsunami/Forecast/Item"
 
 func readTsunami(items []tsunamiItem, a *alert.Alert) error {
 	for i := range items {
-		f, err := readTsunamiItem(at(pathItem, i), &items[i])
+		f, err := readTsunamiItem(alert.Nth(pathItem, i), &items[i])
 		if err != nil {
 			return err
 		}

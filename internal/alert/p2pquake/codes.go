@@ -1,21 +1,21 @@
 package p2pquake
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/refuge-project/refuge/internal/alert"
+	"github.com/refuge-project/refuge/internal/validate"
 )
 
 // readQuake reads a 551 (JMA earthquake information).
 func readQuake(path string, it *item, a *alert.Alert) error {
 	a.Kind = alert.KindEarthquake
 	if it.Issue == nil {
-		return errAt(field(path, "issue"), "missing")
+		return errAt(validate.Field(path, "issue"), "missing")
 	}
 	var err error
-	if a.IssuedAt, err = parseTime(field(path, "issue.time"), it.Issue.Time); err != nil {
+	if a.IssuedAt, err = parseTime(validate.Field(path, "issue.time"), it.Issue.Time); err != nil {
 		return err
 	}
 	if c := it.Issue.Correct; c != "" && c != "None" {
@@ -23,29 +23,29 @@ func readQuake(path string, it *item, a *alert.Alert) error {
 	}
 	eq := it.Earthquake
 	if eq == nil {
-		return errAt(field(path, "earthquake"), "missing")
+		return errAt(validate.Field(path, "earthquake"), "missing")
 	}
-	if a.OriginTime, err = parseTime(field(path, "earthquake.time"), eq.Time); err != nil {
+	if a.OriginTime, err = parseTime(validate.Field(path, "earthquake.time"), eq.Time); err != nil {
 		return err
 	}
 	a.EventID = "p2pquake-" + a.OriginTime.In(alert.JST).Format("20060102150405")
-	if err := readHypocenter(field(path, "earthquake.hypocenter"), eq.Hypocenter, a); err != nil {
+	if err := readHypocenter(validate.Field(path, "earthquake.hypocenter"), eq.Hypocenter, a); err != nil {
 		return err
 	}
 	if eq.MaxScale != nil {
-		if a.MaxIntensity, err = scale(field(path, "earthquake.maxScale"), *eq.MaxScale); err != nil {
+		if a.MaxIntensity, err = scale(validate.Field(path, "earthquake.maxScale"), *eq.MaxScale); err != nil {
 			return err
 		}
 	}
 	for i, p := range it.Points {
-		ppath := fmt.Sprintf("%s[%d]", field(path, "points"), i)
+		ppath := validate.Index(validate.Field(path, "points"), i)
 		if !p.IsArea {
 			continue // a station; refuge keeps areas only
 		}
 		if strings.TrimSpace(p.Addr) == "" {
-			return errAt(field(ppath, "addr"), "missing")
+			return errAt(validate.Field(ppath, "addr"), "missing")
 		}
-		in, err := scale(field(ppath, "scale"), p.Scale)
+		in, err := scale(validate.Field(ppath, "scale"), p.Scale)
 		if err != nil {
 			return err
 		}
@@ -67,10 +67,10 @@ var grades = map[string]alert.TsunamiCategory{
 func readTsunami(path string, it *item, a *alert.Alert) error {
 	a.Kind = alert.KindTsunami
 	if it.Issue == nil {
-		return errAt(field(path, "issue"), "missing")
+		return errAt(validate.Field(path, "issue"), "missing")
 	}
 	var err error
-	if a.IssuedAt, err = parseTime(field(path, "issue.time"), it.Issue.Time); err != nil {
+	if a.IssuedAt, err = parseTime(validate.Field(path, "issue.time"), it.Issue.Time); err != nil {
 		return err
 	}
 	a.EventID = it.ID
@@ -81,7 +81,7 @@ func readTsunami(path string, it *item, a *alert.Alert) error {
 		a.MsgType = alert.MsgCancel
 	}
 	for i := range it.Areas {
-		f, err := readTsunamiArea(fmt.Sprintf("%s[%d]", field(path, "areas"), i), &it.Areas[i])
+		f, err := readTsunamiArea(validate.Index(validate.Field(path, "areas"), i), &it.Areas[i])
 		if err != nil {
 			return err
 		}
@@ -93,16 +93,16 @@ func readTsunami(path string, it *item, a *alert.Alert) error {
 func readTsunamiArea(path string, ar *area) (alert.TsunamiForecast, error) {
 	f := alert.TsunamiForecast{Name: strings.TrimSpace(ar.Name), Immediate: ar.Immediate}
 	if f.Name == "" {
-		return f, errAt(field(path, "name"), "missing")
+		return f, errAt(validate.Field(path, "name"), "missing")
 	}
 	cat, ok := grades[ar.Grade]
 	if !ok {
-		return f, errAt(field(path, "grade"), "%q, want MajorWarning, Warning or Watch", ar.Grade)
+		return f, errAt(validate.Field(path, "grade"), "%q, want MajorWarning, Warning or Watch", ar.Grade)
 	}
 	f.Category = cat
 	if fh := ar.FirstHeight; fh != nil {
 		if fh.ArrivalTime != "" {
-			t, err := parseTime(field(path, "firstHeight.arrivalTime"), fh.ArrivalTime)
+			t, err := parseTime(validate.Field(path, "firstHeight.arrivalTime"), fh.ArrivalTime)
 			if err != nil {
 				return f, err
 			}
@@ -115,7 +115,7 @@ func readTsunamiArea(path string, ar *area) (alert.TsunamiForecast, error) {
 		f.HeightText = strings.TrimSpace(mh.Description)
 		if v := mh.Value; v != nil {
 			if !(*v >= 0 && *v <= 100) {
-				return f, errAt(field(path, "maxHeight.value"), "%v is not a height in metres within [0, 100]", *v)
+				return f, errAt(validate.Field(path, "maxHeight.value"), "%v is not a height in metres within [0, 100]", *v)
 			}
 			f.MaxHeightM = v
 		}
@@ -127,13 +127,13 @@ func readTsunamiArea(path string, ar *area) (alert.TsunamiForecast, error) {
 func readDetection(path string, it *item, a *alert.Alert) error {
 	a.Kind = alert.KindEEW
 	if a.EventID = it.ID; a.EventID == "" {
-		return errAt(field(path, "id"), "missing")
+		return errAt(validate.Field(path, "id"), "missing")
 	}
 	if it.Type != "" {
 		a.Product += "/" + it.Type
 	}
 	var err error
-	a.IssuedAt, err = parseTime(field(path, "time"), it.Time)
+	a.IssuedAt, err = parseTime(validate.Field(path, "time"), it.Time)
 	return err
 }
 
@@ -141,18 +141,18 @@ func readDetection(path string, it *item, a *alert.Alert) error {
 func readEEW(path string, it *item, a *alert.Alert) error {
 	a.Kind = alert.KindEEW
 	if it.Issue == nil {
-		return errAt(field(path, "issue"), "missing")
+		return errAt(validate.Field(path, "issue"), "missing")
 	}
 	var err error
-	if a.IssuedAt, err = parseTime(field(path, "issue.time"), it.Issue.Time); err != nil {
+	if a.IssuedAt, err = parseTime(validate.Field(path, "issue.time"), it.Issue.Time); err != nil {
 		return err
 	}
 	if a.EventID = strings.TrimSpace(it.Issue.EventID); a.EventID == "" {
-		return errAt(field(path, "issue.eventId"), "missing")
+		return errAt(validate.Field(path, "issue.eventId"), "missing")
 	}
 	if s := strings.TrimSpace(it.Issue.Serial); s != "" {
 		if a.Serial, err = strconv.Atoi(s); err != nil || a.Serial < 0 {
-			return errAt(field(path, "issue.serial"), "%q is not a non-negative integer", it.Issue.Serial)
+			return errAt(validate.Field(path, "issue.serial"), "%q is not a non-negative integer", it.Issue.Serial)
 		}
 	}
 	switch {
@@ -166,16 +166,16 @@ func readEEW(path string, it *item, a *alert.Alert) error {
 	}
 	if eq := it.Earthquake; eq != nil {
 		if eq.OriginTime != "" {
-			if a.OriginTime, err = parseTime(field(path, "earthquake.originTime"), eq.OriginTime); err != nil {
+			if a.OriginTime, err = parseTime(validate.Field(path, "earthquake.originTime"), eq.OriginTime); err != nil {
 				return err
 			}
 		}
-		if err := readHypocenter(field(path, "earthquake.hypocenter"), eq.Hypocenter, a); err != nil {
+		if err := readHypocenter(validate.Field(path, "earthquake.hypocenter"), eq.Hypocenter, a); err != nil {
 			return err
 		}
 	}
 	for i := range it.Areas {
-		ar, err := readEEWArea(fmt.Sprintf("%s[%d]", field(path, "areas"), i), &it.Areas[i])
+		ar, err := readEEWArea(validate.Index(validate.Field(path, "areas"), i), &it.Areas[i])
 		if err != nil {
 			return err
 		}
@@ -191,23 +191,23 @@ func readEEW(path string, it *item, a *alert.Alert) error {
 func readEEWArea(path string, ar *area) (alert.Area, error) {
 	out := alert.Area{Name: strings.TrimSpace(ar.Name), Arrived: ar.KindCode == "11"}
 	if out.Name == "" {
-		return out, errAt(field(path, "name"), "missing")
+		return out, errAt(validate.Field(path, "name"), "missing")
 	}
 	var from, to alert.Intensity
 	var err error
 	if ar.ScaleFrom != nil {
-		if from, err = scaleOf(field(path, "scaleFrom"), *ar.ScaleFrom); err != nil {
+		if from, err = scaleOf(validate.Field(path, "scaleFrom"), *ar.ScaleFrom); err != nil {
 			return out, err
 		}
 	}
 	if ar.ScaleTo != nil && *ar.ScaleTo != 99 {
-		if to, err = scaleOf(field(path, "scaleTo"), *ar.ScaleTo); err != nil {
+		if to, err = scaleOf(validate.Field(path, "scaleTo"), *ar.ScaleTo); err != nil {
 			return out, err
 		}
 	}
 	out.Intensity = max(from, to)
 	if ar.ArrivalTime != nil && *ar.ArrivalTime != "" {
-		if out.ArrivalTime, err = parseTime(field(path, "arrivalTime"), *ar.ArrivalTime); err != nil {
+		if out.ArrivalTime, err = parseTime(validate.Field(path, "arrivalTime"), *ar.ArrivalTime); err != nil {
 			return out, err
 		}
 	}
@@ -222,7 +222,7 @@ func readHypocenter(path string, h *hypocenter, a *alert.Alert) error {
 	}
 	if m := h.Magnitude; m != nil && *m != -1 {
 		if !(*m >= alert.MinMagnitude && *m <= alert.MaxMagnitude) {
-			return errAt(field(path, "magnitude"), "%v out of range [%d, %d]", *m, alert.MinMagnitude, alert.MaxMagnitude)
+			return errAt(validate.Field(path, "magnitude"), "%v out of range [%d, %d]", *m, alert.MinMagnitude, alert.MaxMagnitude)
 		}
 		a.Magnitude = &alert.Magnitude{Value: *m}
 	}
@@ -236,7 +236,7 @@ func readHypocenter(path string, h *hypocenter, a *alert.Alert) error {
 	out := &alert.Hypocenter{Lat: pos.Lat(), Lon: pos.Lon(), Name: strings.TrimSpace(h.Name)}
 	if d := h.Depth; d != nil && *d != -1 {
 		if err := alert.CheckDepth(*d); err != nil {
-			return errAt(field(path, "depth"), "%v", err)
+			return errAt(validate.Field(path, "depth"), "%v", err)
 		}
 		out.DepthKm = d
 	}

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/refuge-project/refuge/internal/alert"
+	"github.com/refuge-project/refuge/internal/validate"
 )
 
 // FormatName is the name of the format.
@@ -51,7 +52,7 @@ func Parse(data []byte) ([]*alert.Alert, error) {
 		}
 		out := make([]*alert.Alert, 0, len(items))
 		for i, it := range items {
-			path := fmt.Sprintf("[%d]", i)
+			path := validate.Index("", i)
 			if it == nil {
 				return nil, errAt(path, "is null")
 			}
@@ -76,21 +77,13 @@ func Parse(data []byte) ([]*alert.Alert, error) {
 
 func errAt(path, msg string, args ...any) error { return alert.Errorf(FormatName, path, msg, args...) }
 
-// field joins a JSON path and a member name.
-func field(path, name string) string {
-	if path == "" {
-		return name
-	}
-	return path + "." + name
-}
-
 func readItem(path string, it *item, digest string) (*alert.Alert, error) {
 	a := &alert.Alert{Format: FormatName, Digest: digest, Status: alert.StatusActual, MsgType: alert.MsgAlert, Issuer: "P2PQuake"}
 	code := 551 // a bare EPSP body is a 551
 	if it.Code != nil {
 		code = *it.Code
 	} else if it.Issue == nil || it.Earthquake == nil {
-		return nil, errAt(field(path, "code"), "missing")
+		return nil, errAt(validate.Field(path, "code"), "missing")
 	}
 	a.Product = fmt.Sprint(code)
 	if it.Issue != nil {
@@ -112,7 +105,7 @@ func readItem(path string, it *item, digest string) (*alert.Alert, error) {
 	case 556:
 		err = readEEW(path, it, a)
 	default:
-		return nil, errAt(field(path, "code"), "%d is not supported (supported: 551, 552, 554, 556)", code)
+		return nil, errAt(validate.Field(path, "code"), "%d is not supported (supported: 551, 552, 554, 556)", code)
 	}
 	if err != nil {
 		return nil, err

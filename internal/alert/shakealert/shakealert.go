@@ -27,13 +27,7 @@ func init() {
 	alert.RegisterFormat(alert.Format{
 		Name:  FormatName,
 		Sniff: func(p *alert.Probe) bool { return p.XMLRoot.Local == "event_message" },
-		Parse: func(data []byte) ([]*alert.Alert, error) {
-			a, err := Parse(data)
-			if err != nil {
-				return nil, err
-			}
-			return []*alert.Alert{a}, nil
-		},
+		Parse: alert.One(Parse),
 	})
 }
 
@@ -101,7 +95,7 @@ func Parse(data []byte) (*alert.Alert, error) {
 	for i, c := range m.Contours {
 		ar, err := readContour(c.MMI, c.Polygon)
 		if err != nil {
-			return nil, errAt(fmt.Sprintf("gm_info/gmcontour_pred/contour[%d]", i+1), "%v", err)
+			return nil, errAt(alert.Nth("gm_info/gmcontour_pred/contour", i), "%v", err)
 		}
 		a.Areas = append(a.Areas, ar)
 	}

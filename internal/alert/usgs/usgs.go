@@ -13,11 +13,11 @@
 package usgs
 
 import (
-	"fmt"
 	"strings"
 	"time"
 
 	"github.com/refuge-project/refuge/internal/alert"
+	"github.com/refuge-project/refuge/internal/validate"
 )
 
 // FormatName is the name of the format.
@@ -75,7 +75,7 @@ func Parse(data []byte) ([]*alert.Alert, error) {
 	case "FeatureCollection":
 		out := make([]*alert.Alert, 0, len(doc.Features))
 		for i, f := range doc.Features {
-			path := fmt.Sprintf("features[%d]", i)
+			path := validate.Index("features", i)
 			if f == nil {
 				return nil, errAt(path, "is null")
 			}
@@ -175,7 +175,7 @@ func readPoint(path string, g *geometry) (*alert.Hypocenter, error) {
 	}
 	for i, v := range c {
 		if v == nil && i < 2 {
-			return nil, errAt(fmt.Sprintf("%s.coordinates[%d]", path, i), "is null")
+			return nil, errAt(validate.Index(path+".coordinates", i), "is null")
 		}
 	}
 	pos, err := alert.NewLatLon(*c[1], *c[0])

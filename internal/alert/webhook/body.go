@@ -2,13 +2,13 @@ package webhook
 
 import (
 	"encoding/json"
-	"fmt"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/refuge-project/refuge/internal/alert"
+	"github.com/refuge-project/refuge/internal/validate"
 )
 
 // FormatName is the name of the format of relay bodies. Alerts relayed as
@@ -144,7 +144,7 @@ func (b *Body) fieldAlert(data []byte) ([]*alert.Alert, error) {
 		for j, p := range a.Areas[i].Polygons {
 			poly, err := alert.NewPolygon(p)
 			if err != nil {
-				return nil, errAt(fmt.Sprintf("areas[%d].polygons[%d]", i, j), "%v", err)
+				return nil, errAt(validate.Index(validate.Field(validate.Index("areas", i), "polygons"), j), "%v", err)
 			}
 			a.Areas[i].Polygons[j] = poly
 		}

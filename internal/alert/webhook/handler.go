@@ -8,7 +8,8 @@
 // The handler refuses a request whose timestamp is outside the window
 // (±5 minutes by default) or that it has accepted before within the window
 // (replay), compares signatures in constant time, bounds the body size, and
-// answers every refusal with a 4xx status and a JSON error.
+// answers every bad request with a 4xx status and a JSON error (5xx only
+// when the sink fails or the replay cache is full).
 package webhook
 
 import (
