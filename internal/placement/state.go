@@ -39,6 +39,12 @@ type Config struct {
 	Headroom float64
 	// MaxVMsPerHost caps the VMs on one host (0: no cap).
 	MaxVMsPerHost int
+	// AbsorbByCapacity makes nil-host consolidation check only vCPUs and
+	// memory, as the paper's check_migration_suitability reads, ignoring
+	// expected load and Headroom: it powers more hosts off and may
+	// overload the target. Experiments use it to show the difference;
+	// refuge never sets it.
+	AbsorbByCapacity bool
 }
 
 // State is a View over hosts and the VMs placed on them, with the
@@ -190,6 +196,15 @@ func (s *State) Fits(h int, r Request) bool {
 		(s.cfg.MaxVMsPerHost == 0 || len(s.on[h]) < s.cfg.MaxVMsPerHost)
 }
 
+// usable is Fits for a powered-on host, without interface calls.
+func (s *State) usable(h int, r Request) bool {
+	hh := &s.Hosts[h]
+	return !hh.Off && !hh.Ineligible &&
+		s.usedMem[h]+r.MemoryMiB <= hh.MemoryMiB &&
+		float64(s.usedVCPU[h]+r.VCPU) <= float64(hh.VCPU)*s.cfg.VCPUOvercommit &&
+		(s.cfg.MaxVMsPerHost == 0 || len(s.on[h]) < s.cfg.MaxVMsPerHost)
+}
+
 // Off implements View.
 func (s *State) Off(h int) bool { return s.Hosts[h].Off }
 
@@ -216,7 +231,11 @@ func (s *State) Absorb(from, to int, r Request) ([]int, bool) {
 		s.Hosts[from].Site != s.Hosts[to].Site {
 		return nil, false
 	}
-	if !s.canTake(to, s.usedVCPU[from]+r.VCPU, s.usedMem[from]+r.MemoryMiB, s.load[from]+r.Load, len(s.on[from])+1) {
+	load := s.load[from] + r.Load
+	if s.cfg.AbsorbByCapacity {
+		load = math.Inf(-1)
+	}
+	if !s.canTake(to, s.usedVCPU[from]+r.VCPU, s.usedMem[from]+r.MemoryMiB, load, len(s.on[from])+1) {
 		return nil, false
 	}
 	return s.VMsOn(from), true
