@@ -35,7 +35,7 @@ type EfficiencyConfig struct {
 // DefaultEfficiency is the set-up docs/seed004.md describes.
 func DefaultEfficiency() EfficiencyConfig {
 	return EfficiencyConfig{Hosts: 100, Cores: 4, MemoryMiB: 8192, Background: 200, BackgroundPolicy: placement.LeastLoaded,
-		Added: []int{10, 20, 30, 40},
+		Added:          []int{10, 20, 30, 40},
 		VCPUOvercommit: 4, Headroom: 0.2, Replicates: 5}
 }
 

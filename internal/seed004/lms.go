@@ -23,12 +23,12 @@ type TaskKind struct {
 // Every value the paper does not give is an assumption; docs/seed004.md
 // lists them.
 type LMSConfig struct {
-	Hosts         int     // 15 (paper)
-	Cores         int     // 4: Xeon X3470 (paper's host type)
-	MemoryMiB     int64   // 8192 (paper)
-	MaxVMsPerHost int     // 2 (paper)
-	VMVCPU        int     // 4: an LMS VM may use a whole host
-	VMMemoryMiB   int64   // 2048
+	Hosts         int   // 15 (paper)
+	Cores         int   // 4: Xeon X3470 (paper's host type)
+	MemoryMiB     int64 // 8192 (paper)
+	MaxVMsPerHost int   // 2 (paper)
+	VMVCPU        int   // 4: an LMS VM may use a whole host
+	VMMemoryMiB   int64 // 2048
 	Kinds         []TaskKind
 	// Session is the window over which the clients issue their requests
 	// (uniformly at random: a Poisson process given the count).
@@ -191,4 +191,3 @@ func RunLMS(c LMSConfig, clients int, method string, seed uint64) (LMSResult, er
 	eng.Run()
 	return res, nil
 }
-
