@@ -142,12 +142,13 @@ func (c *TsunamiCategory) UnmarshalText(b []byte) error {
 
 // immediateConditions are JMA's wordings of a first-wave condition
 // (FirstHeight/Condition, repeated by P2PQuake) that leave no time: the wave
-// is imminent, arriving or observed.
-var immediateConditions = []string{"ただちに津波来襲と予測", "津波到達中と推測", "第１波の到達を確認"}
+// is imminent, arriving, estimated to have arrived, or observed.
+var immediateConditions = []string{"ただちに津波来襲と予測", "津波到達中と推測", "既に津波到達", "第１波の到達を確認"}
 
 // ImmediateTsunami reports whether a first-wave condition says the wave is
-// imminent (ただちに津波来襲と予測), arriving (津波到達中と推測) or observed
-// (第１波の到達を確認).
+// imminent (ただちに津波来襲と予測), arriving (津波到達中と推測), estimated to
+// have arrived (既に津波到達と推測, 早いところでは既に津波到達と推定) or
+// observed (第１波の到達を確認).
 func ImmediateTsunami(condition string) bool {
 	for _, c := range immediateConditions {
 		if strings.Contains(condition, c) {

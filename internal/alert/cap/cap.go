@@ -189,6 +189,9 @@ func readArea(path string, ar *area) (alert.Area, error) {
 		return out, errAt(path+"/areaDesc", "missing (required by CAP 1.2)")
 	}
 	for i, s := range ar.Polygons {
+		if strings.TrimSpace(s) == "" {
+			continue // real messages (Israel's) carry empty <polygon/> elements
+		}
 		poly, err := alert.ParsePolygon(s)
 		if err != nil {
 			return out, errAt(alert.Nth(path+"/polygon", i), "%v", err)

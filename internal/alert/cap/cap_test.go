@@ -41,6 +41,12 @@ func TestPolygonAndGeocodes(t *testing.T) {
 	if len(ar.Codes) != 3 || ar.Code("SAME") != "006109" {
 		t.Errorf("geocodes %v", ar.Codes)
 	}
+	// Israel's CAP feed writes empty <polygon/> elements: no polygon.
+	doc := strings.Replace(string(alerttest.Fixture(t, "cap/oasisspec_example2.xml")), "<polygon>", "<polygon/><polygon> ", 1)
+	b, err := Parse([]byte(doc))
+	if err != nil || len(b.Areas[0].Polygons) != 1 {
+		t.Errorf("an empty <polygon/>: %v, %v", b, err)
+	}
 }
 
 func TestUpdateWithReferencesAndCircle(t *testing.T) {

@@ -2,8 +2,8 @@
 // alerts: code 551 (JMA earthquake information), 552 (JMA tsunami
 // forecast), 554 (EEW broadcast detected) and 556 (JMA earthquake early
 // warning). A document is one record, an array of records (the history
-// API), or a bare 551 body without the code/id wrapper (P2PQuake's legacy
-// EPSP JSON).
+// API), or a bare 551, 552 or 556 body without the code/id wrapper
+// (P2PQuake's EPSP JSON, as its jmaxml-seis-parser-go writes it).
 //
 // P2PQuake times are JST ("2006/01/02 15:04:05"); intensities are scale
 // codes (10…70, 45 = 5-, 46 = "5- or more, estimated", 99 = "or more" as
@@ -79,10 +79,8 @@ func errAt(path, msg string, args ...any) error { return alert.Errorf(FormatName
 
 func readItem(path string, it *item, digest string) (*alert.Alert, error) {
 	a := &alert.Alert{Format: FormatName, Digest: digest, Status: alert.StatusActual, MsgType: alert.MsgAlert, Issuer: "P2PQuake"}
-	code := 551 // a bare EPSP body is a 551
-	if it.Code != nil {
-		code = *it.Code
-	} else if it.Issue == nil || it.Earthquake == nil {
+	code, ok := codeOf(it)
+	if !ok {
 		return nil, errAt(validate.Field(path, "code"), "missing")
 	}
 	a.Product = fmt.Sprint(code)
@@ -111,6 +109,26 @@ func readItem(path string, it *item, digest string) (*alert.Alert, error) {
 		return nil, err
 	}
 	return a, nil
+}
+
+// codeOf returns the record's code, or for a bare EPSP body (no code/id
+// wrapper) the code its shape implies: JMA's event id marks an EEW (556),
+// an earthquake without one an earthquake report (551), areas alone a
+// tsunami forecast (552).
+func codeOf(it *item) (int, bool) {
+	switch {
+	case it.Code != nil:
+		return *it.Code, true
+	case it.Issue == nil:
+		return 0, false
+	case it.Issue.EventID != "":
+		return 556, true
+	case it.Earthquake != nil:
+		return 551, true
+	case it.Areas != nil:
+		return 552, true
+	}
+	return 0, false
 }
 
 // parseTime reads a required P2PQuake time.

@@ -95,6 +95,31 @@ func TestEEW554And556(t *testing.T) {
 	}
 }
 
+// TestBareBodies reads EPSP bodies without the code/id wrapper, as
+// P2PQuake's jmaxml-seis-parser-go writes them: the shape gives the code.
+func TestBareBodies(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"issue":{"source":"気象庁","time":"2022/09/18 15:49:07","type":"Focus"},"cancelled":false,` +
+			`"areas":[{"name":"宮古島・八重山地方","grade":"Watch","immediate":false,"firstHeight":{"arrivalTime":"2022/09/18 16:00:00"}}]}`: "552/Focus",
+		`{"earthquake":{"originTime":"2024/01/16 18:42:12","hypocenter":{"name":"能登半島沖","latitude":37.3,"longitude":136.6,"depth":10,"magnitude":5.7}},` +
+			`"issue":{"time":"2024/01/16 18:42:25","eventId":"20240116184216","serial":"1"},"cancelled":false,` +
+			`"areas":[{"pref":"石川","name":"石川県能登","scaleFrom":40,"scaleTo":45,"kindCode":"11","arrivalTime":null}]}`: "556",
+	} {
+		alerts, err := Parse([]byte(body))
+		if err != nil {
+			t.Errorf("%s: %v", want, err)
+			continue
+		}
+		alerttest.Check(t, alerts...)
+		if alerts[0].Product != want {
+			t.Errorf("read as %s, want %s", alerts[0].Product, want)
+		}
+	}
+	if _, err := Parse([]byte(`{"issue":{"time":"2022/09/18 15:49:07"}}`)); err == nil || !strings.Contains(err.Error(), "code: missing") {
+		t.Errorf("a body of no recognisable shape: %v", err)
+	}
+}
+
 func TestRefusals(t *testing.T) {
 	eew := string(alerttest.Fixture(t, "p2pquake/p2pqapi_556_eew_20220811_soya_array.json"))
 	tsunami := string(alerttest.Fixture(t, "p2pquake/p2pqapi_552_Focus_20231009_torishima.json"))
