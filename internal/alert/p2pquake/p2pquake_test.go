@@ -1,6 +1,7 @@
 package p2pquake
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -98,21 +99,29 @@ func TestEEW554And556(t *testing.T) {
 // TestBareBodies reads EPSP bodies without the code/id wrapper, as
 // P2PQuake's jmaxml-seis-parser-go writes them: the shape gives the code.
 func TestBareBodies(t *testing.T) {
-	for body, want := range map[string]string{
-		`{"issue":{"source":"気象庁","time":"2022/09/18 15:49:07","type":"Focus"},"cancelled":false,` +
-			`"areas":[{"name":"宮古島・八重山地方","grade":"Watch","immediate":false,"firstHeight":{"arrivalTime":"2022/09/18 16:00:00"}}]}`: "552/Focus",
-		`{"earthquake":{"originTime":"2024/01/16 18:42:12","hypocenter":{"name":"能登半島沖","latitude":37.3,"longitude":136.6,"depth":10,"magnitude":5.7}},` +
-			`"issue":{"time":"2024/01/16 18:42:25","eventId":"20240116184216","serial":"1"},"cancelled":false,` +
-			`"areas":[{"pref":"石川","name":"石川県能登","scaleFrom":40,"scaleTo":45,"kindCode":"11","arrivalTime":null}]}`: "556",
+	for name, want := range map[string]string{
+		"p2pqapi_552_Focus_20231009_torishima.json": "552/Focus",
+		"p2pqapi_556_eew_20220811_soya_array.json":  "556",
 	} {
-		alerts, err := Parse([]byte(body))
+		var rec any
+		if err := json.Unmarshal(alerttest.Fixture(t, "p2pquake/"+name), &rec); err != nil {
+			t.Fatal(err)
+		}
+		if list, ok := rec.([]any); ok {
+			rec = list[0]
+		}
+		for _, k := range []string{"code", "id", "time"} {
+			delete(rec.(map[string]any), k)
+		}
+		body, _ := json.Marshal(rec)
+		alerts, err := Parse(body)
 		if err != nil {
-			t.Errorf("%s: %v", want, err)
+			t.Errorf("%s without its wrapper: %v", name, err)
 			continue
 		}
 		alerttest.Check(t, alerts...)
 		if alerts[0].Product != want {
-			t.Errorf("read as %s, want %s", alerts[0].Product, want)
+			t.Errorf("%s without its wrapper read as %s, want %s", name, alerts[0].Product, want)
 		}
 	}
 	if _, err := Parse([]byte(`{"issue":{"time":"2022/09/18 15:49:07"}}`)); err == nil || !strings.Contains(err.Error(), "code: missing") {
