@@ -181,13 +181,12 @@ type AreaCode struct {
 
 // The JMA area coding schemes (JMA codeType → Scheme).
 const (
-	SchemeJMASeismicArea   = "jma-seismic-area"   // 地震情報／細分区域
-	SchemeJMAPref          = "jma-pref"           // 地震情報／都道府県等
-	SchemeJMACity          = "jma-city"           // 気象・地震・火山情報／市町村等
-	SchemeJMAEEWPref       = "jma-eew-pref"       // 緊急地震速報／府県予報区
-	SchemeJMAEEWRegion     = "jma-eew-region"     // 緊急地震速報／地方予報区
-	SchemeJMATsunamiArea   = "jma-tsunami-area"   // 津波予報区
-	SchemeJMAEpicenterArea = "jma-epicenter-area" // 震央地名
+	SchemeJMASeismicArea = "jma-seismic-area" // 地震情報／細分区域
+	SchemeJMAPref        = "jma-pref"         // 地震情報／都道府県等
+	SchemeJMACity        = "jma-city"         // 気象・地震・火山情報／市町村等
+	SchemeJMAEEWPref     = "jma-eew-pref"     // 緊急地震速報／府県予報区
+	SchemeJMAEEWRegion   = "jma-eew-region"   // 緊急地震速報／地方予報区
+	SchemeJMATsunamiArea = "jma-tsunami-area" // 津波予報区
 )
 
 // Polygon is a closed ring of positions: the first position is repeated

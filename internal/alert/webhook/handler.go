@@ -135,7 +135,7 @@ func refuse(status int, code, format string, args ...any) *refusal {
 
 // ServeHTTP receives one relay request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	accepted, rf := h.serve(r, w)
+	accepted, rf := h.serve(w, r)
 	if rf != nil {
 		h.cfg.Logger.Info("relay request refused", "status", rf.status, "code", rf.code, "error", rf.msg,
 			"relay", r.Header.Get(HeaderRelay), "remote", r.RemoteAddr)
@@ -159,7 +159,7 @@ type acceptedAlert struct {
 	Digest  string        `json:"digest"`
 }
 
-func (h *Handler) serve(r *http.Request, w http.ResponseWriter) ([]acceptedAlert, *refusal) {
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request) ([]acceptedAlert, *refusal) {
 	if r.Method != http.MethodPost {
 		return nil, refuse(http.StatusMethodNotAllowed, "method_not_allowed", "method %s, want POST", r.Method)
 	}
