@@ -67,7 +67,6 @@ VMs to safe sites with adaptive WAN concurrency, and keeps services reachable.`,
 		newSchemaCmd(),
 		newValidateCmd(),
 		withSubcommands(newAlertCmd(), newAlertAssessCmd()),
-		newWatchCmd(g),
 		newEvacuateCmd(g),
 	)
 	return root
