@@ -79,6 +79,7 @@ one refuge connects to (docs/libvirt.md).`,
 	cmd.Flags().DurationVar(&deadline, "deadline", 10*time.Minute, "time until the threatened site is lost (with --site)")
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print one JSON object")
 	cmd.Flags().BoolVar(&o.NoPredict, "no-predict", false, "do not run the simulator for predictions")
+	cmd.Flags().BoolVar(&o.NonLive, "non-live", false, "migrate non-live (paused for the whole copy), for hypervisors whose live migration cannot be trusted (QEMU 7.2 under TCG)")
 	cmd.Flags().DurationVar(&o.HealthSettle, "health-settle", 0, "how long a guest must keep answering its agent after a switch-over (default 2s)")
 	return cmd
 }
@@ -95,6 +96,8 @@ type evacOptions struct {
 	NoPredict bool
 	// HealthSettle overrides the driver's default.
 	HealthSettle time.Duration
+	// NonLive makes every migration non-live (libvirt.Config.NonLive).
+	NonLive bool
 }
 
 // evacVM is one VM's real outcome and the simulator's prediction.
@@ -134,6 +137,7 @@ type evacVM struct {
 type evacReport struct {
 	Federation   string `json:"federation"`
 	Policy       string `json:"policy"`
+	Live         bool   `json:"live"`
 	VMsAtRisk    int    `json:"vms_at_risk"`
 	VMsEvacuated int    `json:"vms_evacuated"`
 	// MakespanS is when the executor finished (after the driver's checks
@@ -164,7 +168,7 @@ func runEvacuation(ctx context.Context, o evacOptions) (*evacReport, error) {
 	if len(hosts) != len(ix.Hosts) {
 		return nil, fmt.Errorf("federation %s: %d of %d hosts have a libvirt uri; every host needs one", fed.Name, len(hosts), len(ix.Hosts))
 	}
-	drv, err := libvirt.New(libvirt.Config{Hosts: hosts, Logger: o.Logger, HealthSettle: o.HealthSettle})
+	drv, err := libvirt.New(libvirt.Config{Hosts: hosts, Logger: o.Logger, HealthSettle: o.HealthSettle, NonLive: o.NonLive})
 	if err != nil {
 		return nil, err
 	}
@@ -199,7 +203,7 @@ func runEvacuation(ctx context.Context, o evacOptions) (*evacReport, error) {
 		<-ex.Done()
 	}
 	rep := ex.Report()
-	out := &evacReport{Federation: fed.Name, Policy: o.Policy.Name, Timeline: rep.Timeline, Steps: drv.Steps()}
+	out := &evacReport{Federation: fed.Name, Policy: o.Policy.Name, Live: !o.NonLive, Timeline: rep.Timeline, Steps: drv.Steps()}
 	last := map[string]libvirt.Record{}
 	for _, r := range drv.Records() {
 		last[r.Domain] = r // the last attempt
@@ -308,8 +312,12 @@ func realPlacement(ctx context.Context, ix *model.Index, drv *libvirt.Driver, lg
 }
 
 func printEvacuation(w io.Writer, r *evacReport) {
-	fmt.Fprintf(w, "Evacuation of %s (policy %s): %d of %d VMs evacuated; migrations ended at %.1f s (simulator: %.1f s, %+.1f %%), done at %.1f s\n",
-		r.Federation, r.Policy, r.VMsEvacuated, r.VMsAtRisk, r.MigrationsEndS, r.PredictedMakespanS, r.MakespanErrorPct, r.MakespanS)
+	mode := "live"
+	if !r.Live {
+		mode = "non-live"
+	}
+	fmt.Fprintf(w, "Evacuation of %s (policy %s, %s): %d of %d VMs evacuated; migrations ended at %.1f s (simulator: %.1f s, %+.1f %%), done at %.1f s\n",
+		r.Federation, r.Policy, mode, r.VMsEvacuated, r.VMsAtRisk, r.MigrationsEndS, r.PredictedMakespanS, r.MakespanErrorPct, r.MakespanS)
 	if r.Restarted > 0 {
 		fmt.Fprintf(w, "%d guests were dead after their switch-over and were restarted from disk at the destination\n", r.Restarted)
 	}

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -194,14 +195,25 @@ func TestEvacuateRealSites(t *testing.T) {
 }
 
 // TestSeed003RealLinks compares schedules on one shaped WAN link (100
-// Mbit/s, 20 ms RTT through the relay) with six guests: one migration at a
-// time, two per link, all at once, and refuge's adaptive controller. Runs
-// alternate direction (a → b, then b → a, …) so the guests never restart.
+// Mbit/s, 20 ms RTT through the relay) with four guests (REFUGE_SEED003_VMS
+// for more): one migration at a time, two per link, all at once, and
+// refuge's adaptive controller. Runs alternate direction (a → b, then
+// b → a, …) so the guests need not restart. Migrations are non-live: under
+// TCG most live migrations over this link leave the guest dead at the
+// destination (docs/libvirt.md), and the restarts would hold the
+// schedules' slots for half a minute each.
 func TestSeed003RealLinks(t *testing.T) {
 	b := wanBed(t)
 	a, c := b.Sites[0], b.Sites[1]
 	link := b.LinkBetween(a, c)
-	vms := []string{"w1", "w2", "w3", "w4", "w5", "w6"}
+	n := 4
+	if v, err := strconv.Atoi(os.Getenv("REFUGE_SEED003_VMS")); err == nil && v > 0 {
+		n = v
+	}
+	var vms []string
+	for i := range n {
+		vms = append(vms, fmt.Sprintf("w%d", i+1))
+	}
 	startGuests(t, a, vms)
 	two := model.AllAtOncePolicy()
 	two.Name = "per-link-2"
@@ -215,7 +227,7 @@ func TestSeed003RealLinks(t *testing.T) {
 			t.Fatal(err)
 		}
 		sc := &model.Scenario{Name: "seed-003", Threats: []model.Threat{{Site: from.Name, Deadline: model.Duration(15 * time.Minute)}}}
-		rep, err := runEvacuation(context.Background(), evacOptions{Federation: fed, Scenario: sc, Policy: pol})
+		rep, err := runEvacuation(context.Background(), evacOptions{Federation: fed, Scenario: sc, Policy: pol, NonLive: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -231,5 +243,5 @@ func TestSeed003RealLinks(t *testing.T) {
 	for _, r := range reps {
 		t.Logf("%-12s %9.1fs %9.1fs %11.1fs %11.1fs %10.0fms", r.Policy, r.MakespanS, r.PredictedMakespanS, r.MeanMigrationS, r.PredictedMeanS, r.MaxDowntimeMS)
 	}
-	saveResult(t, "seed003.json", reps)
+	saveResult(t, fmt.Sprintf("seed003-%d.json", n), reps)
 }

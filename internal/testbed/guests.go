@@ -29,6 +29,10 @@ type GuestSpec struct {
 	DiskMiB int
 	// NoAgent leaves out the guest-agent channel.
 	NoAgent bool
+	// KernelArgs are appended to the guest kernel's command line.
+	KernelArgs string
+	// Machine is the QEMU machine type (default "pc").
+	Machine string
 }
 
 func (g *GuestSpec) defaults() {
@@ -37,6 +41,9 @@ func (g *GuestSpec) defaults() {
 	}
 	if g.CheckMiB == 0 {
 		g.CheckMiB = 32
+	}
+	if g.Machine == "" {
+		g.Machine = "pc"
 	}
 	if g.VerifyEvery <= 0 {
 		g.VerifyEvery = 1
@@ -63,10 +70,10 @@ func DomainXML(g GuestSpec) (string, error) {
 		Memory: &libvirtxml.DomainMemory{Value: uint(g.MemoryMiB), Unit: "MiB"},
 		VCPU:   &libvirtxml.DomainVCPU{Value: 1},
 		OS: &libvirtxml.DomainOS{
-			Type:    &libvirtxml.DomainOSType{Arch: "x86_64", Machine: "pc", Type: "hvm"},
+			Type:    &libvirtxml.DomainOSType{Arch: "x86_64", Machine: g.Machine, Type: "hvm"},
 			Kernel:  "/var/lib/libvirt/boot/vmlinuz",
 			Initrd:  "/var/lib/libvirt/boot/initrd.gz",
-			Cmdline: fmt.Sprintf("console=ttyS0 quiet refuge.mb=%d refuge.rate=%d refuge.verify=%d", g.CheckMiB, rate, g.VerifyEvery),
+			Cmdline: strings.TrimSpace(fmt.Sprintf("console=ttyS0 quiet refuge.mb=%d refuge.rate=%d refuge.verify=%d %s", g.CheckMiB, rate, g.VerifyEvery, g.KernelArgs)),
 		},
 		CPU:        &libvirtxml.DomainCPU{Mode: "custom", Match: "exact", Model: &libvirtxml.DomainCPUModel{Value: "qemu64", Fallback: "allow"}},
 		OnPoweroff: "destroy",

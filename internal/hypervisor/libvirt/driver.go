@@ -66,6 +66,10 @@ type Config struct {
 	// post-copy when allowed, else is aborted with ErrNotConverging
 	// (default 30, as the simulator's model).
 	MaxIterations int
+	// NonLive migrates every domain non-live (paused for the whole copy)
+	// whatever the request says: for hypervisors whose live migration
+	// cannot be trusted, such as QEMU 7.2 under TCG (docs/libvirt.md).
+	NonLive bool
 	// ColdFallback retries a live migration that did not converge as a
 	// non-live one (the guest paused for the whole copy) within the same
 	// job.
@@ -309,6 +313,12 @@ func (d *Driver) conn(host string) (*conn, error) {
 
 // call runs f on host's control connection with the RPC timeout.
 func (d *Driver) call(host string, f func(rpc) error) error {
+	return d.callTimeout(host, d.cfg.RPCTimeout, f)
+}
+
+// callTimeout runs f on host's control connection; if it does not return
+// within timeout the connection is closed (and reopened by its loop).
+func (d *Driver) callTimeout(host string, timeout time.Duration, f func(rpc) error) error {
 	c, err := d.conn(host)
 	if err != nil {
 		return err
@@ -317,7 +327,7 @@ func (d *Driver) call(host string, f func(rpc) error) error {
 	if err != nil {
 		return err
 	}
-	if err := timed(d.cfg.RPCTimeout, kill, func() error { return f(cl) }); err != nil {
+	if err := timed(timeout, kill, func() error { return f(cl) }); err != nil {
 		if errors.Is(err, errTimeout) {
 			return fmt.Errorf("host %s: %v: %w", host, err, hypervisor.ErrHostUnreachable)
 		}

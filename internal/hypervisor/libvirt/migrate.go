@@ -77,7 +77,7 @@ func (d *Driver) Migrate(ctx context.Context, req hypervisor.MigrateRequest, obs
 	if busy {
 		return fail(hypervisor.ErrJobAlreadyActive)
 	}
-	j := &job{d: d, req: req, obs: obs, started: time.Now(), ready: make(chan struct{}), live: req.Params.Live}
+	j := &job{d: d, req: req, obs: obs, started: time.Now(), ready: make(chan struct{}), live: req.Params.Live && !d.cfg.NonLive}
 	err := d.call(req.SourceHost, func(c rpc) error {
 		dom, err := c.DomainLookupByName(req.Domain)
 		if err != nil {
@@ -198,7 +198,7 @@ func (j *job) run() {
 	d := j.d
 	req := j.req
 	d.record(Step{Domain: req.Domain, Kind: "migrate", Host: req.SourceHost,
-		Detail: fmt.Sprintf("to %s (%s), live=%v copy-storage=%q", req.DestHost, d.peers[req.DestHost], req.Params.Live, req.Params.CopyStorage)})
+		Detail: fmt.Sprintf("to %s (%s), live=%v copy-storage=%q", req.DestHost, d.peers[req.DestHost], j.live, req.Params.CopyStorage)})
 	if req.Params.MaxDowntime > 0 {
 		if err := d.call(req.SourceHost, func(c rpc) error {
 			return c.DomainMigrateSetMaxDowntime(j.dom, uint64(req.Params.MaxDowntime.Milliseconds()), 0)
@@ -506,7 +506,7 @@ func (j *job) resume(host string) {
 // for the guest to answer.
 func (j *job) restart(host string, destroy bool) error {
 	d := j.d
-	err := d.call(host, func(c rpc) error {
+	err := d.callTimeout(host, d.cfg.BootTimeout, func(c rpc) error {
 		dom, err := c.DomainLookupByName(j.req.Domain)
 		if err != nil {
 			return err
