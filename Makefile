@@ -5,7 +5,7 @@ PKGS    := ./...
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(HOME)/go/bin/staticcheck)
 FUZZTIME ?= 60s
 
-.PHONY: all build demo test unit lint bench fuzz soak clean
+.PHONY: all build demo test unit integration guest lint bench fuzz soak clean
 
 all: build
 
@@ -21,6 +21,14 @@ test: lint
 
 unit:
 	$(GO) test -count=1 $(PKGS)
+
+# integration: only the libvirt/QEMU suite (root, the packages .ci/run
+# installs; docs/libvirt.md). `make test` runs it too when REFUGE_INTEGRATION=1.
+guest:
+	$(GO) run ./internal/guest/mkguest
+
+integration: guest
+	REFUGE_INTEGRATION=1 $(GO) test -race -count=1 -timeout 25m -v ./internal/testbed/ ./internal/hypervisor/libvirt/ ./cmd/refuge/
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
