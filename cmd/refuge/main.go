@@ -61,13 +61,15 @@ VMs to safe sites with adaptive WAN concurrency, and keeps services reachable.`,
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn, error (logs go to stderr)")
 	root.AddCommand(
 		newDemoCmd(g),
-		newSimCmd(g),
+		withSubcommands(newSimCmd(g), newSimExperimentCmd()),
 		newPlanCmd(g),
 		newBenchCmd(),
 		newSchemaCmd(),
 		newValidateCmd(),
 		withSubcommands(newAlertCmd(), newAlertAssessCmd()),
 		newEvacuateCmd(g),
+		newPlaceCmd(),
+		newAgentCmd(g),
 	)
 	return root
 }
