@@ -35,6 +35,12 @@ type Policy struct {
 	// DeadlineAware: leave out VMs predicted to miss their deadline so that
 	// their bandwidth goes to VMs that can still be saved.
 	DeadlineAware bool `json:"deadline_aware"`
+	// Placement names how the planner chooses each VM's destination among
+	// the safe hosts with room: PlacementEarliestFinish (the host where
+	// the migration is predicted to finish first) or a placement policy
+	// of package placement (seed 004: power-of-two, next-fit, first-fit,
+	// best-fit, least-loaded).
+	Placement string `json:"placement"`
 	// Migration parameters passed to the hypervisor.
 	Migration MigrationPolicy `json:"migration"`
 	// Concurrency limits; zero means unlimited.
@@ -82,6 +88,7 @@ type ConcurrencyPolicy struct {
 func basePolicy(name string) Policy {
 	return Policy{
 		Name:           name,
+		Placement:      PlacementEarliestFinish,
 		VCPUOvercommit: 4,
 		SafetyMargin:   Duration(30 * time.Second),
 		Order:          OrderPriority,
@@ -135,6 +142,14 @@ func AllAtOncePolicy() Policy {
 	p.Order = OrderFIFO
 	return p
 }
+
+// PlacementEarliestFinish is the planner's own destination choice.
+const PlacementEarliestFinish = "earliest-finish"
+
+// PlacementNames lists the values Policy.Placement accepts: the planner's
+// own rule and the policies of package placement (whose tests check that
+// the two lists agree).
+var PlacementNames = []string{PlacementEarliestFinish, "best-fit", "first-fit", "least-loaded", "next-fit", "power-of-two"}
 
 // DefaultPolicyName names the policy used when none is given, and the base
 // of a policy document that names none.

@@ -587,6 +587,9 @@ func (p *Policy) Validate() error {
 	validate.AtLeast(&errs, "vcpu_overcommit", p.VCPUOvercommit, 1)
 	validate.AtLeast(&errs, "safety_margin", p.SafetyMargin, 0)
 	oneOf(&errs, "order", p.Order, OrderPriority, OrderFIFO)
+	if p.Placement != "" { // empty: PlacementEarliestFinish
+		oneOf(&errs, "placement", p.Placement, PlacementNames...)
+	}
 
 	m := &p.Migration
 	validate.AtLeast(&errs, "migration.max_bandwidth_mibps", m.MaxBandwidthMiBps, 0)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/refuge-project/refuge/internal/model"
 	"github.com/refuge-project/refuge/internal/netpath"
+	"github.com/refuge-project/refuge/internal/placement"
 	"github.com/refuge-project/refuge/internal/precopy"
 )
 
@@ -73,6 +74,10 @@ type planner struct {
 	nHost      int
 	place      []int
 	down       []bool
+
+	// dest chooses destinations when the policy names a placement policy
+	// (nil: the earliest predicted finish).
+	dest placement.Policy
 
 	// Policy, normalised.
 	cfg       precopy.Config
@@ -250,7 +255,7 @@ func (p *planner) setPolicy(pol model.Policy) error {
 	p.cfg = precopy.Config{MaxDowntime: pol.Migration.MaxDowntime.D(), AutoConverge: pol.Migration.AutoConverge}
 	p.flowCap = pol.Migration.MaxBandwidthMiBps * model.MiB
 	p.conns = max(1, pol.Migration.ParallelConnections)
-	return nil
+	return p.setPlacement(pol.Placement)
 }
 
 // initResources sets every resource's capacity.

@@ -331,10 +331,14 @@ func (p *planner) descend(q *query, node int) {
 	p.descend(q, r)
 }
 
-// search finds the destination of at-risk VM v that minimises its
+// search finds the destination of at-risk VM v (with a placement policy:
+// the one the policy picks, see searchWithPolicy) that minimises its
 // predicted finish (ties: more free memory, then lower host index) among
 // hosts with room, over every route from its site on which it converges.
 func (p *planner) search(v int) cand {
+	if p.dest != nil {
+		return p.searchWithPolicy(v)
+	}
 	src := p.place[v]
 	out := p.outRes(src)
 	q := query{n: p.needOf(v)}
