@@ -147,7 +147,7 @@ func checkPlaced(t *testing.T, b *testbed.Bed, rep *evacReport) {
 		if died := testbed.Trouble(out) != ""; died && !v.Restarted {
 			t.Errorf("%s died on %s (%s) but the report does not say it was restarted", v.Name, v.To, testbed.Trouble(out))
 		}
-		if _, err := dst.WaitConsole(ctx, v.Name, int64(len(out)), "memchk OK", 30*time.Second); err != nil {
+		if _, err := dst.WaitConsole(ctx, v.Name, int64(len(out)), "memchk OK", 90*time.Second); err != nil {
 			t.Errorf("%s: %v", v.Name, err)
 		}
 	}
