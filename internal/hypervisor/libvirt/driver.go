@@ -184,9 +184,14 @@ type Driver struct {
 	hosts  map[string]*conn
 	peers  map[string]string
 	memCap map[string]uint64
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// ctx ends the jobs' waiting (Close); connCtx the connections' loops,
+	// after the jobs have finished.
+	ctx        context.Context
+	cancel     context.CancelFunc
+	connCtx    context.Context
+	connCancel context.CancelFunc
+	jobs       sync.WaitGroup
+	wg         sync.WaitGroup
 
 	mu       sync.Mutex
 	steps    []Step
@@ -213,6 +218,7 @@ func New(cfg Config) (*Driver, error) {
 	d := &Driver{cfg: cfg, dial: cfg.dial, hosts: map[string]*conn{}, peers: map[string]string{},
 		memCap: map[string]uint64{}, active: map[string]*job{}, incoming: map[string]uint64{}, dirty: map[string]float64{}}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
+	d.connCtx, d.connCancel = context.WithCancel(context.Background())
 	for _, h := range cfg.Hosts {
 		if h.Name == "" || h.URI == "" {
 			return nil, fmt.Errorf("libvirt: host %q: name and URI are required", h.Name)
@@ -230,7 +236,7 @@ func New(cfg Config) (*Driver, error) {
 			log: cfg.Logger.With("host", h.Name)}
 	}
 	for _, c := range d.hosts {
-		d.wg.Go(func() { c.loop(d.ctx) })
+		d.wg.Go(func() { c.loop(d.connCtx) })
 	}
 	return d, nil
 }
@@ -276,11 +282,14 @@ func (d *Driver) WaitConnected(ctx context.Context) error {
 	}
 }
 
-// Close aborts nothing: running migrations go on in libvirt, but the
-// driver stops watching them (their observers are still called, with the
-// outcome the driver could determine) and closes its connections.
+// Close stops the connections' loops and waits for the driver's
+// goroutines: a running migration is not aborted — Close waits until
+// libvirt's migration call returns, skips the guest health check, verifies
+// the placement if the hosts still answer and calls the observer.
 func (d *Driver) Close() error {
 	d.cancel()
+	d.jobs.Wait()
+	d.connCancel()
 	d.wg.Wait()
 	return nil
 }

@@ -136,7 +136,7 @@ func (d *Driver) Migrate(ctx context.Context, req hypervisor.MigrateRequest, obs
 	d.active[req.Domain] = j
 	d.incoming[req.DestHost] += j.memory
 	j.info = hypervisor.JobInfo{Type: hypervisor.JobUnbounded, Phase: hypervisor.PhaseSetup}
-	d.wg.Go(j.run)
+	d.jobs.Go(j.run)
 	close(j.ready)
 	return j, nil
 }
@@ -364,7 +364,7 @@ func (j *job) Abort() error {
 		j.stopReason = hypervisor.ErrAborted
 	}
 	j.mu.Unlock()
-	j.d.wg.Go(func() {
+	j.d.jobs.Go(func() {
 		err := j.d.call(j.req.SourceHost, func(c rpc) error { return c.DomainAbortJob(j.dom) })
 		j.d.record(Step{Domain: j.req.Domain, Kind: "abort", Host: j.req.SourceHost, Detail: "requested", Err: errString(err)})
 	})
@@ -433,6 +433,14 @@ func (j *job) verify(succeeded bool) (string, error) {
 	case serr != nil && derr != nil:
 		rec("verify", "both hosts unreachable", errors.Join(serr, derr))
 		return "", fmt.Errorf("cannot tell where %s runs: %w", j.req.Domain, errors.Join(serr, derr))
+	case serr != nil && !onDst && !succeeded:
+		// The source does not answer and the destination does not run
+		// it: it is still where it was, as far as anyone can tell.
+		rec("verify", "source unreachable; assuming the domain is still there", serr)
+		return src, fmt.Errorf("source %s unreachable, placement not verified: %w", src, serr)
+	case derr != nil && !onSrc && succeeded:
+		rec("verify", "destination unreachable after a reported success; assuming the domain runs there", derr)
+		return dst, nil
 	case onSrc && onDst:
 		// Two copies: keep the authoritative one.
 		keep, drop := src, dst
@@ -633,7 +641,7 @@ func (j *job) finish(perr error, finished time.Time) {
 		switchover := finished
 		herr := j.waitHealthy(req.DestHost, d.cfg.HealthSettle, d.cfg.HealthTimeout)
 		d.record(Step{Domain: req.Domain, Kind: "health", Host: req.DestHost, Detail: "after switch-over", Err: errString(herr)})
-		if herr != nil {
+		if herr != nil && d.ctx.Err() == nil { // never restart because the driver is closing
 			if rerr := j.restart(req.DestHost, true); rerr != nil {
 				err = fmt.Errorf("guest dead after the switch-over (%v) and restart failed: %v: %w", herr, rerr, hypervisor.ErrDomainLost)
 				res.RunningOn = ""
