@@ -15,9 +15,10 @@ import (
 // File reads alert documents from a file or a directory: operators drop
 // documents there, drills replay recorded ones. Files are read in name
 // order; with an Interval the directory is then watched (polled) for new
-// and changed files. Names starting with "." and ending in "~", ".tmp" or
-// ".part" are skipped, so a document written under such a name and then
-// renamed is read whole.
+// and changed files. In a directory only names ending in one of
+// DocumentExtensions are read (a README beside the documents is not an
+// alert), and names starting with "." are skipped, so a document written
+// under a temporary name and then renamed is read whole.
 type File struct {
 	Common
 	// Path is a file or a directory.
@@ -143,8 +144,12 @@ func (s *File) list() ([]string, error) {
 	return out, nil // ReadDir sorts by name
 }
 
+// DocumentExtensions are the file name extensions a File source reads in
+// a directory.
+var DocumentExtensions = []string{".xml", ".json", ".geojson", ".cap"}
+
 func skipName(n string) bool {
-	return strings.HasPrefix(n, ".") || strings.HasSuffix(n, "~") || strings.HasSuffix(n, ".tmp") || strings.HasSuffix(n, ".part")
+	return strings.HasPrefix(n, ".") || !slices.Contains(DocumentExtensions, strings.ToLower(filepath.Ext(n)))
 }
 
 // readFile reads a document, refusing one longer than

@@ -107,6 +107,7 @@ func TestFileSource(t *testing.T) {
 	write("c-truncated.xml", fixture(t, "jma/jmasample_37_01_01_240613_VXSE43.xml")[:500])
 	write(".hidden.xml", fixture(t, "jma/jmasample_32-39_11_02_250206_VTSE41.xml"))
 	write("d.xml.tmp", fixture(t, "jma/jmasample_32-39_11_02_250206_VTSE41.xml"))
+	write("README.md", []byte("# not an alert\n"))
 	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o755); err != nil {
 		t.Fatal(err)
 	}

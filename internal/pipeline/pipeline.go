@@ -74,8 +74,10 @@ type Config struct {
 	// Retain: see DefaultRetain.
 	Retain time.Duration
 	Logger *slog.Logger
-	// OnEvent, if set, receives the pipeline's events (outside its lock;
-	// it may call Status, Approve or Decline).
+	// OnEvent, if set, receives the pipeline's events in order, as they
+	// happen (so a target's own output falls between "assessed" and
+	// "applied"). It is called under the pipeline's lock and must not
+	// call the pipeline's methods.
 	OnEvent func(Event)
 }
 
@@ -118,11 +120,9 @@ type Pipeline struct {
 	log    *slog.Logger
 	sites  map[string]bool
 
-	mu     sync.Mutex
-	real   *world
-	drill  *world
-	events []Event // queued for OnEvent, sent after the lock is released
-	sendMu sync.Mutex
+	mu    sync.Mutex
+	real  *world
+	drill *world
 }
 
 // world is one federation the pipeline drives: the real one, or the drill
@@ -232,7 +232,6 @@ func (p *Pipeline) Sink() alertsource.Sink { return p.Submit }
 // and nil otherwise — also for duplicates, stale versions and alerts that
 // threaten nothing.
 func (p *Pipeline) Submit(ctx context.Context, a *alert.Alert) error {
-	defer p.flush()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.cfg.Clock.Now()
@@ -474,7 +473,7 @@ func describeDeadlines(d map[string]time.Time, now time.Time) string {
 	return "evacuating " + strings.Join(parts, ", ")
 }
 
-// emit queues an event (under p.mu).
+// emit logs an event and passes it to OnEvent (under p.mu).
 func (p *Pipeline) emit(ev Event) {
 	lvl := slog.LevelInfo
 	if ev.Kind == EvRejected || ev.Kind == EvFailed {
@@ -483,22 +482,6 @@ func (p *Pipeline) emit(ev Event) {
 	p.log.Log(context.Background(), lvl, "alert pipeline", "kind", ev.Kind, "drill", ev.Drill, "event", ev.EventID,
 		"serial", ev.Serial, "product", ev.Product, "site", ev.Site, "detail", ev.Detail)
 	if p.cfg.OnEvent != nil {
-		p.events = append(p.events, ev)
-	}
-}
-
-// flush sends queued events to OnEvent, in order, outside p.mu.
-func (p *Pipeline) flush() {
-	if p.cfg.OnEvent == nil {
-		return
-	}
-	p.sendMu.Lock()
-	defer p.sendMu.Unlock()
-	p.mu.Lock()
-	evs := p.events
-	p.events = nil
-	p.mu.Unlock()
-	for _, ev := range evs {
 		p.cfg.OnEvent(ev)
 	}
 }
@@ -552,7 +535,6 @@ func (p *Pipeline) Approve(id string) error { return p.decide(id, true) }
 func (p *Pipeline) Decline(id string) error { return p.decide(id, false) }
 
 func (p *Pipeline) decide(id string, approve bool) error {
-	defer p.flush()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	w, site := p.real, id
