@@ -1,0 +1,603 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/refuge-project/refuge/internal/alert"
+	"github.com/refuge-project/refuge/internal/alert/webhook"
+	"github.com/refuge-project/refuge/internal/alertsource"
+	"github.com/refuge-project/refuge/internal/executor"
+	"github.com/refuge-project/refuge/internal/model"
+	"github.com/refuge-project/refuge/internal/pipeline"
+	"github.com/refuge-project/refuge/internal/threat"
+)
+
+type watchFlags struct {
+	in             inputFlags
+	simulate       bool
+	sources        []string
+	threatPolicy   string
+	speed          float64
+	replay         bool
+	pace           bool
+	actOn          []string
+	abortOnCancel  bool
+	relaySecrets   []string
+	relaySecretsIn string
+	interval       time.Duration
+	duration       time.Duration
+	json           bool
+	verbose        bool
+}
+
+func newWatchCmd(g *globalFlags) *cobra.Command {
+	var f watchFlags
+	cmd := &cobra.Command{
+		Use:   "watch --federation F --simulate --source KIND:ADDR [--source …] [--speed N] [--json]",
+		Short: "Run the alert pipeline: sources → dedup → threat → plan → executor, against a simulated federation",
+		Long: `watch takes alerts from its sources, drops repeats and stale versions, assesses
+each new alert against the federation with the threat policy, and evacuates the
+sites it threatens; updated alerts move deadlines, cancellations withdraw them.
+It prints the timeline: the pipeline's steps and the executors' plans and
+migrations.
+
+With --simulate the federation is simulated (simhv on the discrete-event
+engine) and its virtual clock runs in real time, or --speed times faster: the
+alerts, deadlines and migrations all live on that clock. Without --simulate
+there is nothing to drive yet (the controller service mounts the pipeline on
+real hypervisors in a later issue).
+
+Sources (repeat --source):
+  file:PATH         a document, or a directory of documents read in name order
+                    (paced by their issue times unless --pace=false; with
+                    --interval the directory is then watched for new files)
+  webhook:ADDR      the signed relay receiver on ADDR (needs --relay-secret)
+  jma-atom:URL      a JMA Atom feed (e.g. https://www.data.jma.go.jp/developer/xml/feed/eqvol.xml)
+  atom:URL          any Atom feed of alert documents
+  usgs:URL          a USGS GeoJSON feed
+  p2pquake:[URL]    P2PQuake's WebSocket stream (default wss://api.p2pquake.net/v2/ws)
+
+Exercise and test alerts run as drills on a separate simulated copy of the
+federation unless --act-on names their status. With --replay (the default
+when simulating) each alert's deadlines count from its receipt, as if just
+issued; --replay=false counts from the times the alert names (live feeds at
+--speed 1). Sites whose threat policy says approval: approve wait for
+"approve SITE" (or "decline SITE", "status") on standard input.
+
+watch ends on interrupt, after --duration, or once every source has ended
+(a file source without --interval) and the evacuations are over.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !cmd.Flags().Changed("replay") {
+				f.replay = f.simulate
+			}
+			return runWatch(cmd, g, &f)
+		},
+	}
+	cmd.Flags().StringVar(&f.in.federation, "federation", "", "federation YAML file (required)")
+	cmd.Flags().StringVar(&f.in.policy, "policy", "refuge", fmt.Sprintf("built-in evacuation policy: %v", model.PolicyNames()))
+	cmd.Flags().StringVar(&f.in.policyFile, "policy-file", "", "evacuation policy YAML file (overrides --policy)")
+	cmd.Flags().StringVar(&f.threatPolicy, "threat-policy", "", "threat policy YAML file (docs/threat.md; default: the built-in policy)")
+	cmd.Flags().BoolVar(&f.simulate, "simulate", false, "drive a simulated federation (required for now)")
+	cmd.Flags().StringArrayVar(&f.sources, "source", nil, "alert source KIND:ADDR (repeatable): file, webhook, jma-atom, atom, usgs, p2pquake")
+	cmd.Flags().Float64Var(&f.speed, "speed", 1, "simulated seconds per wall-clock second (1: real time)")
+	cmd.Flags().BoolVar(&f.replay, "replay", false, "count each alert's deadlines from its receipt (default: on with --simulate)")
+	cmd.Flags().BoolVar(&f.pace, "pace", true, "deliver a file source's documents at the pace of their issue times")
+	cmd.Flags().StringSliceVar(&f.actOn, "act-on", []string{"actual"}, "alert statuses that drive the federation itself (others run as drills): actual, exercise, test")
+	cmd.Flags().BoolVar(&f.abortOnCancel, "abort-on-cancel", false, "abort running migrations from a site whose threat is withdrawn (default: let them finish)")
+	cmd.Flags().StringArrayVar(&f.relaySecrets, "relay-secret", nil, "relay id and secret for webhook sources, ID=SECRET (repeatable)")
+	cmd.Flags().StringVar(&f.relaySecretsIn, "relay-secrets-file", "", "file of ID=SECRET lines for webhook sources")
+	cmd.Flags().DurationVar(&f.interval, "interval", 0, "poll interval of feeds (default 1m) and watch interval of file sources (default: read once)")
+	cmd.Flags().DurationVar(&f.duration, "duration", 0, "stop after this much wall-clock time (0: see above)")
+	cmd.Flags().BoolVar(&f.json, "json", false, "print the timeline as JSON lines")
+	cmd.Flags().BoolVarP(&f.verbose, "verbose", "v", false, "show every migration's start and end")
+	_ = cmd.MarkFlagRequired("federation")
+	return cmd
+}
+
+// relaySecrets reads the --relay-secret flags and file.
+func (f *watchFlags) relaySecretsMap() (map[string][]byte, error) {
+	lines := slices.Clone(f.relaySecrets)
+	if f.relaySecretsIn != "" {
+		data, err := os.ReadFile(f.relaySecretsIn)
+		if err != nil {
+			return nil, fmt.Errorf("relay secrets: %w", err)
+		}
+		for _, l := range strings.Split(string(data), "\n") {
+			if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+				lines = append(lines, l)
+			}
+		}
+	}
+	m := map[string][]byte{}
+	for _, l := range lines {
+		id, secret, ok := strings.Cut(l, "=")
+		if !ok || id == "" || secret == "" {
+			return nil, fmt.Errorf("relay secret %q: want ID=SECRET", redact(l))
+		}
+		m[id] = []byte(secret)
+	}
+	return m, nil
+}
+
+func redact(s string) string {
+	if id, _, ok := strings.Cut(s, "="); ok {
+		return id + "=…"
+	}
+	if len(s) > 4 {
+		return s[:4] + "…"
+	}
+	return s
+}
+
+func runWatch(cmd *cobra.Command, g *globalFlags, f *watchFlags) error {
+	if !f.simulate {
+		return errors.New("watch needs --simulate: refuge drives real hypervisors through the controller service, which a later issue adds")
+	}
+	if len(f.sources) == 0 {
+		return errors.New("watch needs at least one --source (e.g. --source file:examples/nankai-trough/drill)")
+	}
+	if !(f.speed > 0) {
+		return fmt.Errorf("--speed %g: must be positive", f.speed)
+	}
+	if f.speed != 1 && !f.replay {
+		return errors.New("--replay=false needs --speed 1: a live alert's times are wall-clock times")
+	}
+	var actOn []alert.Status
+	for _, s := range f.actOn {
+		st := alert.Status(strings.TrimSpace(s))
+		if !slices.Contains([]alert.Status{alert.StatusActual, alert.StatusExercise, alert.StatusTest}, st) {
+			return fmt.Errorf("--act-on %q: want actual, exercise or test", s)
+		}
+		actOn = append(actOn, st)
+	}
+	fed, _, pol, err := f.in.load()
+	if err != nil {
+		return err
+	}
+	tpol, err := loadThreatPolicy(f.threatPolicy, fed)
+	if err != nil {
+		return err
+	}
+	secrets, err := f.relaySecretsMap()
+	if err != nil {
+		return err
+	}
+	logger := g.logger(cmd.ErrOrStderr())
+	epoch := time.Now()
+	pr := &watchPrinter{w: cmd.OutOrStdout(), json: f.json, verbose: f.verbose, epoch: epoch, stats: map[bool]*worldStats{}}
+
+	newWorld := func(drill bool) (*pipeline.SimWorld, error) {
+		pr.stats[drill] = &worldStats{migrating: map[string]bool{}}
+		return pipeline.NewSimWorld(pipeline.SimConfig{
+			Federation: fed, Policy: pol, Epoch: epoch, Speed: f.speed, Logger: logger,
+			OnEvent:    func(at time.Time, ev executor.Event) { pr.executorEvent(drill, at, ev) },
+			OnSiteLost: func(at time.Time, site string) { pr.siteLost(drill, at, site) },
+		})
+	}
+	real, err := newWorld(false)
+	if err != nil {
+		return err
+	}
+	worlds := []*pipeline.SimWorld{real}
+	var drill *pipeline.SimWorld
+	if len(actOn) < 3 {
+		if drill, err = newWorld(true); err != nil {
+			return err
+		}
+		worlds = append(worlds, drill)
+	}
+	cfg := pipeline.Config{
+		Federation: fed, Policy: tpol, Target: real.Target(), ActOn: actOn, AbortOnCancel: f.abortOnCancel,
+		Replay: f.replay, Clock: real.Clock(), Logger: logger, OnEvent: pr.pipelineEvent,
+	}
+	if drill != nil {
+		cfg.Drill = drill.Target()
+	}
+	p, err := pipeline.New(cfg)
+	if err != nil {
+		return err
+	}
+
+	opts := alertsource.SpecOptions{
+		Common:   alertsource.Common{Clock: real.Clock(), Logger: logger, OnError: pr.sourceError},
+		Interval: f.interval, MaxAge: time.Hour, Seed: uint64(epoch.UnixNano()),
+	}
+	if f.pace {
+		opts.Pace = 1 // on the world's clock: the documents' own pace in simulated time
+	}
+	if len(secrets) > 0 {
+		if opts.Secret, err = webhook.StaticSecrets(secrets); err != nil {
+			return err
+		}
+	}
+	var sources []alertsource.Source
+	for _, spec := range f.sources {
+		src, err := alertsource.FromSpec(spec, opts)
+		if err != nil {
+			return err
+		}
+		if wh, ok := src.(*alertsource.Webhook); ok {
+			wh.OnListen = func(addr net.Addr) { pr.note("listening", fmt.Sprintf("relay receiver on http://%s/", addr)) }
+		}
+		sources = append(sources, src)
+	}
+
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if f.duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, f.duration)
+		defer cancel()
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	pr.header(fed, f, sources)
+	var wg sync.WaitGroup
+	for _, w := range worlds {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = w.Run(ctx) }()
+	}
+	if needsApproval(tpol, fed) {
+		go readApprovals(ctx, cmd.InOrStdin(), p, pr)
+	}
+	sourcesDone := make(chan error, 1)
+	go func() { sourcesDone <- p.Run(ctx, sources...) }()
+
+	var runErr error
+	select {
+	case runErr = <-sourcesDone:
+		if ctx.Err() == nil {
+			// Every source ended: wait for the evacuations.
+			waitIdle(ctx, worlds, p)
+		}
+		cancel()
+	case <-ctx.Done():
+		cancel()
+		runErr = <-sourcesDone
+	}
+	wg.Wait()
+	pr.summary(worlds, p)
+	if runErr != nil && !errors.Is(runErr, context.Canceled) {
+		return runErr
+	}
+	if pr.refused > 0 {
+		return fmt.Errorf("%d alert document(s) refused (see the timeline); none raised a threat", pr.refused)
+	}
+	return nil
+}
+
+// waitIdle waits until no evacuation runs and none waits for approval.
+func waitIdle(ctx context.Context, worlds []*pipeline.SimWorld, p *pipeline.Pipeline) {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		idle := len(p.Pending()) == 0
+		for _, w := range worlds {
+			if d := w.Target().Done(); d != nil {
+				select {
+				case <-d:
+				default:
+					idle = false
+				}
+			}
+		}
+		if idle {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func needsApproval(pol *threat.Policy, fed *model.Federation) bool {
+	for _, s := range fed.Sites {
+		if pol.ApprovalFor(s.Name) == threat.ApprovalApprove {
+			return true
+		}
+	}
+	return false
+}
+
+// readApprovals reads operator commands: approve ID, decline ID, status.
+func readApprovals(ctx context.Context, in io.Reader, p *pipeline.Pipeline, pr *watchPrinter) {
+	sc := bufio.NewScanner(in)
+	for sc.Scan() && ctx.Err() == nil {
+		fields := strings.Fields(sc.Text())
+		if len(fields) == 0 {
+			continue
+		}
+		var err error
+		switch {
+		case fields[0] == "approve" && len(fields) == 2:
+			err = p.Approve(fields[1])
+		case fields[0] == "decline" && len(fields) == 2:
+			err = p.Decline(fields[1])
+		case fields[0] == "status":
+			for _, a := range p.Pending() {
+				pr.note("pending", fmt.Sprintf("%s: %s by %s — %s", a.ID, a.Hazard, a.Deadline.Format(time.RFC3339), a.Reason))
+			}
+			continue
+		default:
+			err = fmt.Errorf("unknown command %q (approve ID, decline ID, status)", sc.Text())
+		}
+		if err != nil {
+			pr.note("error", err.Error())
+		}
+	}
+}
+
+// worldStats counts a world's migrations for progress lines.
+type worldStats struct {
+	migrating map[string]bool // VMs whose migration runs
+	done      int
+	nextBar   time.Duration
+	lost      []string
+}
+
+// watchPrinter prints the timeline (one goroutine at a time).
+type watchPrinter struct {
+	mu      sync.Mutex
+	w       io.Writer
+	json    bool
+	verbose bool
+	epoch   time.Time
+	stats   map[bool]*worldStats
+	// refused counts documents refused by a source and alerts rejected
+	// by the pipeline.
+	refused int
+}
+
+// watchLine is one JSON line of the timeline.
+type watchLine struct {
+	T      float64   `json:"t"`
+	At     time.Time `json:"at"`
+	World  string    `json:"world,omitempty"`
+	Source string    `json:"source"`
+	Kind   string    `json:"kind"`
+	VM     string    `json:"vm,omitempty"`
+	From   string    `json:"from,omitempty"`
+	To     string    `json:"to,omitempty"`
+	Site   string    `json:"site,omitempty"`
+	Event  string    `json:"event_id,omitempty"`
+	Serial int       `json:"serial,omitempty"`
+	Detail string    `json:"detail,omitempty"`
+	// Deadlines (applied events) and Assessment (assessed events).
+	Deadlines  map[string]time.Time `json:"deadlines,omitempty"`
+	Assessment *threat.Assessment   `json:"assessment,omitempty"`
+}
+
+func worldName(drill bool) string {
+	if drill {
+		return "drill"
+	}
+	return ""
+}
+
+func (pr *watchPrinter) emit(l watchLine) {
+	l.T = l.At.Sub(pr.epoch).Seconds()
+	if pr.json {
+		data, _ := json.Marshal(l)
+		fmt.Fprintf(pr.w, "%s\n", data)
+		return
+	}
+	tag := ""
+	if l.World != "" {
+		tag = "[" + l.World + "] "
+	}
+	line := fmt.Sprintf("  %s  %-10s %s", clockString(l.At.Sub(pr.epoch)), l.Kind, tag)
+	if l.VM != "" {
+		line += l.VM + " "
+	}
+	if l.From != "" || l.To != "" {
+		line += fmt.Sprintf("%s → %s  ", l.From, l.To)
+	}
+	fmt.Fprintln(pr.w, strings.TrimRight(line+l.Detail, " "))
+}
+
+func (pr *watchPrinter) header(fed *model.Federation, f *watchFlags, sources []alertsource.Source) {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	if pr.json {
+		return
+	}
+	speed := "real time"
+	if f.speed != 1 {
+		speed = fmt.Sprintf("%g× real time", f.speed)
+	}
+	var names []string
+	for _, s := range sources {
+		names = append(names, s.Name())
+	}
+	fmt.Fprintf(pr.w, "refuge watch — %s, simulated (%s, started %s); sources: %s\n", fed.Name, speed,
+		pr.epoch.Format(time.RFC3339), strings.Join(names, ", "))
+	fmt.Fprintln(pr.w, "Timeline (simulated time since start)")
+}
+
+func (pr *watchPrinter) note(kind, detail string) {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	pr.emit(watchLine{At: time.Now(), Source: "watch", Kind: kind, Detail: detail})
+}
+
+func (pr *watchPrinter) sourceError(err error) {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	if errors.Is(err, alertsource.ErrRejected) {
+		return // the pipeline reported it
+	}
+	pr.refused++
+	pr.emit(watchLine{At: time.Now(), Source: "source", Kind: "refused", Detail: err.Error()})
+}
+
+func (pr *watchPrinter) pipelineEvent(ev pipeline.Event) {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	if ev.Kind == pipeline.EvRejected {
+		pr.refused++
+	}
+	l := watchLine{At: ev.At, World: worldName(ev.Drill), Source: "pipeline", Kind: ev.Kind, Site: ev.Site, Event: ev.EventID,
+		Serial: ev.Serial, Detail: ev.Detail, Deadlines: ev.Deadlines, Assessment: ev.Assessment}
+	if !pr.json {
+		l.Assessment = nil
+		what := ev.EventID
+		if ev.Serial > 0 {
+			what += fmt.Sprintf(" #%d", ev.Serial)
+		}
+		if ev.Product != "" {
+			what = ev.Product + " " + what
+		}
+		switch ev.Kind {
+		case pipeline.EvAssessed:
+			a := ev.Assessment
+			l.Kind, l.Detail = "alert", fmt.Sprintf("%s %s %s %s: %s", a.Format, what, a.Kind, a.MsgType, ev.Detail)
+		case pipeline.EvApplied:
+			l.Kind, l.Detail = "evacuate", deadlinesText(ev.Deadlines, ev.At)
+		case pipeline.EvDuplicate, pipeline.EvStale, pipeline.EvIgnored, pipeline.EvRejected, pipeline.EvCancelled:
+			l.Detail = fmt.Sprintf("%s: %s", what, ev.Detail)
+		}
+	}
+	pr.emit(l)
+}
+
+func deadlinesText(d map[string]time.Time, now time.Time) string {
+	if len(d) == 0 {
+		return "nothing (no site threatened)"
+	}
+	var parts []string
+	for _, s := range slices.Sorted(maps.Keys(d)) {
+		parts = append(parts, fmt.Sprintf("%s within %s", s, d[s].Sub(now).Round(100*time.Millisecond)))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (pr *watchPrinter) executorEvent(drill bool, at time.Time, ev executor.Event) {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	st := pr.stats[drill]
+	since := at.Sub(pr.epoch)
+	if !pr.json && st.nextBar == 0 {
+		st.nextBar = since.Truncate(time.Minute) + time.Minute
+	}
+	for !pr.json && since >= st.nextBar && (len(st.migrating) > 0 || ev.Kind == executor.EvDone) {
+		pr.emit(watchLine{At: pr.epoch.Add(st.nextBar), World: worldName(drill), Kind: "progress",
+			Detail: fmt.Sprintf("%d migrated, %d migrating", st.done, len(st.migrating))})
+		st.nextBar += time.Minute
+	}
+	if since >= st.nextBar {
+		st.nextBar = since.Truncate(time.Minute) + time.Minute
+	}
+	switch ev.Kind {
+	case executor.EvStart:
+		st.migrating[ev.VM] = true
+	case executor.EvDone:
+		delete(st.migrating, ev.VM)
+		st.done++
+	case executor.EvFail, executor.EvAbort, executor.EvRefused:
+		delete(st.migrating, ev.VM)
+	case executor.EvFinished:
+		clear(st.migrating)
+	}
+	if !pr.verbose && !pr.json && (ev.Kind == executor.EvStart || ev.Kind == executor.EvDone || ev.Kind == executor.EvWindow) {
+		return
+	}
+	pr.emit(watchLine{At: at, World: worldName(drill), Source: "executor", Kind: ev.Kind, VM: ev.VM, From: ev.From, To: ev.To, Detail: ev.Detail})
+}
+
+func (pr *watchPrinter) siteLost(drill bool, at time.Time, site string) {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	pr.stats[drill].lost = append(pr.stats[drill].lost, site)
+	pr.emit(watchLine{At: at, World: worldName(drill), Source: "sim", Kind: "site-lost", Site: site, Detail: site + " is lost (deadline reached)"})
+}
+
+// watchSummary is the last JSON line.
+type watchSummary struct {
+	Summary []worldSummary `json:"summary"`
+}
+
+type worldSummary struct {
+	World      string         `json:"world"`
+	Executions int            `json:"executions"`
+	VMs        map[string]int `json:"vms"`
+	SitesLost  []string       `json:"sites_lost,omitempty"`
+}
+
+func (pr *watchPrinter) summary(worlds []*pipeline.SimWorld, p *pipeline.Pipeline) {
+	var out []worldSummary
+	for i, w := range worlds {
+		drill := i > 0
+		ws := worldSummary{World: "real", Executions: w.Target().Executions(), VMs: map[string]int{}}
+		if drill {
+			ws.World = "drill"
+		}
+		// Each VM's last status over the executors that ran (the world's
+		// loop has stopped, so the reports are final).
+		final := map[string]executor.Status{}
+		for _, rep := range w.Target().Reports() {
+			for _, r := range rep.VMs {
+				if r.Status != executor.StatusSafe || final[r.Name] == "" {
+					final[r.Name] = r.Status
+				}
+			}
+		}
+		for _, s := range final {
+			ws.VMs[string(s)]++
+		}
+		pr.mu.Lock()
+		ws.SitesLost = pr.stats[drill].lost
+		pr.mu.Unlock()
+		out = append(out, ws)
+	}
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	if pr.json {
+		data, _ := json.Marshal(watchSummary{Summary: out})
+		fmt.Fprintf(pr.w, "%s\n", data)
+		return
+	}
+	fmt.Fprintln(pr.w, "\nSummary")
+	for _, ws := range out {
+		if ws.Executions == 0 {
+			fmt.Fprintf(pr.w, "  %-5s  no evacuation\n", ws.World)
+			continue
+		}
+		var parts []string
+		for _, s := range []executor.Status{executor.StatusMigrated, executor.StatusRunning, executor.StatusPending, executor.StatusMissed,
+			executor.StatusUnsaved, executor.StatusStranded, executor.StatusFailed, executor.StatusAborted, executor.StatusLost, executor.StatusSafe} {
+			if n := ws.VMs[string(s)]; n > 0 {
+				parts = append(parts, fmt.Sprintf("%d %s", n, s))
+			}
+		}
+		fmt.Fprintf(pr.w, "  %-5s  %d evacuation(s): VMs %s", ws.World, ws.Executions, strings.Join(parts, ", "))
+		if len(ws.SitesLost) > 0 {
+			fmt.Fprintf(pr.w, "; sites lost: %s", strings.Join(ws.SitesLost, ", "))
+		}
+		fmt.Fprintln(pr.w)
+	}
+	if pend := p.Pending(); len(pend) > 0 {
+		for _, a := range pend {
+			fmt.Fprintf(pr.w, "  still waiting for approval: %s (%s by %s)\n", a.ID, a.Hazard, a.Deadline.Format(time.RFC3339))
+		}
+	}
+}
