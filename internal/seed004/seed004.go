@@ -75,9 +75,12 @@ type Report struct {
 	// Variants are figures of set-ups other than refuge's defaults, for
 	// the discussion: power-of-two+migration with the paper's
 	// capacity-only nil-host check (method "power-of-two+migration/capacity").
-	Variants []Figure     `json:"variants,omitempty"`
-	Scale    *ScaleReport `json:"scale,omitempty"`
-	WallMS   float64      `json:"wall_ms"`
+	Variants []Figure `json:"variants,omitempty"`
+	// Consolidation: the consolidation loop's energy saving on the
+	// efficiency set-up, metered in the simulator.
+	Consolidation *ConsolidationReport `json:"consolidation,omitempty"`
+	Scale         *ScaleReport         `json:"scale,omitempty"`
+	WallMS        float64              `json:"wall_ms"`
 }
 
 // VariantCapacity names the variant with the paper's capacity-only
@@ -90,6 +93,9 @@ type Options struct {
 	Efficiency EfficiencyConfig
 	// Boards lists the board sizes N of the balance figure (5…10).
 	Boards []int
+	// ConsolidationHours, if > 0, also runs the consolidation loop on the
+	// efficiency set-up for that many simulated hours.
+	ConsolidationHours int
 	// Scale, if not nil, also runs the measurements the paper lacks.
 	Scale *ScaleConfig
 	Seed  uint64
@@ -98,7 +104,7 @@ type Options struct {
 // DefaultOptions is the paper's set-up plus the scale measurements.
 func DefaultOptions() Options {
 	sc := DefaultScale()
-	return Options{LMS: DefaultLMS(), Efficiency: DefaultEfficiency(), Boards: []int{5, 6, 7, 8, 9, 10}, Scale: &sc, Seed: 1}
+	return Options{LMS: DefaultLMS(), Efficiency: DefaultEfficiency(), Boards: []int{5, 6, 7, 8, 9, 10}, ConsolidationHours: 24, Scale: &sc, Seed: 1}
 }
 
 func pf(v float64) *float64 { return &v }
@@ -178,6 +184,13 @@ func Run(o Options) (*Report, error) {
 	}
 	if err := runBalance(r, o); err != nil {
 		return nil, err
+	}
+	if o.ConsolidationHours > 0 {
+		c, err := RunConsolidation(o.Efficiency, o.ConsolidationHours, o.Seed)
+		if err != nil {
+			return nil, err
+		}
+		r.Consolidation = c
 	}
 	if o.Scale != nil {
 		s, err := RunScale(*o.Scale)

@@ -90,6 +90,9 @@ func TestReportShape(t *testing.T) {
 			t.Errorf("balance %s N=%g = %g, want %g", c.m, c.n, v, c.v)
 		}
 	}
+	if c := r.Consolidation; c == nil || c.EnergyLoopKWh >= c.EnergyStaticKWh || c.Migrated == 0 || c.Failed != 0 || c.HostsOff == 0 {
+		t.Fatalf("consolidation %+v: want migrations, hosts off and less energy", c)
+	}
 	if r.Scale == nil || len(r.Scale.Policies) != len(ScalePolicies) || r.Scale.AssignBoard != 100 {
 		t.Fatalf("scale %+v", r.Scale)
 	}
@@ -156,6 +159,9 @@ func TestEfficiencyBehaviour(t *testing.T) {
 	}
 	if got := percentile([]float64{1, 2, 3, 4, 5}, 50); got != 3 {
 		t.Errorf("median %g", got)
+	}
+	if _, err := RunConsolidation(c, 0, 1); err == nil {
+		t.Error("0 hours accepted")
 	}
 	if _, err := newPolicy(placement.FirstFit, 1); err != nil {
 		t.Error(err)
