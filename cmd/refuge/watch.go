@@ -181,12 +181,13 @@ func runWatch(cmd *cobra.Command, g *globalFlags, f *watchFlags) error {
 	}
 	logger := g.logger(cmd.ErrOrStderr())
 	epoch := time.Now()
+	wallStart := epoch // both worlds (and so the pipeline) tell the same time
 	pr := &watchPrinter{w: cmd.OutOrStdout(), json: f.json, verbose: f.verbose, epoch: epoch, stats: map[bool]*worldStats{}}
 
 	newWorld := func(drill bool) (*pipeline.SimWorld, error) {
 		pr.stats[drill] = &worldStats{migrating: map[string]bool{}}
 		return pipeline.NewSimWorld(pipeline.SimConfig{
-			Federation: fed, Policy: pol, Epoch: epoch, Speed: f.speed, Logger: logger,
+			Federation: fed, Policy: pol, Epoch: epoch, Speed: f.speed, WallStart: wallStart, Logger: logger,
 			OnEvent:    func(at time.Time, ev executor.Event) { pr.executorEvent(drill, at, ev) },
 			OnSiteLost: func(at time.Time, site string) { pr.siteLost(drill, at, site) },
 		})

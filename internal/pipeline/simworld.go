@@ -26,6 +26,10 @@ type SimConfig struct {
 	// Speed is how many simulated seconds pass per wall-clock second (1:
 	// real time; 60: a minute per second). Zero means 1.
 	Speed float64
+	// WallStart is the wall-clock time at which the world's time is Epoch
+	// (when Run starts if zero). Worlds given the same Epoch, Speed and
+	// WallStart tell the same time.
+	WallStart time.Time
 	// OnEvent receives executor timelines (absolute world times) and
 	// OnSiteLost the loss of a site at its deadline, both on the event
 	// loop.
@@ -84,7 +88,10 @@ func NewSimWorld(cfg SimConfig) (*SimWorld, error) {
 	}
 	w := &SimWorld{cfg: cfg, ix: ix, eng: eng, cluster: cluster, posts: make(chan post), stopped: make(chan struct{}),
 		lossTimers: map[int]clock.Timer{}}
-	w.clk = &worldClock{epoch: cfg.Epoch, speed: cfg.Speed, wallStart: time.Now()}
+	w.clk = &worldClock{epoch: cfg.Epoch, speed: cfg.Speed, wallStart: cfg.WallStart, fixed: !cfg.WallStart.IsZero()}
+	if !w.clk.fixed {
+		w.clk.wallStart = time.Now()
+	}
 	w.target, err = NewExecutorTarget(ExecutorConfig{
 		Index: ix, Policy: cfg.Policy, Driver: cluster, Clock: eng, Do: w.Do,
 		State: func() ([]int, []bool) {
@@ -188,12 +195,16 @@ type worldClock struct {
 	epoch     time.Time
 	speed     float64
 	wallStart time.Time
+	fixed     bool // wallStart was given
 }
 
+// begin starts the clock, unless its wall start was given.
 func (c *worldClock) begin() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.wallStart = time.Now()
+	if !c.fixed {
+		c.wallStart = time.Now()
+	}
 }
 
 func (c *worldClock) elapsed() time.Duration {
