@@ -89,12 +89,9 @@ makes it a queen it probes the hosts on its row (Level 1) or row and column
 SIGTERM. Run the controller with "refuge agent controller".`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var ctrl netip.AddrPort
-			if controller != "" {
-				var err error
-				if ctrl, err = resolveAddrPort(controller); err != nil {
-					return fmt.Errorf("--controller: %w", err)
-				}
+			ctrl, err := resolveAddrPort(controller)
+			if err != nil {
+				return fmt.Errorf("--controller: %w", err)
 			}
 			m, stop, err := df.serveMetrics(cmd)
 			if err != nil {
@@ -115,7 +112,8 @@ SIGTERM. Run the controller with "refuge agent controller".`,
 	cmd.Flags().Uint32Var(&id, "id", 0, "this host's id in the controller's roster (required)")
 	_ = cmd.MarkFlagRequired("id")
 	cmd.Flags().StringVar(&listen, "listen", ":7946", "UDP address to listen on")
-	cmd.Flags().StringVar(&controller, "controller", "", "the controller's UDP address; assignments from anywhere else are refused (required outside tests)")
+	cmd.Flags().StringVar(&controller, "controller", "", "the controller's UDP address; assignments from anywhere else are refused (required)")
+	_ = cmd.MarkFlagRequired("controller")
 	df.register(cmd)
 	cmd.AddCommand(newAgentControllerCmd(g))
 	return cmd

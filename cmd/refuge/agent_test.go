@@ -136,7 +136,10 @@ func TestAgentBadInput(t *testing.T) {
 	if _, _, err := runCLI(t, "agent", "--id", "1", "--controller", "not an address", "--listen", "127.0.0.1:0"); err == nil {
 		t.Error("bad controller address accepted")
 	}
-	if _, _, err := runCLI(t, "agent", "--id", "1", "--detector", "psychic", "--listen", "127.0.0.1:0"); err == nil {
+	if _, _, err := runCLI(t, "agent", "--id", "1", "--detector", "psychic", "--listen", "127.0.0.1:0", "--controller", "127.0.0.1:9"); err == nil {
 		t.Error("unknown detector accepted")
+	}
+	if _, _, err := runCLI(t, "agent", "--id", "1", "--listen", "127.0.0.1:0"); err == nil || !strings.Contains(err.Error(), "controller") {
+		t.Errorf("agent without --controller: %v", err)
 	}
 }
