@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net"
 	"os"
 	"os/signal"
@@ -198,7 +197,8 @@ func runWatch(cmd *cobra.Command, g *globalFlags, f *watchFlags) error {
 	}
 	worlds := []*pipeline.SimWorld{real}
 	var drill *pipeline.SimWorld
-	if len(actOn) < 3 {
+	if !slices.Contains(actOn, alert.StatusExercise) || !slices.Contains(actOn, alert.StatusTest) {
+		// Some statuses only drill: they get their own simulated copy.
 		if drill, err = newWorld(true); err != nil {
 			return err
 		}
@@ -473,7 +473,7 @@ func (pr *watchPrinter) pipelineEvent(ev pipeline.Event) {
 			a := ev.Assessment
 			l.Kind, l.Detail = "alert", fmt.Sprintf("%s %s %s %s: %s", a.Format, what, a.Kind, a.MsgType, ev.Detail)
 		case pipeline.EvApplied:
-			l.Kind, l.Detail = "evacuate", deadlinesText(ev.Deadlines, ev.At)
+			l.Kind = "evacuate"
 		case pipeline.EvDuplicate, pipeline.EvStale, pipeline.EvIgnored, pipeline.EvRejected, pipeline.EvCancelled:
 			l.Detail = fmt.Sprintf("%s: %s", what, ev.Detail)
 		}
@@ -481,32 +481,21 @@ func (pr *watchPrinter) pipelineEvent(ev pipeline.Event) {
 	pr.emit(l)
 }
 
-func deadlinesText(d map[string]time.Time, now time.Time) string {
-	if len(d) == 0 {
-		return "nothing (no site threatened)"
-	}
-	var parts []string
-	for _, s := range slices.Sorted(maps.Keys(d)) {
-		parts = append(parts, fmt.Sprintf("%s within %s", s, d[s].Sub(now).Round(100*time.Millisecond)))
-	}
-	return strings.Join(parts, ", ")
-}
-
 func (pr *watchPrinter) executorEvent(drill bool, at time.Time, ev executor.Event) {
 	pr.mu.Lock()
 	defer pr.mu.Unlock()
 	st := pr.stats[drill]
-	since := at.Sub(pr.epoch)
-	if !pr.json && st.nextBar == 0 {
-		st.nextBar = since.Truncate(time.Minute) + time.Minute
-	}
-	for !pr.json && since >= st.nextBar && (len(st.migrating) > 0 || ev.Kind == executor.EvDone) {
-		pr.emit(watchLine{At: pr.epoch.Add(st.nextBar), World: worldName(drill), Kind: "progress",
-			Detail: fmt.Sprintf("%d migrated, %d migrating", st.done, len(st.migrating))})
-		st.nextBar += time.Minute
-	}
-	if since >= st.nextBar {
-		st.nextBar = since.Truncate(time.Minute) + time.Minute
+	if since := at.Sub(pr.epoch); !pr.json {
+		// A progress line at each simulated minute while migrations run.
+		if st.nextBar == 0 {
+			st.nextBar = since.Truncate(time.Minute) + time.Minute
+		}
+		for ; since >= st.nextBar; st.nextBar += time.Minute {
+			if len(st.migrating) > 0 {
+				pr.emit(watchLine{At: pr.epoch.Add(st.nextBar), World: worldName(drill), Kind: "progress",
+					Detail: fmt.Sprintf("%d migrated, %d migrating", st.done, len(st.migrating))})
+			}
+		}
 	}
 	switch ev.Kind {
 	case executor.EvStart:

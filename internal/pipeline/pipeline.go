@@ -464,13 +464,13 @@ func (p *Pipeline) reconcile(w *world, now time.Time) error {
 
 func describeDeadlines(d map[string]time.Time, now time.Time) string {
 	if len(d) == 0 {
-		return "no site to evacuate"
+		return "nothing (no site threatened)"
 	}
 	var parts []string
 	for _, site := range slices.Sorted(maps.Keys(d)) {
-		parts = append(parts, fmt.Sprintf("%s by %s (in %s)", site, d[site].Format(time.RFC3339), d[site].Sub(now).Round(time.Second)))
+		parts = append(parts, fmt.Sprintf("%s within %s", site, d[site].Sub(now).Round(100*time.Millisecond)))
 	}
-	return "evacuating " + strings.Join(parts, ", ")
+	return strings.Join(parts, ", ")
 }
 
 // emit logs an event and passes it to OnEvent (under p.mu).
