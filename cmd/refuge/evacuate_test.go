@@ -135,9 +135,8 @@ func checkPlaced(t *testing.T, b *testbed.Bed, rep *evacReport) {
 			continue
 		}
 		// Alive now: its last boot's console shows no trouble and a
-		// memory check. (A guest that died at the switch-over — QEMU
-		// 7.2/TCG loses writes there now and then — must have been
-		// restarted by the driver, and the report must say so.)
+		// memory check. (A guest that died at the switch-over must have
+		// been restarted by the driver, and the report must say so.)
 		out := dst.ConsoleSince(v.Name, 0)
 		boots := strings.Split(out, "GUEST-UP")
 		lastBoot := boots[len(boots)-1]
@@ -161,7 +160,10 @@ func logReport(t *testing.T, rep *evacReport) {
 
 // TestEvacuateRealSites: `refuge evacuate` moves four running guests from
 // site a to sites b and c through the planner and executor, and reports
-// each migration beside the simulator's prediction.
+// each migration beside the simulator's prediction. Non-live (--non-live):
+// under QEMU 7.2/TCG live migrations over these links left guests dead, or
+// once with corrupted user memory that the agent ping did not notice
+// (docs/libvirt.md), and this test asserts every guest's integrity.
 func TestEvacuateRealSites(t *testing.T) {
 	b := wanBed(t)
 	a := b.Sites[0]
@@ -173,7 +175,7 @@ func TestEvacuateRealSites(t *testing.T) {
 	}
 	var out, errb bytes.Buffer
 	root := newRoot(&out, &errb)
-	root.SetArgs([]string{"evacuate", "--federation", fedFile, "--site", a.Name, "--deadline", "10m", "--json"})
+	root.SetArgs([]string{"evacuate", "--federation", fedFile, "--site", a.Name, "--deadline", "10m", "--non-live", "--json"})
 	if err := root.Execute(); err != nil {
 		t.Fatalf("refuge evacuate: %v\n%s", err, errb.String())
 	}

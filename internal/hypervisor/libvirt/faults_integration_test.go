@@ -93,8 +93,8 @@ func TestNonLiveDirtyingIntegrity(t *testing.T) {
 
 // TestLiveDirtying: a live migration of a guest dirtying 20 MiB/s reports
 // job statistics while it runs; afterwards the guest runs at the
-// destination only and is alive (restarted from its disk if QEMU 7.2/TCG
-// lost writes at the switch-over, which the driver must notice).
+// destination only and runs guestd (restarted from its disk if QEMU
+// 7.2/TCG lost writes at the switch-over and the driver noticed).
 func TestLiveDirtying(t *testing.T) {
 	b := sharedBed(t)
 	d := newDriver(t, b, nil)
@@ -130,7 +130,7 @@ func TestLiveDirtying(t *testing.T) {
 			testbed.Trouble(before), testbed.CountOK(before), before[max(0, len(before)-400):])
 	}
 	oneOnly(t, b, g.Name, c)
-	alive(t, c, g.Name)
+	liveOutcome(t, d, c, g.Name, off)
 }
 
 // TestCopyStorage: a guest with a local qcow2 disk that it keeps rewriting
