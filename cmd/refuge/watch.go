@@ -216,8 +216,11 @@ func runWatch(cmd *cobra.Command, g *globalFlags, f *watchFlags) error {
 		return err
 	}
 
+	// Sources run on the wall clock (feeds are polled at their real
+	// interval, relay signatures carry wall-clock times); only a file
+	// source's pacing follows the simulated clock (below).
 	opts := alertsource.SpecOptions{
-		Common:   alertsource.Common{Clock: real.Clock(), Logger: logger, OnError: pr.sourceError},
+		Common:   alertsource.Common{Logger: logger, OnError: pr.sourceError},
 		Interval: f.interval, MaxAge: time.Hour, Seed: uint64(epoch.UnixNano()),
 	}
 	if f.pace {
@@ -233,6 +236,9 @@ func runWatch(cmd *cobra.Command, g *globalFlags, f *watchFlags) error {
 		src, err := alertsource.FromSpec(spec, opts)
 		if err != nil {
 			return err
+		}
+		if fs, ok := src.(*alertsource.File); ok {
+			fs.Clock = real.Clock()
 		}
 		if wh, ok := src.(*alertsource.Webhook); ok {
 			wh.OnListen = func(addr net.Addr) { pr.note("listening", fmt.Sprintf("relay receiver on http://%s/", addr)) }

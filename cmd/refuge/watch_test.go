@@ -2,14 +2,19 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
+	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/refuge-project/refuge/internal/alert/webhook"
 )
 
 // watchJSON runs refuge watch --json and returns its lines and error.
@@ -236,5 +241,53 @@ func TestWatchApprovalOnStdin(t *testing.T) {
 	// Nothing was planned before the approval.
 	if i, j := strings.Index(text, "approved"), strings.Index(text, "initial plan"); j < i {
 		t.Errorf("planned before the approval:\n%s", text)
+	}
+}
+
+func TestWatchWebhookAccelerated(t *testing.T) {
+	// A relay posts the drill EEW to watch's receiver while the simulation
+	// runs 100 times faster than real time: the signature's wall-clock
+	// timestamp must still be inside the window.
+	defer goleak.VerifyNone(t)
+	defer http.DefaultClient.CloseIdleConnections()
+	secret := "watch-test-relay-secret-0123"
+	out := &watchBuffer{want: "relay receiver on http://", seen: make(chan struct{})}
+	root := newRoot(out, io.Discard)
+	root.SetArgs([]string{"watch", "--federation", exampleDir + "/federation.yaml", "--simulate", "--speed", "100", "--json",
+		"--duration", "3s", "--source", "webhook:127.0.0.1:0", "--relay-secret", "drill=" + secret})
+	done := make(chan error, 1)
+	go func() { done <- root.Execute() }()
+	select {
+	case <-out.seen:
+	case err := <-done:
+		t.Fatalf("watch ended: %v\n%s", err, out)
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no receiver:\n%s", out)
+	}
+	m := regexp.MustCompile(`relay receiver on (http://[0-9.:]+/)`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("no address in %s", out)
+	}
+	body := readFile(t, drillDir+"/01-eew.json")
+	req, err := webhook.NewRequest(context.Background(), m[1], "drill", []byte(secret), body, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	text := out.String()
+	for _, want := range []string{`"kind":"assessed"`, `"kind":"applied"`, `"kind":"start"`} {
+		if !strings.Contains(text, want) {
+			t.Errorf("output lacks %s", want)
+		}
 	}
 }

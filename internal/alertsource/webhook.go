@@ -16,8 +16,11 @@ type Webhook struct {
 	Common
 	// Addr is the listen address ("127.0.0.1:8443", ":0").
 	Addr string
-	// Config configures the handler; Secret is required. Its Clock and
-	// Logger default to the Common ones.
+	// Config configures the handler; Secret is required. Its Logger
+	// defaults to the Common one; its Clock does not: signatures carry
+	// wall-clock timestamps, so the window is checked on the wall clock
+	// unless Config.Clock says otherwise (a simulation's accelerated
+	// clock would refuse every request).
 	Config webhook.Config
 	// OnListen, if set, is told the address listened on (useful with
 	// port 0).
@@ -31,9 +34,6 @@ func (s *Webhook) Name() string { return "webhook " + s.Addr }
 // down (waiting up to 5 s for requests in progress).
 func (s *Webhook) Run(ctx context.Context, sink Sink) error {
 	cfg := s.Config
-	if cfg.Clock == nil {
-		cfg.Clock = s.Clock
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = s.Logger
 	}

@@ -626,8 +626,8 @@ func (p *Pipeline) Status() Status {
 }
 
 // Run runs the sources, each delivering to Submit, until ctx ends or every
-// source has returned. It returns the first error of a source other than
-// ctx's end.
+// source has returned. It returns the sources' errors other than ctx's end
+// (cancelled or past its deadline).
 func (p *Pipeline) Run(ctx context.Context, sources ...alertsource.Source) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(sources))
@@ -635,7 +635,7 @@ func (p *Pipeline) Run(ctx context.Context, sources ...alertsource.Source) error
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.Run(ctx, p.Submit); err != nil && !errors.Is(err, context.Canceled) {
+			if err := s.Run(ctx, p.Submit); err != nil && !(ctx.Err() != nil && errors.Is(err, ctx.Err())) {
 				errs[i] = fmt.Errorf("%s: %w", s.Name(), err)
 			}
 		}()
