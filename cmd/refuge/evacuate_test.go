@@ -158,17 +158,35 @@ func logReport(t *testing.T, rep *evacReport) {
 	t.Logf("\n%s", buf.String())
 }
 
-// TestEvacuateRealSites: `refuge evacuate` moves four running guests from
-// site a to sites b and c through the planner and executor, and reports
-// each migration beside the simulator's prediction. Non-live (--non-live):
+// TestRealSites runs real QEMU guests on one three-site test bed: first
+// the seed-003 schedules over one shaped link (the guests end where they
+// started), then `refuge evacuate` of the same guests from site a to b and
+// c. One bed and one set of guests keep the suite short.
+func TestRealSites(t *testing.T) {
+	b := wanBed(t)
+	n := 4
+	if v, err := strconv.Atoi(os.Getenv("REFUGE_SEED003_VMS")); err == nil && v > 0 {
+		n = v
+	}
+	var vms []string
+	for i := range n {
+		vms = append(vms, fmt.Sprintf("g%d", i+1))
+	}
+	startGuests(t, b.Sites[0], vms)
+	if !t.Run("Seed003", func(t *testing.T) { seed003(t, b, vms) }) {
+		return
+	}
+	t.Run("Evacuate", func(t *testing.T) { evacuateCLI(t, b, vms) })
+}
+
+// evacuateCLI: `refuge evacuate` moves the running guests from site a to
+// sites b and c through the planner and executor, and reports each
+// migration beside the simulator's prediction. Non-live (--non-live):
 // under QEMU 7.2/TCG live migrations over these links left guests dead, or
 // once with corrupted user memory that the agent ping did not notice
 // (docs/libvirt.md), and this test asserts every guest's integrity.
-func TestEvacuateRealSites(t *testing.T) {
-	b := wanBed(t)
+func evacuateCLI(t *testing.T, b *testbed.Bed, vms []string) {
 	a := b.Sites[0]
-	vms := []string{"evac1", "evac2", "evac3", "evac4"}
-	startGuests(t, a, vms)
 	fedFile := filepath.Join(t.TempDir(), "federation.yaml")
 	if err := os.WriteFile(fedFile, []byte(federationYAML(b, b.Sites, b.Links, vms, a)), 0o644); err != nil {
 		t.Fatal(err)
@@ -184,7 +202,7 @@ func TestEvacuateRealSites(t *testing.T) {
 		t.Fatalf("bad JSON: %v\n%s", err, out.String())
 	}
 	logReport(t, &rep)
-	saveResult(t, "evacuate-4.json", rep)
+	saveResult(t, fmt.Sprintf("evacuate-%d.json", len(vms)), rep)
 	if rep.VMsEvacuated != len(vms) {
 		t.Fatalf("evacuated %d of %d", rep.VMsEvacuated, len(vms))
 	}
@@ -196,27 +214,17 @@ func TestEvacuateRealSites(t *testing.T) {
 	}
 }
 
-// TestSeed003RealLinks compares schedules on one shaped WAN link (100
-// Mbit/s, 20 ms RTT through the relay) with four guests (REFUGE_SEED003_VMS
-// for more): one migration at a time, two per link, all at once, and
-// refuge's adaptive controller. Runs alternate direction (a → b, then
-// b → a, …) so the guests need not restart. Migrations are non-live: under
-// TCG most live migrations over this link leave the guest dead at the
-// destination (docs/libvirt.md), and the restarts would hold the
-// schedules' slots for half a minute each.
-func TestSeed003RealLinks(t *testing.T) {
-	b := wanBed(t)
+// seed003 compares schedules on one shaped WAN link (100 Mbit/s, 20 ms
+// RTT through the relay) with the guests (four by default;
+// REFUGE_SEED003_VMS for more): one migration at a time, two per link, all
+// at once, and refuge's adaptive controller. Runs alternate direction
+// (a → b, then b → a, …), so after the four the guests are back on a.
+// Migrations are non-live: under TCG most live migrations over this link
+// leave the guest dead at the destination (docs/libvirt.md), and the
+// restarts would hold the schedules' slots for half a minute each.
+func seed003(t *testing.T, b *testbed.Bed, vms []string) {
 	a, c := b.Sites[0], b.Sites[1]
 	link := b.LinkBetween(a, c)
-	n := 4
-	if v, err := strconv.Atoi(os.Getenv("REFUGE_SEED003_VMS")); err == nil && v > 0 {
-		n = v
-	}
-	var vms []string
-	for i := range n {
-		vms = append(vms, fmt.Sprintf("w%d", i+1))
-	}
-	startGuests(t, a, vms)
 	two := model.AllAtOncePolicy()
 	two.Name = "per-link-2"
 	two.Concurrency.PerLinkLimit = 2
@@ -229,10 +237,12 @@ func TestSeed003RealLinks(t *testing.T) {
 			t.Fatal(err)
 		}
 		sc := &model.Scenario{Name: "seed-003", Threats: []model.Threat{{Site: from.Name, Deadline: model.Duration(15 * time.Minute)}}}
+		load, _ := os.ReadFile("/proc/loadavg")
 		rep, err := runEvacuation(context.Background(), evacOptions{Federation: fed, Scenario: sc, Policy: pol, NonLive: true})
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Logf("load average before the run: %s", strings.TrimSpace(string(load)))
 		logReport(t, rep)
 		if rep.VMsEvacuated != len(vms) {
 			t.Fatalf("%s: evacuated %d of %d", pol.Name, rep.VMsEvacuated, len(vms))
@@ -245,5 +255,5 @@ func TestSeed003RealLinks(t *testing.T) {
 	for _, r := range reps {
 		t.Logf("%-12s %9.1fs %9.1fs %11.1fs %11.1fs %10.0fms", r.Policy, r.MakespanS, r.PredictedMakespanS, r.MeanMigrationS, r.PredictedMeanS, r.MaxDowntimeMS)
 	}
-	saveResult(t, fmt.Sprintf("seed003-%d.json", n), reps)
+	saveResult(t, fmt.Sprintf("seed003-%d.json", len(vms)), reps)
 }

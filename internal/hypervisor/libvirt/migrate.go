@@ -35,6 +35,7 @@ type job struct {
 	stopReason error // why the driver or the caller cancelled the job
 	live       bool
 	postcopy   bool
+	bandwidth  float64 // current cap, bytes/s (SetMaxSpeed)
 	lastProg   uint64
 	lastProgAt time.Time
 }
@@ -77,7 +78,8 @@ func (d *Driver) Migrate(ctx context.Context, req hypervisor.MigrateRequest, obs
 	if busy {
 		return fail(hypervisor.ErrJobAlreadyActive)
 	}
-	j := &job{d: d, req: req, obs: obs, started: time.Now(), ready: make(chan struct{}), live: req.Params.Live && !d.cfg.NonLive}
+	j := &job{d: d, req: req, obs: obs, started: time.Now(), ready: make(chan struct{}), live: req.Params.Live && !d.cfg.NonLive,
+		bandwidth: req.Params.BandwidthBytes}
 	err := d.call(req.SourceHost, func(c rpc) error {
 		dom, err := c.DomainLookupByName(req.Domain)
 		if err != nil {
@@ -174,9 +176,12 @@ func (j *job) flags(live bool) lv.DomainMigrateFlags {
 
 func (j *job) typedParams() []lv.TypedParam {
 	p := j.req.Params
+	j.mu.Lock()
+	bw := j.bandwidth
+	j.mu.Unlock()
 	var tp []lv.TypedParam
-	if p.BandwidthBytes > 0 {
-		tp = append(tp, lv.TypedParam{Field: lv.MigrateParamBandwidth, Value: *lv.NewTypedParamValueUllong(mibps(p.BandwidthBytes))})
+	if bw > 0 {
+		tp = append(tp, lv.TypedParam{Field: lv.MigrateParamBandwidth, Value: *lv.NewTypedParamValueUllong(mibps(bw))})
 	}
 	if p.ParallelConnections > 1 {
 		tp = append(tp, lv.TypedParam{Field: lv.MigrateParamParallelConnections, Value: *lv.NewTypedParamValueInt(int32(p.ParallelConnections))})
@@ -347,7 +352,9 @@ func (j *job) SetMaxSpeed(bytesPerSec float64) error {
 	if err != nil {
 		return fmt.Errorf("libvirt: set max speed of %s: %w", j.req.Domain, mapErr(err))
 	}
-	j.req.Params.BandwidthBytes = bytesPerSec
+	j.mu.Lock()
+	j.bandwidth = bytesPerSec
+	j.mu.Unlock()
 	return nil
 }
 
