@@ -39,6 +39,7 @@ type rpc interface {
 	DomainCreate(dom lv.Domain) error
 	DomainResume(dom lv.Domain) error
 	DomainStartDirtyRateCalc(dom lv.Domain, seconds int32, flags uint32) error
+	DomainMemoryPeek(dom lv.Domain, offset uint64, size uint32, flags lv.DomainMemoryFlags) ([]byte, error)
 	Agent
 	Disconnected() <-chan struct{}
 }
@@ -156,6 +157,8 @@ type conn struct {
 	lastErr error
 	tried   chan struct{} // closed after the first connection attempt
 	gen     int           // connection generation, for logs
+	// failures counts the attempts that failed since the last success.
+	failures int
 }
 
 func (c *conn) loop(ctx context.Context) {
@@ -163,13 +166,24 @@ func (c *conn) loop(ctx context.Context) {
 	backoff := cfg.ReconnectMin
 	first := true
 	for {
-		cl, kill, err := c.d.dial(c.uri)
+		cl, kill, err := c.dial(ctx)
+		if ctx.Err() != nil {
+			if kill != nil {
+				kill()
+			}
+			if first {
+				close(c.tried)
+			}
+			return
+		}
 		c.mu.Lock()
 		if err != nil {
 			c.lastErr = err
+			c.failures++
 		} else {
 			c.c, c.kill, c.lastErr = cl, kill, nil
 			c.gen++
+			c.failures = 0
 		}
 		c.mu.Unlock()
 		if first {
@@ -198,6 +212,34 @@ func (c *conn) loop(ctx context.Context) {
 			return
 		}
 		c.log.Warn("connection lost; reconnecting", "host", c.host, "err", why)
+	}
+}
+
+// dial connects without making ctx wait for a dial that hangs (go-libvirt's
+// dialers take no context; TLS waits up to 20 s for a host that does not
+// answer): when ctx ends first, the dial goes on in the background and its
+// connection, if any, is closed.
+func (c *conn) dial(ctx context.Context) (rpc, func(), error) {
+	type result struct {
+		c    rpc
+		kill func()
+		err  error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		cl, kill, err := c.d.dial(c.uri)
+		ch <- result{cl, kill, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.c, r.kill, r.err
+	case <-ctx.Done():
+		go func() {
+			if r := <-ch; r.kill != nil {
+				r.kill()
+			}
+		}()
+		return nil, nil, ctx.Err()
 	}
 }
 

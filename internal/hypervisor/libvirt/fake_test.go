@@ -23,6 +23,8 @@ type world struct {
 	dials atomic.Int32
 	// failDials makes the next n dials fail.
 	failDials atomic.Int32
+	// hang makes dials to these URIs block until the channel is closed.
+	hang map[string]chan struct{}
 }
 
 type fdom struct {
@@ -50,7 +52,7 @@ type fakeConn struct {
 }
 
 func newWorld(names ...string) *world {
-	w := &world{hosts: map[string]*fakeHost{}, peers: map[string]*fakeHost{}}
+	w := &world{hosts: map[string]*fakeHost{}, peers: map[string]*fakeHost{}, hang: map[string]chan struct{}{}}
 	for _, n := range names {
 		h := &fakeHost{w: w, name: n, doms: map[string]*fdom{}}
 		w.hosts["test:///"+n] = h
@@ -69,7 +71,12 @@ func (w *world) dial(uri string) (rpc, func(), error) {
 	}
 	w.mu.Lock()
 	h, ok := w.hosts[uri]
+	hang := w.hang[uri]
 	w.mu.Unlock()
+	if hang != nil {
+		<-hang
+		return nil, nil, fmt.Errorf("dial %s: i/o timeout", uri)
+	}
 	if !ok {
 		return nil, nil, fmt.Errorf("no daemon at %s", uri)
 	}
@@ -78,6 +85,18 @@ func (w *world) dial(uri string) (rpc, func(), error) {
 }
 
 func (w *world) driver(t *testing.T, mod func(*Config)) *Driver {
+	t.Helper()
+	d := w.newDriver(t, mod)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := d.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// newDriver starts a driver on the world's hosts without waiting for them.
+func (w *world) newDriver(t *testing.T, mod func(*Config)) *Driver {
 	t.Helper()
 	cfg := Config{dial: w.dial, HealthSettle: time.Millisecond, PollInterval: 5 * time.Millisecond, KeepAlive: 20 * time.Millisecond,
 		ReconnectMin: time.Millisecond, ReconnectMax: 5 * time.Millisecond, RPCTimeout: time.Second, HealthTimeout: 100 * time.Millisecond, BootTimeout: time.Second}
@@ -92,11 +111,6 @@ func (w *world) driver(t *testing.T, mod func(*Config)) *Driver {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = d.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := d.WaitConnected(ctx); err != nil {
-		t.Fatal(err)
-	}
 	return d
 }
 
@@ -281,6 +295,20 @@ func (c *fakeConn) DomainResume(dom lv.Domain) error {
 	return nil
 }
 func (c *fakeConn) DomainStartDirtyRateCalc(lv.Domain, int32, uint32) error { return nil }
+
+// DomainMemoryPeek reads a memory whose every fourth page is not zero.
+func (c *fakeConn) DomainMemoryPeek(dom lv.Domain, off uint64, size uint32, _ lv.DomainMemoryFlags) ([]byte, error) {
+	if _, err := c.get(dom.Name); err != nil {
+		return nil, err
+	}
+	b := make([]byte, size)
+	for p := uint64(0); p < uint64(size); p += pageSize {
+		if (off+p)/pageSize%4 == 0 {
+			b[p+100] = 1
+		}
+	}
+	return b, nil
+}
 func (c *fakeConn) QEMUDomainAgentCommand(dom lv.Domain, _ string, _ int32, _ uint32) (lv.OptString, error) {
 	c.h.w.mu.Lock()
 	defer c.h.w.mu.Unlock()
