@@ -53,6 +53,9 @@ func (s *Atom) Name() string { return "atom " + s.URL }
 
 // Run implements Source.
 func (s *Atom) Run(ctx context.Context, sink Sink) error {
+	if err := checkURL(s.URL, feedSchemes); err != nil {
+		return err
+	}
 	if s.Backoff == nil {
 		s.Backoff = NewBackoff(0, 0, 1)
 	}

@@ -39,7 +39,17 @@ type File struct {
 // Name implements Source.
 func (s *File) Name() string { return "file " + s.Path }
 
-// Run implements Source.
+// Check implements Checker: the path must exist.
+func (s *File) Check() error {
+	if _, err := os.Stat(s.Path); err != nil {
+		return fmt.Errorf("%s: %w", s.Name(), err)
+	}
+	return nil
+}
+
+// Run implements Source. Without an Interval, a path that cannot be read
+// ends it with the error; with one, the error is reported and the path
+// read again after the interval.
 func (s *File) Run(ctx context.Context, sink Sink) error {
 	first := true
 	for {
@@ -47,10 +57,10 @@ func (s *File) Run(ctx context.Context, sink Sink) error {
 			if isCanceled(ctx, err) {
 				return ctx.Err()
 			}
-			s.fail(s.Name(), err)
 			if first && s.Interval <= 0 {
-				return err
+				return err // the caller reports it
 			}
+			s.fail(s.Name(), err)
 		}
 		first = false
 		if s.Interval <= 0 {

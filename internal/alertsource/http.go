@@ -2,6 +2,8 @@ package alertsource
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -71,22 +73,69 @@ func fetch(ctx context.Context, client *http.Client, url string, v *validators) 
 	return body, false, nil
 }
 
+// PermanentFailures is how many failures in a row that retrying cannot
+// fix (see Permanent) a poller or stream takes before it gives up: a feed
+// answering 404 or 403, or whose certificate does not verify, will not
+// heal by itself, but a moment's misconfiguration at the far end should
+// not end the source. Other failures (no route, time-outs, 5xx) are
+// retried for as long as the source runs.
+const PermanentFailures = 5
+
+// Permanent reports whether retrying the request that failed with err
+// cannot help: an HTTP status 4xx other than 408 (time-out), 425 (too
+// early) and 429 (too many requests), or a certificate that does not
+// verify.
+func Permanent(err error) bool {
+	var se *HTTPStatusError
+	if errors.As(err, &se) {
+		switch se.Status {
+		case http.StatusRequestTimeout, http.StatusTooEarly, http.StatusTooManyRequests:
+			return false
+		}
+		return se.Status >= 400 && se.Status < 500
+	}
+	var cert *tls.CertificateVerificationError
+	return errors.As(err, &cert)
+}
+
+// giveUp counts failures in a row that retrying cannot fix.
+type giveUp struct{ n int }
+
+// check counts err and returns an error once PermanentFailures permanent
+// failures have followed each other; other errors and successes (nil)
+// start the count again.
+func (g *giveUp) check(err error) error {
+	if err == nil || !Permanent(err) {
+		g.n = 0
+		return nil
+	}
+	if g.n++; g.n < PermanentFailures {
+		return nil
+	}
+	return fmt.Errorf("gave up after %d failures in a row that retrying cannot fix: %w", g.n, err)
+}
+
 // pollLoop calls poll every interval; after a failure it waits the
-// back-off's delay instead, and the first success resets it.
+// back-off's delay instead, and the first success resets it. It gives up
+// (returns the error) after PermanentFailures permanent failures in a row.
 func pollLoop(ctx context.Context, c *Common, name string, interval time.Duration, b *Backoff, poll func(context.Context) error) error {
 	if interval <= 0 {
 		interval = DefaultInterval
 	}
 	clk := c.clock()
+	var permanent giveUp
 	for {
 		err := poll(ctx)
 		wait := interval
-		switch {
-		case err == nil:
-			b.Reset()
-		case isCanceled(ctx, err):
+		if isCanceled(ctx, err) {
 			return ctx.Err()
-		default:
+		}
+		if fatal := permanent.check(err); fatal != nil {
+			return fatal
+		}
+		if err == nil {
+			b.Reset()
+		} else {
 			wait = b.Next()
 			c.fail(name, fmt.Errorf("%w (failure %d; retrying in %s)", err, b.Failures(), wait.Round(time.Millisecond)))
 		}

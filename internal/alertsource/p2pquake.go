@@ -26,7 +26,9 @@ var P2PQuakeCodes = []int{551, 552, 554, 556}
 
 // P2PQuake receives P2PQuake's WebSocket stream: one JSON record per
 // message. It reconnects with back-off when the connection fails or
-// closes; a connection that delivered a message resets the back-off.
+// closes; a connection that delivered a message resets the back-off. It
+// gives up after PermanentFailures connections in a row refused for good
+// (an HTTP 4xx answer, a certificate that does not verify).
 type P2PQuake struct {
 	Common
 	// URL is the WebSocket address (P2PQuakeURL if empty).
@@ -57,10 +59,17 @@ func (s *P2PQuake) Run(ctx context.Context, sink Sink) error {
 	if s.Backoff == nil {
 		s.Backoff = NewBackoff(0, 0, 3)
 	}
+	if err := checkURL(s.url(), streamSchemes); err != nil {
+		return err
+	}
+	var permanent giveUp
 	for {
 		err := s.session(ctx, sink)
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if fatal := permanent.check(err); fatal != nil {
+			return fatal
 		}
 		wait := s.Backoff.Next()
 		s.fail(s.Name(), fmt.Errorf("%w (reconnecting in %s)", err, wait.Round(time.Millisecond)))
@@ -72,11 +81,15 @@ func (s *P2PQuake) Run(ctx context.Context, sink Sink) error {
 
 // session runs one connection until it fails.
 func (s *P2PQuake) session(ctx context.Context, sink Sink) error {
-	conn, _, err := websocket.Dial(ctx, s.url(), &websocket.DialOptions{
+	conn, resp, err := websocket.Dial(ctx, s.url(), &websocket.DialOptions{
 		HTTPClient: s.Client,
 		HTTPHeader: http.Header{"User-Agent": {UserAgent}},
 	})
 	if err != nil {
+		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
+			// The server answered, but not with a WebSocket.
+			err = &HTTPStatusError{URL: s.url(), Status: resp.StatusCode}
+		}
 		return fmt.Errorf("connect: %w", err)
 	}
 	defer conn.CloseNow()

@@ -40,6 +40,14 @@ type Source interface {
 	Run(ctx context.Context, sink Sink) error
 }
 
+// Checker is a Source that can check, before it runs, what would stop it
+// from working at all (a file source's path, a receiver's address), so that
+// a command can refuse a mistyped source before it starts anything.
+type Checker interface {
+	Source
+	Check() error
+}
+
 // Common holds what every source needs; its zero value works (wall clock,
 // no logging).
 type Common struct {
@@ -49,7 +57,7 @@ type Common struct {
 	// Logger receives the source's log (nothing if nil).
 	Logger *slog.Logger
 	// OnError, if set, is told about every document refused and every
-	// failure to fetch, besides the log.
+	// failure to fetch (the log then has them at level Info only).
 	OnError func(error)
 }
 
@@ -67,12 +75,16 @@ func (c *Common) logger() *slog.Logger {
 	return c.Logger
 }
 
-// fail logs and reports an error.
+// fail logs and reports an error. With OnError set the error is logged at
+// level Info: whoever set OnError shows it, and a warning too would show
+// it twice.
 func (c *Common) fail(source string, err error) {
-	c.logger().Warn("alert source", "source", source, "error", err)
-	if c.OnError != nil {
-		c.OnError(fmt.Errorf("%s: %w", source, err))
+	if c.OnError == nil {
+		c.logger().Warn("alert source", "source", source, "error", err)
+		return
 	}
+	c.logger().Info("alert source", "source", source, "error", err)
+	c.OnError(fmt.Errorf("%s: %w", source, err))
 }
 
 // deliver stamps the alerts with the time of receipt and passes them to

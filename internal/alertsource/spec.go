@@ -2,7 +2,10 @@ package alertsource
 
 import (
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,7 +36,9 @@ type SpecOptions struct {
 // jma-atom:URL (an Atom feed of JMA telegrams; only the telegram types
 // refuge reads are fetched), atom:URL (any Atom feed of alert documents),
 // usgs:URL and p2pquake:URL (p2pquake: alone uses P2PQuake's public
-// stream).
+// stream). It checks what it can without the network: a feed's URL must be
+// http or https, a stream's ws or wss (or http, https), a listen address
+// host:port; File.Check and Webhook.Check check more before a run.
 func FromSpec(spec string, o SpecOptions) (Source, error) {
 	kind, addr, ok := strings.Cut(spec, ":")
 	if !ok {
@@ -42,6 +47,15 @@ func FromSpec(spec string, o SpecOptions) (Source, error) {
 	needAddr := func() error {
 		if addr == "" {
 			return fmt.Errorf("source %q: %s needs an address after the colon", spec, kind)
+		}
+		return nil
+	}
+	needURL := func(schemes []string) error {
+		if err := needAddr(); err != nil {
+			return err
+		}
+		if err := checkURL(addr, schemes); err != nil {
+			return fmt.Errorf("source %q: %w", spec, err)
 		}
 		return nil
 	}
@@ -56,12 +70,15 @@ func FromSpec(spec string, o SpecOptions) (Source, error) {
 		if err := needAddr(); err != nil {
 			return nil, err
 		}
+		if err := checkListenAddr(addr); err != nil {
+			return nil, fmt.Errorf("source %q: %w", spec, err)
+		}
 		if o.Secret == nil {
 			return nil, fmt.Errorf("source %q: the webhook receiver needs relay secrets", spec)
 		}
 		return &Webhook{Common: o.Common, Addr: addr, Config: webhook.Config{Secret: o.Secret}}, nil
 	case "jma-atom", "atom":
-		if err := needAddr(); err != nil {
+		if err := needURL(feedSchemes); err != nil {
 			return nil, err
 		}
 		a := &Atom{Common: o.Common, URL: addr, Client: o.Client, Interval: o.Interval, Backoff: backoff, MaxAge: o.MaxAge}
@@ -70,12 +87,51 @@ func FromSpec(spec string, o SpecOptions) (Source, error) {
 		}
 		return a, nil
 	case "usgs":
-		if err := needAddr(); err != nil {
+		if err := needURL(feedSchemes); err != nil {
 			return nil, err
 		}
 		return &USGS{Common: o.Common, URL: addr, Client: o.Client, Interval: o.Interval, Backoff: backoff}, nil
 	case "p2pquake":
+		if addr != "" {
+			if err := needURL(streamSchemes); err != nil {
+				return nil, err
+			}
+		}
 		return &P2PQuake{Common: o.Common, URL: addr, Client: o.Client, Backoff: backoff}, nil
 	}
 	return nil, fmt.Errorf("source %q: unknown kind %q (want one of %s)", spec, kind, strings.Join(SpecKinds, ", "))
+}
+
+// The URL schemes of feeds and of streams.
+var (
+	feedSchemes   = []string{"http", "https"}
+	streamSchemes = []string{"ws", "wss", "http", "https"}
+)
+
+// checkURL checks that addr is an absolute URL with a host and one of the
+// schemes: the clients refuse any other, and no retry would help.
+func checkURL(addr string, schemes []string) error {
+	u, err := url.Parse(addr)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(schemes, strings.ToLower(u.Scheme)) {
+		return fmt.Errorf("URL scheme %q is not supported here (want %s)", u.Scheme, strings.Join(schemes, " or "))
+	}
+	if u.Host == "" {
+		return fmt.Errorf("URL %q has no host", addr)
+	}
+	return nil
+}
+
+// checkListenAddr checks that addr is host:port with a valid port.
+func checkListenAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("listen address: %w", err)
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("listen address %q: %w", addr, err)
+	}
+	return nil
 }

@@ -31,6 +31,9 @@ func (s *USGS) Name() string { return "usgs " + s.URL }
 
 // Run implements Source.
 func (s *USGS) Run(ctx context.Context, sink Sink) error {
+	if err := checkURL(s.URL, feedSchemes); err != nil {
+		return err
+	}
 	if s.Backoff == nil {
 		s.Backoff = NewBackoff(0, 0, 2)
 	}

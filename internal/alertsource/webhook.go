@@ -3,6 +3,7 @@ package alertsource
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"time"
@@ -29,6 +30,15 @@ type Webhook struct {
 
 // Name implements Source.
 func (s *Webhook) Name() string { return "webhook " + s.Addr }
+
+// Check implements Checker: the address must resolve. (Whether it is
+// free shows when Run listens.)
+func (s *Webhook) Check() error {
+	if _, err := net.ResolveTCPAddr("tcp", s.Addr); err != nil {
+		return fmt.Errorf("%s: %w", s.Name(), err)
+	}
+	return nil
+}
 
 // Run implements Source: it serves until ctx ends, then shuts the server
 // down (waiting up to 5 s for requests in progress).
