@@ -14,19 +14,19 @@ import (
 )
 
 type site struct {
-	name, area         string
-	lat, lon           float64
-	ups, gen           int
-	fabrics, hosts     int
-	vcpu, memGiB, disk int
-	nicMbps            int
+	name, area, seismic string
+	lat, lon            float64
+	ups, gen            int
+	fabrics, hosts      int
+	vcpu, memGiB, disk  int
+	nicMbps             int
 }
 
 var sites = []site{
-	{"kochi", "610", 33.548, 133.678, 10, 0, 2, 10, 48, 384, 4000, 10000},
-	{"kagawa", "590", 34.343, 134.047, 20, 60, 1, 8, 48, 384, 4000, 10000},
-	{"osaka", "510", 34.822, 135.524, 30, 240, 2, 10, 64, 512, 8000, 25000},
-	{"tokyo", "", 35.713, 139.762, 30, 480, 1, 12, 64, 768, 8000, 25000},
+	{"kochi", "610", "631", 33.548, 133.678, 10, 0, 2, 10, 48, 384, 4000, 10000},
+	{"kagawa", "590", "610", 34.343, 134.047, 20, 60, 1, 8, 48, 384, 4000, 10000},
+	{"osaka", "510", "520", 34.822, 135.524, 30, 240, 2, 10, 64, 512, 8000, 25000},
+	{"tokyo", "", "350", 35.713, 139.762, 30, 480, 1, 12, 64, 768, 8000, 25000},
 }
 
 type link struct {
@@ -90,6 +90,7 @@ func main() {
 		if s.area != "" {
 			w("    tsunami_area: \"%s\"\n", s.area)
 		}
+		w("    seismic_area: \"%s\"\n", s.seismic)
 		w("    ups_minutes: %d\n", s.ups)
 		if s.gen > 0 {
 			w("    generator_minutes: %d\n", s.gen)

@@ -49,6 +49,11 @@ type Site struct {
 	// TsunamiArea is the JMA tsunami forecast area code of the site's coast
 	// (empty for inland sites).
 	TsunamiArea string `json:"tsunami_area,omitempty"`
+	// SeismicArea is the JMA seismic intensity area (地震情報／細分区域)
+	// the site lies in, by code ("631" 高知県中部; see JMASeismicAreaName):
+	// intensities an alert forecasts or reports for that area apply to the
+	// site. Empty outside Japan or when unknown.
+	SeismicArea string `json:"seismic_area,omitempty"`
 	// UPSMinutes and GeneratorMinutes say how long the site keeps running
 	// after mains power is lost.
 	UPSMinutes       float64  `json:"ups_minutes,omitempty"`

@@ -224,6 +224,7 @@ func (c *fedCheck) checkSites() {
 		c.sites.define(&c.errs, validate.Field(sp, "name"), s.Name)
 		validate.Within(&c.errs, validate.Field(sp, "lat"), s.Lat, -90, 90)
 		validate.Within(&c.errs, validate.Field(sp, "lon"), s.Lon, -180, 180)
+		checkSeismicArea(&c.errs, validate.Field(sp, "seismic_area"), s.SeismicArea)
 		validate.AtLeast(&c.errs, validate.Field(sp, "ups_minutes"), s.UPSMinutes, 0)
 		validate.AtLeast(&c.errs, validate.Field(sp, "generator_minutes"), s.GeneratorMinutes, 0)
 		if len(s.Fabrics) == 0 {
