@@ -5,6 +5,7 @@
 package netpath
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -45,17 +46,85 @@ type Path struct {
 	RTT       time.Duration
 }
 
-// Between returns the path from host src to host dst, or false when the
+// ErrBadRoute is wrapped by the errors of Along and LinksNamed.
+var ErrBadRoute = errors.New("invalid route")
+
+// Between returns the path from host src to host dst along the
+// federation's default route (model.Index.Route), or false when the
 // destination's site cannot be reached.
 func Between(ix *model.Index, src, dst int) (Path, bool) {
-	ss, ds := ix.HostSite(src), ix.HostSite(dst)
-	links, ok := ix.Route(ss, ds)
+	links, ok := ix.Route(ix.HostSite(src), ix.HostSite(dst))
 	if !ok {
 		return Path{}, false
 	}
+	return build(ix, src, dst, links), true
+}
+
+// Along returns the path from host src to host dst across the given links,
+// in order. The links must form a simple route from src's site to dst's
+// site: each one touches the site the previous one reached, and no site is
+// visited twice. An empty list is the route inside one site. Errors wrap
+// ErrBadRoute and name the offending link and sites.
+func Along(ix *model.Index, src, dst int, links []int) (Path, error) {
+	if src < 0 || src >= len(ix.Hosts) || dst < 0 || dst >= len(ix.Hosts) {
+		return Path{}, fmt.Errorf("netpath: route from host %d to host %d: no such host: %w", src, dst, ErrBadRoute)
+	}
+	sites := ix.Fed.Sites
+	at, want := ix.HostSite(src), ix.HostSite(dst)
+	seen := make([]bool, len(sites))
+	seen[at] = true
+	for i, l := range links {
+		if l < 0 || l >= len(ix.Fed.Links) {
+			return Path{}, fmt.Errorf("netpath: route hop %d: no link %d: %w", i+1, l, ErrBadRoute)
+		}
+		lk := &ix.Fed.Links[l]
+		a, b := ix.SiteByName[lk.A], ix.SiteByName[lk.B]
+		if a != at && b != at {
+			return Path{}, fmt.Errorf("netpath: route hop %d: link %s joins %s and %s, not site %s where the route is: %w",
+				i+1, lk.Name, lk.A, lk.B, sites[at].Name, ErrBadRoute)
+		}
+		at = ix.LinkPeer(l, at)
+		if seen[at] {
+			return Path{}, fmt.Errorf("netpath: route hop %d: link %s returns to site %s: %w", i+1, lk.Name, sites[at].Name, ErrBadRoute)
+		}
+		seen[at] = true
+	}
+	if at != want {
+		return Path{}, fmt.Errorf("netpath: route from %s ends at site %s, but %s is at site %s: %w",
+			ix.Host(src).Name, sites[at].Name, ix.Host(dst).Name, sites[want].Name, ErrBadRoute)
+	}
+	return build(ix, src, dst, links), nil
+}
+
+// LinksNamed maps link names (model.Link.Name) to link indices; an unknown
+// name is an error wrapping ErrBadRoute.
+func LinksNamed(ix *model.Index, names []string) ([]int, error) {
+	links := make([]int, len(names))
+	for i, n := range names {
+		l, ok := ix.LinkByName[n]
+		if !ok {
+			return nil, fmt.Errorf("netpath: route hop %d: no link named %q: %w", i+1, n, ErrBadRoute)
+		}
+		links[i] = l
+	}
+	return links, nil
+}
+
+// LinkNames returns the names of links, the inverse of LinksNamed.
+func LinkNames(ix *model.Index, links []int) []string {
+	names := make([]string, len(links))
+	for i, l := range links {
+		names[i] = ix.Fed.Links[l].Name
+	}
+	return names
+}
+
+// build assembles the path of a validated route.
+func build(ix *model.Index, src, dst int, links []int) Path {
 	p := Path{RTT: LANRTT, Links: links}
+	p.Resources = make([]Resource, 0, len(links)+2)
 	p.Resources = append(p.Resources, Resource{Kind: HostOut, ID: src})
-	at := ss
+	at := ix.HostSite(src)
 	for _, l := range links {
 		dir := 0
 		if ix.SiteByName[ix.Fed.Links[l].A] != at {
@@ -66,7 +135,7 @@ func Between(ix *model.Index, src, dst int) (Path, bool) {
 		at = ix.LinkPeer(l, at)
 	}
 	p.Resources = append(p.Resources, Resource{Kind: HostIn, ID: dst})
-	return p, true
+	return p
 }
 
 // Capacity returns a resource's goodput in bytes/s. linkMbps, when not nil,
