@@ -66,7 +66,7 @@ docs/seed004.md states every assumption and discusses the differences.`,
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"figures":[{"figure","method","x","value","paper",…}], "scale":…} as JSON`)
+	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"figures":[{"figure","method","x","value","paper",…}], "variants":[…], "diagnostics":[…], "scale":…} as JSON`)
 	cmd.Flags().BoolVar(&quick, "quick", false, "one replicate per point instead of five (faster, noisier)")
 	cmd.Flags().BoolVar(&noScale, "no-scale", false, "skip the measurements beyond the paper (10 000 hosts, 1 000 000-host assignment, consolidation loop)")
 	cmd.Flags().Uint64Var(&seed, "seed", 1, "seed of the workloads and of power-of-two's choices")
@@ -77,16 +77,47 @@ docs/seed004.md states every assumption and discusses the differences.`,
 func printExperiment(w io.Writer, r *seed004.Report) {
 	tw := tabwriter.NewWriter(w, 2, 0, 2, ' ', tabwriter.AlignRight)
 	titles := map[string]string{
-		seed004.FigFailed:  "Failed tasks (Figure 3)",
-		seed004.FigSLA:     "SLA violations (Figure 4)",
-		seed004.FigUtil:    "Average utilisation, % (Figures 5 and 7)",
-		seed004.FigBalance: "Monitoring balance metric (Figure 6a)",
-		seed004.FigPower:   "Total power, W (Figures 9 and 10)",
+		seed004.FigFailed + "/clients":       "Failed tasks (Figure 3)",
+		seed004.FigSLA + "/clients":          "SLA violations (Figure 4)",
+		seed004.FigUtil + "/clients":         "Average utilisation of the active hosts, % (Figure 5)",
+		seed004.FigUtilAll + "/clients":      "Average utilisation of all hosts, idle ones included, % (not the paper's metric)",
+		seed004.FigUtil + "/vms":             "Average utilisation of all hosts, off hosts as 0, % (Figure 7)",
+		seed004.FigBalance + "/board_n":      "Monitoring balance metric, truncated to 2 decimals as the paper's (Figure 6a)",
+		seed004.FigPower + "/vms":            "Total power, W (Figures 9 and 10)",
+		seed004.DiagHostsActive + "/clients": "Active hosts (running VMs) of the LMS experiment",
+		seed004.DiagHostsOff + "/vms":        "Hosts powered off",
+		seed004.DiagOverloaded + "/vms":      "Overloaded hosts (expected demand above the cores)",
+		seed004.DiagUnserved + "/vms":        "Expected demand above the overloaded hosts' cores (not served, draws no power)",
+		seed004.DiagWattsPerCore + "/vms":    "Power per core of demand served, W",
 	}
+	printFigureGroups(w, tw, r.Figures, titles)
+	printFigureGroups(w, tw, r.Diagnostics, titles)
+	if c := r.Consolidation; c != nil {
+		fmt.Fprintf(w, "\nConsolidation loop, hourly for %g simulated hours on the %d hosts with %d VMs (not in the paper):\n", c.Hours, c.Hosts, c.VMs)
+		fmt.Fprintf(w, "  energy %.1f kWh with the loop vs %.1f kWh without (%.1f %% less); %d migrations through the executor, %d failed; %d hosts off; highest utilisation %.0f %%\n",
+			c.EnergyLoopKWh, c.EnergyStaticKWh, c.SavingPct, c.Migrated, c.Failed, c.HostsOff, c.MaxUtilPct)
+	}
+	if s := r.Scale; s != nil {
+		fmt.Fprintf(w, "\nAt %d hosts, %d VMs placed one by one (not in the paper)\n", s.Hosts, s.VMs)
+		fmt.Fprintln(tw, "policy\tmax load %\tp99 load %\toverloaded\thosts on\tmigrations\tpower W\tkWh/day\tµs/VM\t")
+		for _, p := range s.Policies {
+			fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%d\t%d\t%d\t%.0f\t%.0f\t%.2f\t\n", p.Policy, p.MaxLoadPct, p.P99LoadPct, p.Overloaded,
+				s.Hosts-p.HostsOff, p.Migrations, p.PowerW, p.EnergyKWhPerDay, p.PlaceUSPerVM)
+		}
+		_ = tw.Flush()
+		fmt.Fprintf(w, "\nn-queen assignment of %d hosts (board %d×%d, Level 2, every queen's targets): %.1f ms (goal < 1 s)\n",
+			s.AssignHosts, s.AssignBoard, s.AssignBoard, s.AssignMS)
+	}
+	fmt.Fprintf(w, "\nValues in [brackets] are the paper's. Run time %.1f s. See docs/seed004.md.\n", r.WallMS/1000)
+}
+
+// printFigureGroups prints one table per figure and x axis (means,
+// totals and balance values only), methods as rows.
+func printFigureGroups(w io.Writer, tw *tabwriter.Writer, figs []seed004.Figure, titles map[string]string) {
 	type group struct{ fig, xname string }
 	var order []group
 	rows := map[group][]seed004.Figure{}
-	for _, f := range r.Figures {
+	for _, f := range figs {
 		if f.Stat != "mean" && f.Stat != "balance" && f.Stat != "total" {
 			continue
 		}
@@ -97,7 +128,11 @@ func printExperiment(w io.Writer, r *seed004.Report) {
 		rows[g] = append(rows[g], f)
 	}
 	for _, g := range order {
-		fmt.Fprintf(w, "\n%s, by %s\n", titles[g.fig], strings.ReplaceAll(g.xname, "_", " "))
+		title := titles[g.fig+"/"+g.xname]
+		if title == "" {
+			title = g.fig
+		}
+		fmt.Fprintf(w, "\n%s, by %s\n", title, strings.ReplaceAll(g.xname, "_", " "))
 		fs := rows[g]
 		var xs []float64
 		seen := map[float64]bool{}
@@ -129,23 +164,6 @@ func printExperiment(w io.Writer, r *seed004.Report) {
 		}
 		_ = tw.Flush()
 	}
-	if c := r.Consolidation; c != nil {
-		fmt.Fprintf(w, "\nConsolidation loop, hourly for %g simulated hours on the %d hosts with %d VMs (not in the paper):\n", c.Hours, c.Hosts, c.VMs)
-		fmt.Fprintf(w, "  energy %.1f kWh with the loop vs %.1f kWh without (%.1f %% less); %d migrations through the executor, %d failed; %d hosts off; highest utilisation %.0f %%\n",
-			c.EnergyLoopKWh, c.EnergyStaticKWh, c.SavingPct, c.Migrated, c.Failed, c.HostsOff, c.MaxUtilPct)
-	}
-	if s := r.Scale; s != nil {
-		fmt.Fprintf(w, "\nAt %d hosts, %d VMs placed one by one (not in the paper)\n", s.Hosts, s.VMs)
-		fmt.Fprintln(tw, "policy\tmax load %\tp99 load %\toverloaded\thosts on\tmigrations\tpower W\tkWh/day\tµs/VM\t")
-		for _, p := range s.Policies {
-			fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%d\t%d\t%d\t%.0f\t%.0f\t%.2f\t\n", p.Policy, p.MaxLoadPct, p.P99LoadPct, p.Overloaded,
-				s.Hosts-p.HostsOff, p.Migrations, p.PowerW, p.EnergyKWhPerDay, p.PlaceUSPerVM)
-		}
-		_ = tw.Flush()
-		fmt.Fprintf(w, "\nn-queen assignment of %d hosts (board %d×%d, Level 2, every queen's targets): %.1f ms (goal < 1 s)\n",
-			s.AssignHosts, s.AssignBoard, s.AssignBoard, s.AssignMS)
-	}
-	fmt.Fprintf(w, "\nValues in [brackets] are the paper's. Run time %.1f s. See docs/seed004.md.\n", r.WallMS/1000)
 }
 
 func cell(f seed004.Figure) string {

@@ -14,7 +14,8 @@ func TestExperimentSeed004JSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	var r struct {
-		Figures []map[string]any `json:"figures"`
+		Figures     []map[string]any `json:"figures"`
+		Diagnostics []map[string]any `json:"diagnostics"`
 	}
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("not JSON: %v\n%s", err, out)
@@ -32,11 +33,22 @@ func TestExperimentSeed004JSON(t *testing.T) {
 		"failed_tasks/next-fit", "failed_tasks/power-of-two", "failed_tasks/power-of-two+migration",
 		"sla_violations/next-fit", "sla_violations/power-of-two",
 		"utilization_pct/next-fit", "utilization_pct/power-of-two+migration",
+		"utilization_all_hosts_pct/next-fit",
 		"power_w/next-fit", "power_w/power-of-two", "power_w/power-of-two+migration",
 		"balance_metric/master-slave", "balance_metric/queen-l1", "balance_metric/queen-l2",
 	} {
 		if !seen[want] {
 			t.Errorf("no %s figures", want)
+		}
+	}
+	diag := map[string]bool{}
+	for _, f := range r.Diagnostics {
+		diag[f["figure"].(string)+"/"+f["method"].(string)] = true
+	}
+	for _, want := range []string{"hosts_active/next-fit", "hosts_off/power-of-two+migration",
+		"unserved_cores/next-fit", "watts_per_served_core/power-of-two"} {
+		if !diag[want] {
+			t.Errorf("no %s diagnostics", want)
 		}
 	}
 }
@@ -46,7 +58,8 @@ func TestExperimentTableAndErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"Failed tasks (Figure 3)", "[12.24]", "queen-l2", "[8750]"} {
+	for _, want := range []string{"Failed tasks (Figure 3)", "[12.24]", "queen-l2", "[8750]",
+		"utilisation of the active hosts", "idle ones included", "Power per core of demand served"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q", want)
 		}

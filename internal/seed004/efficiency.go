@@ -63,6 +63,12 @@ type EfficiencyPoint struct {
 	HostsOff   int     `json:"hosts_off"`
 	Migrations int     `json:"migrations"`
 	Overloaded int     `json:"overloaded"` // hosts whose demand exceeds their cores
+	// ServedCores is the expected demand the powered-on hosts can serve:
+	// Σ min(load, cores). UnservedCores is the rest, the demand above the
+	// overloaded hosts' cores: it is not served and, the power curve
+	// being flat above 100 %, draws no power.
+	ServedCores   float64 `json:"served_cores"`
+	UnservedCores float64 `json:"unserved_cores"`
 }
 
 // Percentiles reported (the paper's Figure 7).
@@ -114,8 +120,11 @@ func RunEfficiency(c EfficiencyConfig, method string, seed uint64) ([]Efficiency
 			if !st.Off(h) {
 				u = min(st.Util(h), 1)
 				p.PowerW += curve.Watts(u)
-				if st.Util(h) > 1 {
+				cores := float64(c.Cores)
+				p.ServedCores += min(st.Load(h), cores)
+				if st.Load(h) > cores {
 					p.Overloaded++
+					p.UnservedCores += st.Load(h) - cores
 				}
 			} else {
 				p.HostsOff++
