@@ -90,6 +90,25 @@ func NewState(g Guest, cfg Config) *State {
 // EffectiveDirtyRate is the guest's dirty rate under the current throttle.
 func (s *State) EffectiveDirtyRate() float64 { return s.guest.DirtyRate * (1 - s.Throttle) }
 
+// Dirtied returns the distinct bytes the guest dirties in d at the current
+// throttle: its effective dirty rate times d, at most its working set.
+func (s *State) Dirtied(d time.Duration) float64 {
+	ws := s.guest.WorkingSet
+	if ws <= 0 || ws > s.guest.MemoryBytes {
+		ws = s.guest.MemoryBytes
+	}
+	return math.Min(s.EffectiveDirtyRate()*d.Seconds(), ws)
+}
+
+// Unsent returns what a migration must still send if it stops iterating
+// now (the guest is paused, or switches to post-copy): left, what remains
+// of the current round, plus what the guest dirtied since the round began
+// roundElapsed ago — QEMU's next dirty-bitmap sync finds those pages — at
+// most the guest's memory.
+func (s *State) Unsent(left float64, roundElapsed time.Duration) float64 {
+	return math.Min(left+s.Dirtied(roundElapsed), s.guest.MemoryBytes)
+}
+
 // RoundDone records that the current round's Remaining bytes were sent in
 // dt. It sets Remaining to the bytes dirtied meanwhile and decides whether
 // to switch over (Switchover) or give up (Failed). The switch-over decision
@@ -98,11 +117,7 @@ func (s *State) RoundDone(dt time.Duration) {
 	sent := s.Remaining
 	s.Round++
 	secs := dt.Seconds()
-	ws := s.guest.WorkingSet
-	if ws <= 0 || ws > s.guest.MemoryBytes {
-		ws = s.guest.MemoryBytes
-	}
-	dirtied := math.Min(s.EffectiveDirtyRate()*secs, ws)
+	dirtied := s.Dirtied(dt)
 	bw := math.Inf(1)
 	if secs > 0 {
 		bw = sent / secs
@@ -157,25 +172,132 @@ func Solo(g Guest, cfg Config, rate float64, rtt time.Duration) Estimate {
 	if rate <= 0 {
 		return e
 	}
-	secs := e.Setup.Seconds() + g.DiskBytes/rate
-	e.Bytes = g.DiskBytes
-	st := NewState(g, cfg)
-	for !st.Switchover && !st.Failed {
-		dt := st.Remaining / rate
-		secs += dt
-		e.Bytes += st.Remaining
-		st.RoundDone(seconds(dt))
-	}
-	e.Rounds = st.Round
-	if st.Failed {
-		e.Total = seconds(secs)
-		return e
-	}
-	e.Converges = true
-	e.Downtime = seconds(st.Remaining/rate) + SwitchoverOverhead
-	e.Bytes += st.Remaining
-	e.Total = seconds(secs) + e.Downtime
+	o := NewState(g, cfg).runOut(rate, e.Setup.Seconds()+g.DiskBytes/rate, g.DiskBytes)
+	e.Total, e.Bytes, e.Rounds, e.Downtime, e.Converges = o.Time, o.Bytes, o.Rounds, o.Downtime, o.OK
 	return e
+}
+
+// runOut continues the migration at a constant rate from secs seconds and
+// bytes sent until it switches over (then the final copy and the
+// switch-over overhead are added) or fails. Rounds counts the rounds
+// completed in it.
+func (s *State) runOut(rate, secs, bytes float64) Outcome {
+	start := s.Round
+	for !s.Switchover && !s.Failed {
+		dt := s.Remaining / rate
+		secs += dt
+		bytes += s.Remaining
+		s.RoundDone(seconds(dt))
+	}
+	o := Outcome{Time: seconds(secs), Bytes: bytes, Rounds: s.Round - start}
+	if s.Failed {
+		return o
+	}
+	o.OK = true
+	o.Downtime = seconds(s.Remaining/rate) + SwitchoverOverhead
+	o.Bytes += s.Remaining
+	o.Time += o.Downtime
+	return o
+}
+
+// Progress describes a running live migration in its memory phase, as its
+// job statistics report it; each field names the hypervisor.JobInfo field
+// it comes from.
+type Progress struct {
+	// MemoryBytes and WorkingSet describe the guest, as in Guest.
+	MemoryBytes float64
+	WorkingSet  float64
+	// Remaining is what is left of the current round (MemRemaining).
+	Remaining float64
+	// RoundElapsed is how long the current round has been sending
+	// (MemRoundElapsed). 0 (unknown) treats the round as just begun: the
+	// predictions of Paused and PostCopy then leave out what the guest
+	// dirtied since it began.
+	RoundElapsed time.Duration
+	// Rounds is the number of completed rounds (MemIteration − 1).
+	Rounds int
+	// DirtyRate is the measured dirty rate, after throttling
+	// (MemDirtyRate), in bytes/s.
+	DirtyRate float64
+	// Throttle is the auto-converge throttle, 0 to ThrottleMax
+	// (AutoConvergeThrottle / 100).
+	Throttle float64
+	// Rate is the transfer rate now (MemBytesPerSec); the prediction
+	// assumes it holds.
+	Rate float64
+	// Config holds the migration's downtime limit and auto-converge.
+	Config Config
+}
+
+// Outcome is the predicted rest of a migration in one mode, from now.
+type Outcome struct {
+	// OK is false when the migration does not finish this way: live
+	// pre-copy that does not converge, or a rate of 0.
+	OK bool
+	// Time until the migration ends: for live and paused, the domain then
+	// runs at the destination; for post-copy, its last page has arrived.
+	Time time.Duration
+	// Bytes still to send.
+	Bytes float64
+	// Downtime is the pause the guest sees from now on: the final copy and
+	// switch-over (live), all of Time (paused), the switch-over only
+	// (post-copy).
+	Downtime time.Duration
+	// Rounds is the number of pre-copy rounds still to complete, the
+	// current one included (live only).
+	Rounds int
+}
+
+// Prediction compares the ways a running live migration can finish.
+type Prediction struct {
+	// Live: pre-copy continues as it is (with auto-converge if configured).
+	Live Outcome
+	// Paused: Job.Pause now; the guest stops dirtying memory and what is
+	// unsent (State.Unsent) is copied while it is paused.
+	Paused Outcome
+	// PostCopy: Job.StartPostCopy now; the guest runs at the destination
+	// after the switch-over and pulls what is unsent.
+	PostCopy Outcome
+}
+
+// Predict predicts, from the job statistics of a running live migration,
+// how it ends if it continues live, if it is paused now, and if it
+// switches to post-copy now. It runs the same State as Solo and the
+// simulator, from the current round on. Auto-converge's count of
+// high-dirtying rounds is not in the statistics and restarts at 0, so a
+// throttle increase may come one round later than predicted.
+func Predict(p Progress) Prediction {
+	if p.Rate <= 0 {
+		return Prediction{}
+	}
+	dirty := p.DirtyRate
+	if p.Throttle > 0 && p.Throttle < 1 {
+		dirty /= 1 - p.Throttle
+	}
+	st := &State{
+		guest:    Guest{MemoryBytes: p.MemoryBytes, DirtyRate: dirty, WorkingSet: p.WorkingSet},
+		cfg:      p.Config,
+		Round:    p.Rounds,
+		Throttle: p.Throttle,
+	}
+	unsent := st.Unsent(p.Remaining, p.RoundElapsed)
+	pull := unsent / p.Rate
+	pred := Prediction{
+		Paused: Outcome{OK: true, Bytes: unsent, Time: seconds(pull) + SwitchoverOverhead},
+		PostCopy: Outcome{OK: true, Bytes: unsent, Time: max(seconds(pull), SwitchoverOverhead),
+			Downtime: SwitchoverOverhead},
+	}
+	pred.Paused.Downtime = pred.Paused.Time
+	// Finish the current round at the current rate, as if the whole round
+	// had run at it (so that the switch-over test sees that bandwidth),
+	// then continue as Solo does.
+	left := p.Remaining / p.Rate
+	round := p.RoundElapsed + seconds(left)
+	st.Remaining = p.Rate * round.Seconds()
+	st.RoundDone(round)
+	pred.Live = st.runOut(p.Rate, left, p.Remaining)
+	pred.Live.Rounds++
+	return pred
 }
 
 func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
