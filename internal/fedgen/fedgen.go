@@ -1,8 +1,9 @@
 // Package fedgen generates synthetic federations for benchmarks, property
 // tests and `refuge bench plan`: sites with several fabrics of identical
-// hosts, WAN links in a ring with chords, applications made of dependent
-// services (web → app → db) on top of shared infrastructure, and standalone
-// VMs. Generation is seeded and deterministic: equal Options give equal
+// hosts, WAN links in a ring with chords (or, by option, a ring, a chain or a
+// star), applications made of dependent services (web → app → db) on top of
+// shared infrastructure, and standalone VMs. Case builds a whole scheduling
+// benchmark case (federation and threats) from one seed. Generation is seeded and deterministic: equal Options give equal
 // federations, and every federation passes model.Validate — in particular no
 // host's memory or local disk is ever overcommitted by the placement.
 package fedgen
@@ -43,7 +44,40 @@ type Options struct {
 	// InServices is the share of VMs that belong to services (0 means 0.7;
 	// negative means none).
 	InServices float64
+	// Topology is the shape of the WAN (the zero value is TopologyRingChords).
+	Topology Topology
+	// LinkMbpsMin and LinkMbpsMax, when set (0 < min <= max), draw each
+	// link's bandwidth log-uniformly from that range, rounded to 100 Mbit/s
+	// (and kept within the range); both 0 keep the default choice among 1,
+	// 10, 20, 40 and 100 Gbit/s.
+	LinkMbpsMin, LinkMbpsMax float64
+	// NICMbps, when not empty, lists the host NIC speeds (Mbit/s) each
+	// fabric draws its NIC from uniformly; empty keeps the default of 10 or
+	// 25 Gbit/s, the latter mostly on larger hosts.
+	NICMbps []float64
 }
+
+// Topology is the shape of the WAN links between sites.
+type Topology string
+
+// Topologies. With two sites every topology is one link; with one, none.
+const (
+	// TopologyRingChords joins the sites in a ring plus about Sites/2
+	// random chords (the default; "" means the same).
+	TopologyRingChords Topology = "ring-chords"
+	// TopologyRing joins the sites in a ring: opposite sites are several
+	// hops apart and every pair has two disjoint routes.
+	TopologyRing Topology = "ring"
+	// TopologyChain joins the sites in a line: a single route between any
+	// two sites, through every site in between.
+	TopologyChain Topology = "chain"
+	// TopologyStar joins every site to the first one: every route between
+	// two other sites transits through it.
+	TopologyStar Topology = "star"
+)
+
+// Topologies lists every topology, default first.
+var Topologies = []Topology{TopologyRingChords, TopologyRing, TopologyChain, TopologyStar}
 
 // withDefaults checks o, fills in zero fields and clamps the rest to
 // usable ranges.
@@ -53,6 +87,20 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("sites (%d), hosts (%d) and VMs (%d) must be >= 0 (0 picks a default)", o.Sites, o.Hosts, o.VMs)
 	case !(o.MemoryFill >= 0 && o.MemoryFill <= 1):
 		return o, fmt.Errorf("memory fill %g must be within (0, 1] (0 picks 0.5)", o.MemoryFill)
+	case (o.LinkMbpsMin != 0 || o.LinkMbpsMax != 0) && !(o.LinkMbpsMin > 0 && o.LinkMbpsMin <= o.LinkMbpsMax && !math.IsInf(o.LinkMbpsMax, 1)):
+		return o, fmt.Errorf("link bandwidth range [%g, %g] Mbit/s must have 0 < min <= max < +Inf (both 0 pick the default speeds)", o.LinkMbpsMin, o.LinkMbpsMax)
+	}
+	for i, nic := range o.NICMbps {
+		if !(nic > 0) || math.IsInf(nic, 1) {
+			return o, fmt.Errorf("NIC speed %d (%g Mbit/s) must be a positive, finite number", i+1, nic)
+		}
+	}
+	switch o.Topology {
+	case "":
+		o.Topology = TopologyRingChords
+	case TopologyRingChords, TopologyRing, TopologyChain, TopologyStar:
+	default:
+		return o, fmt.Errorf("unknown topology %q (want one of %v)", o.Topology, Topologies)
 	}
 	if o.Hosts == 0 {
 		o.Hosts = 12
@@ -209,7 +257,7 @@ func (g *gen) sites() {
 		perFabric := split(nil, counts[si], nf)
 		var hosts []int
 		for fi := range nf {
-			m := randomHostModel(r)
+			m := randomHostModel(r, g.o.NICMbps)
 			fb := model.Fabric{Name: fmt.Sprintf("%s-f%d", s.Name, fi+1)}
 			for hi := range perFabric[fi] {
 				name := fmt.Sprintf("%s-f%d-h%03d", s.Name, fi+1, hi+1)
@@ -243,8 +291,9 @@ func (g *gen) sites() {
 }
 
 // randomHostModel draws one fabric's hardware: 32–128 vCPU, 128–1024 GiB,
-// 10 or 25 Gbit/s NICs, 1.9–15.4 TB of local disk.
-func randomHostModel(r *rand.Rand) hostModel {
+// 10 or 25 Gbit/s NICs (or one of nics, when given), 1.9–15.4 TB of local
+// disk.
+func randomHostModel(r *rand.Rand, nics []float64) hostModel {
 	vcpus := []int{32, 48, 64, 96, 128}
 	v := vcpus[r.IntN(len(vcpus))]
 	mem := int64(v) * int64(4<<r.IntN(2)) // 4 or 8 GiB per vCPU
@@ -255,10 +304,14 @@ func randomHostModel(r *rand.Rand) hostModel {
 	if p := r.Float64(); (v >= 64 && p < 0.7) || p < 0.25 {
 		nic = 25000
 	}
+	if len(nics) > 0 {
+		nic = nics[r.IntN(len(nics))]
+	}
 	return hostModel{vcpu: v, memGiB: mem, diskGiB: disks[r.IntN(len(disks))], nicMbps: nic}
 }
 
-// links joins the sites in a ring plus about Sites/2 chords.
+// links joins the sites as the topology says: a ring plus about Sites/2
+// chords by default.
 func (g *gen) links() {
 	n := len(g.fed.Sites)
 	joined := map[[2]int]bool{}
@@ -276,28 +329,37 @@ func (g *gen) links() {
 	switch {
 	case n == 2:
 		add(0, 1)
+	case g.o.Topology == TopologyStar:
+		for i := 1; i < n; i++ {
+			add(0, i)
+		}
+	case g.o.Topology == TopologyChain:
+		for i := 1; i < n; i++ {
+			add(i-1, i)
+		}
 	case n >= 3:
 		for i := range n {
 			add(i, (i+1)%n)
 		}
-		for range n / 2 {
-			add(g.r.IntN(n), g.r.IntN(n))
+		if g.o.Topology == TopologyRingChords {
+			for range n / 2 {
+				add(g.r.IntN(n), g.r.IntN(n))
+			}
 		}
 	}
 }
 
 // link draws the parameters of the link between sites a and b: 1–100
-// Gbit/s, an RTT of 2–40 ms that grows with distance, and sometimes
-// background traffic or VPN encapsulation.
+// Gbit/s (or within the options' range), an RTT of 2–40 ms that grows with
+// distance, and sometimes background traffic or VPN encapsulation.
 func (g *gen) link(a, b int) model.Link {
 	r := g.r
 	sa, sb := &g.fed.Sites[a], &g.fed.Sites[b]
-	bws := []float64{1000, 10000, 10000, 20000, 40000, 100000}
 	l := model.Link{
 		Name:          sa.Name + "-" + sb.Name,
 		A:             sa.Name,
 		B:             sb.Name,
-		BandwidthMbps: bws[r.IntN(len(bws))],
+		BandwidthMbps: g.linkMbps(),
 		// Light in fibre covers about 100 km of route per millisecond of
 		// round trip; routes are longer than great circles.
 		RTTMs: round(min(40, 2+1.5*distanceKm(sa.Lat, sa.Lon, sb.Lat, sb.Lon)/100+r.Float64()*3), 1),
@@ -311,6 +373,17 @@ func (g *gen) link(a, b int) model.Link {
 		l.TunnelOverheadBytes = 74 // EtherIP in IPsec ESP (tunnel mode)
 	}
 	return l
+}
+
+// linkMbps draws a link's bandwidth.
+func (g *gen) linkMbps() float64 {
+	lo, hi := g.o.LinkMbpsMin, g.o.LinkMbpsMax
+	if lo == 0 {
+		bws := []float64{1000, 10000, 10000, 20000, 40000, 100000}
+		return bws[g.r.IntN(len(bws))]
+	}
+	v := round(lo*math.Pow(hi/lo, g.r.Float64()), -2)
+	return min(max(v, lo), hi)
 }
 
 // distanceKm is the great-circle distance between two points.
