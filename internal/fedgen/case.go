@@ -10,14 +10,14 @@ import (
 
 // Ranges of the scheduling benchmark's cases (Case).
 const (
-	CaseMinSites, CaseMaxSites         = 3, 6
-	CaseMaxThreatened                  = 3
-	CaseLinkMbpsMin, CaseLinkMbpsMax   = 500, 10000
-	CaseMinDeadline, CaseMaxDeadline   = 3 * time.Minute, 20 * time.Minute
-	caseMinHostsPerSite                = 2
-	defaultCaseHostsPerSite            = 4
-	defaultCaseVMsPerHost              = 12
-	caseSeedStream              uint64 = 0x62656e6368 // "bench"
+	CaseMinSites, CaseMaxSites              = 3, 6
+	CaseMaxThreatened                       = 3
+	CaseLinkMbpsMin, CaseLinkMbpsMax        = 500, 10000
+	CaseMinDeadline, CaseMaxDeadline        = 3 * time.Minute, 20 * time.Minute
+	caseMinHostsPerSite                     = 2
+	defaultCaseHostsPerSite                 = 4
+	defaultCaseVMsPerHost                   = 12
+	caseSeedStream                   uint64 = 0x62656e6368 // "bench"
 	// caseAttempts bounds the draws Case makes looking for a federation
 	// whose safe sites have room for every threatened VM.
 	caseAttempts = 16
