@@ -238,7 +238,7 @@ object per line). Stop it with SIGINT or SIGTERM.`,
 	cmd.Flags().StringVar(&listen, "listen", ":7945", "UDP address to listen on")
 	cmd.Flags().StringVar(&scheme, "scheme", monitor.SchemeQueen, "queen or master-slave")
 	cmd.Flags().IntVar(&level, "level", 1, "queen level: 1 (every host monitored once) or 2 (twice)")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print events as JSON lines")
+	jsonLinesFlag(cmd, &asJSON, "the events")
 	df.register(cmd)
 	return cmd
 }

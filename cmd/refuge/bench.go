@@ -86,7 +86,7 @@ func newBenchSimCmd() *cobra.Command {
 	cmd.Flags().IntVar(&hosts, "hosts", 1000, "number of hosts")
 	cmd.Flags().IntVar(&sites, "sites", 10, "number of sites")
 	cmd.Flags().Uint64Var(&seed, "seed", 1, "generator seed")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	jsonObjectFlag(cmd, &asJSON, "the policies' results")
 	return cmd
 }
 
@@ -165,7 +165,7 @@ func newBenchPlanCmd() *cobra.Command {
 	cmd.Flags().IntVar(&sites, "sites", 0, "number of sites (default: hosts/50, within [3, 20])")
 	cmd.Flags().IntVar(&runs, "runs", 5, "timed runs (the median is reported)")
 	cmd.Flags().Uint64Var(&seed, "seed", 1, "generator seed")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	jsonObjectFlag(cmd, &asJSON, "the timings")
 	cmd.Flags().DurationVar(&deadline, "deadline", time.Hour, "deadline of the threatened sites (every third site)")
 	return cmd
 }

@@ -85,6 +85,6 @@ example, whose Kochi site the alert threatens.`,
 	cmd.Flags().StringVar(&federation, "federation", "", "federation YAML file (default: the bundled nankai-trough example)")
 	cmd.Flags().IntVar(&runs, "runs", 200, "number of alerts timed")
 	cmd.Flags().DurationVar(&budget, "max-p99", 20*time.Millisecond, "fail when the 99th percentile exceeds this")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object")
+	jsonObjectFlag(cmd, &asJSON, "the latencies")
 	return cmd
 }

@@ -18,15 +18,35 @@ type inputFlags struct {
 	policyFile string
 }
 
+// register adds --federation, --policy and --policy-file (an evacuation
+// policy in every command; a threat policy is --threat-policy) and, if
+// needScenario, a required --scenario.
 func (f *inputFlags) register(cmd *cobra.Command, needScenario bool) {
 	cmd.Flags().StringVar(&f.federation, "federation", "", "federation YAML file (required)")
-	cmd.Flags().StringVar(&f.policy, "policy", "refuge", fmt.Sprintf("built-in policy: %v", model.PolicyNames()))
-	cmd.Flags().StringVar(&f.policyFile, "policy-file", "", "policy YAML file (overrides --policy)")
+	cmd.Flags().StringVar(&f.policy, "policy", "refuge", fmt.Sprintf("built-in evacuation policy: %v", model.PolicyNames()))
+	cmd.Flags().StringVar(&f.policyFile, "policy-file", "", "evacuation policy YAML file (overrides --policy; docs/federation.md)")
 	_ = cmd.MarkFlagRequired("federation")
 	if needScenario {
 		cmd.Flags().StringVar(&f.scenario, "scenario", "", "scenario YAML file (required)")
 		_ = cmd.MarkFlagRequired("scenario")
 	}
+}
+
+// registerThreatPolicy adds --threat-policy, the threat policy file
+// (docs/threat.md), to cmd.
+func registerThreatPolicy(cmd *cobra.Command, path *string) {
+	cmd.Flags().StringVar(path, "threat-policy", "", "threat policy YAML file (docs/threat.md; default: the built-in policy)")
+}
+
+// The two kinds of --json output (docs/cli.md): a command that reports
+// once prints one JSON object; a command that streams events prints JSON
+// lines, one object per line.
+func jsonObjectFlag(cmd *cobra.Command, v *bool, what string) {
+	cmd.Flags().BoolVar(v, "json", false, "print "+what+" as one JSON object")
+}
+
+func jsonLinesFlag(cmd *cobra.Command, v *bool, what string) {
+	cmd.Flags().BoolVar(v, "json", false, "print "+what+" as JSON lines (one object per line)")
 }
 
 func (f *inputFlags) loadPolicy() (model.Policy, error) {

@@ -2,11 +2,20 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 func runCLI(t *testing.T, args ...string) (string, string, error) {
@@ -201,5 +210,198 @@ func TestValidateJSONAndMetricsFile(t *testing.T) {
 		if !strings.Contains(string(data), want) {
 			t.Errorf("metrics file lacks %s", want)
 		}
+	}
+}
+
+// TestErrorsPrintOnceBeforeAnyOutput: a bad command line fails with status
+// 1, prints nothing on stdout (no header, no summary) and its error once,
+// as one "refuge: …" line on stderr.
+func TestErrorsPrintOnceBeforeAnyOutput(t *testing.T) {
+	fed := filepath.Join(exampleDir, "federation.yaml")
+	watch := func(args ...string) []string {
+		return append([]string{"watch", "--federation", fed, "--simulate", "--speed", "1000"}, args...)
+	}
+	t.Setenv(relaySecretsEnv, "drill=0123456789abcdef-secret")
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"bad log level", []string{"--log-level", "bogus", "demo"}, `invalid argument "bogus" for "--log-level" flag: want debug, info, warn or error`},
+		{"unknown flag", []string{"demo", "--bogus"}, "unknown flag: --bogus"},
+		{"missing flag", []string{"sim", "--federation", fed}, `required flag(s) "scenario" not set`},
+		{"missing federation", []string{"validate", "--federation", "/nonexistent.yaml"}, "no such file"},
+		{"ftp feed", watch("--source", "usgs:ftp://x"), `source "usgs:ftp://x": URL scheme "ftp" is not supported`},
+		{"relative feed", watch("--source", "jma-atom:feed.xml"), `URL scheme "" is not supported`},
+		{"ftp stream", watch("--source", "p2pquake:ftp://x"), `URL scheme "ftp" is not supported`},
+		{"missing file", watch("--source", "file:/nonexistent"), `source "file:/nonexistent": stat /nonexistent: no such file or directory`},
+		{"second source missing", watch("--source", "file:"+drillDir, "--source", "file:/nonexistent"), "/nonexistent"},
+		{"bad listen address", watch("--source", "webhook:256.0.0.1:8080"), `listen address "256.0.0.1:8080"`},
+		{"listen address without port", watch("--source", "webhook:localhost"), "listen address"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			if code := run(tc.args, &out, &errOut); code != 1 {
+				t.Errorf("exit status %d, want 1", code)
+			}
+			if out.Len() > 0 {
+				t.Errorf("printed before failing:\n%s", out.String())
+			}
+			e := errOut.String()
+			if !strings.HasPrefix(e, "refuge: ") || strings.Count(e, "\n") != 1 || !strings.Contains(e, tc.want) {
+				t.Errorf("stderr %q, want one line \"refuge: …%s…\"", e, tc.want)
+			}
+		})
+	}
+}
+
+func TestLogLevels(t *testing.T) {
+	for _, lv := range []string{"debug", "info", "warn", "error", "INFO"} {
+		if _, _, err := runCLI(t, "--log-level", lv, "schema", "policy"); err != nil {
+			t.Errorf("--log-level %s: %v", lv, err)
+		}
+	}
+	g := &globalFlags{}
+	if err := g.logLevel.Set("Debug"); err != nil || !g.logger(io.Discard).Enabled(context.Background(), slog.LevelDebug) {
+		t.Errorf("--log-level Debug: %v", err)
+	}
+}
+
+// TestWatchSourceFailureInTimelineOnly: a source that fails while watch
+// runs (its listen address is taken) shows in the timeline once; the exit
+// error only counts the failures.
+func TestWatchSourceFailureInTimelineOnly(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	t.Setenv(relaySecretsEnv, "drill=0123456789abcdef-secret")
+	var out, errOut bytes.Buffer
+	code := run([]string{"watch", "--federation", filepath.Join(exampleDir, "federation.yaml"), "--simulate", "--json",
+		"--source", "webhook:" + ln.Addr().String()}, &out, &errOut)
+	if code != 1 || errOut.String() != "refuge: 1 alert source(s) failed (see the timeline)\n" {
+		t.Errorf("status %d, stderr %q", code, errOut.String())
+	}
+	var failed int
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("line %q is not JSON: %v", l, err)
+		}
+		if m["kind"] == "failed" {
+			failed++
+			if d, _ := m["detail"].(string); !strings.Contains(d, "address already in use") {
+				t.Errorf("failure %q does not say why", d)
+			}
+		}
+	}
+	if failed != 1 {
+		t.Errorf("%d failures in the timeline, want 1:\n%s", failed, out.String())
+	}
+}
+
+// TestRelaySecretsOffTheCommandLine: watch takes relay secrets from a file
+// or the environment; --relay-secret still works, with a deprecation
+// warning on stderr (never in the output), and no secret is ever echoed.
+func TestRelaySecretsOffTheCommandLine(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "secrets")
+	writeFile(t, file, []byte("# relays\nphone-1=file-secret-0123456789\n\n"))
+	for _, tc := range []struct {
+		name  string
+		f     watchFlags
+		env   string
+		want  map[string]string
+		error string
+	}{
+		{name: "file", f: watchFlags{relaySecretsIn: file}, want: map[string]string{"phone-1": "file-secret-0123456789"}},
+		{name: "environment", env: "a=env-secret-a-0123456 b=env-secret-b-0123456",
+			want: map[string]string{"a": "env-secret-a-0123456", "b": "env-secret-b-0123456"}},
+		{name: "all three", f: watchFlags{relaySecretsIn: file, relaySecrets: []string{"c=argv-secret-0123456789"}}, env: "a=env-secret-a-0123456",
+			want: map[string]string{"phone-1": "file-secret-0123456789", "a": "env-secret-a-0123456", "c": "argv-secret-0123456789"}},
+		{name: "missing file", f: watchFlags{relaySecretsIn: filepath.Join(dir, "nope")}, error: "--relay-secrets-file"},
+		{name: "malformed", env: "no-equals-sign-secret", error: `relay secret "no-e…": want ID=SECRET`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(relaySecretsEnv, tc.env)
+			m, err := tc.f.relaySecretsMap()
+			if tc.error != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.error) || strings.Contains(err.Error(), "equals-sign-secret") {
+					t.Errorf("error %v, want one with %q (and no secret)", err, tc.error)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]string{}
+			for k, v := range m {
+				got[k] = string(v)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("secrets %v, want %v", got, tc.want)
+			}
+		})
+	}
+
+	t.Setenv(relaySecretsEnv, "")
+	var out, errOut bytes.Buffer
+	run([]string{"watch", "--federation", filepath.Join(exampleDir, "federation.yaml"), "--simulate", "--json",
+		"--relay-secret", "drill=argv-secret-0123456789", "--source", "file:/nonexistent"}, &out, &errOut)
+	if out.Len() > 0 || !strings.Contains(errOut.String(), "Flag --relay-secret has been deprecated") ||
+		strings.Contains(errOut.String(), "argv-secret") {
+		t.Errorf("--relay-secret: stdout %q, stderr %q", out.String(), errOut.String())
+	}
+}
+
+// Commands whose flags are owned elsewhere and do not follow docs/cli.md
+// yet (its "Still to do"): they are tolerated, not required.
+var (
+	threatPolicyPending = map[string]bool{"refuge alert assess": true}
+	jsonUsagePending    = map[string]bool{"refuge alert parse": true, "refuge alert sign": true, "refuge alert assess": true, "refuge sim experiment": true}
+	argvSecretPending   = map[string]bool{"refuge alert sign": true}
+)
+
+// TestFlagsMeanOneThing walks every command: --policy-file is an
+// evacuation policy, a threat policy is --threat-policy, a secret is not
+// taken on the command line unless deprecated, and --json is what
+// docs/cli.md's table says (one object or JSON lines).
+func TestFlagsMeanOneThing(t *testing.T) {
+	doc := string(readFile(t, "../../docs/cli.md"))
+	documented := map[string]string{}
+	for _, m := range regexp.MustCompile("(?m)^\\| `(refuge [a-z ]+)` \\| (one object|JSON lines) \\|$").FindAllStringSubmatch(doc, -1) {
+		documented[m[1]] = m[2]
+	}
+	if len(documented) == 0 {
+		t.Fatal("docs/cli.md has no --json table")
+	}
+	forEachCommand(newRoot(io.Discard, io.Discard), func(c *cobra.Command) {
+		path := c.CommandPath()
+		c.LocalFlags().VisitAll(func(f *pflag.Flag) {
+			usage := strings.ToLower(f.Usage)
+			switch {
+			case f.Name == "policy-file" && !strings.Contains(usage, "evacuation policy") && !threatPolicyPending[path]:
+				t.Errorf("%s --policy-file: %q is not an evacuation policy", path, f.Usage)
+			case strings.Contains(usage, "threat policy") && f.Name != "threat-policy" && f.Deprecated == "" && !threatPolicyPending[path]:
+				t.Errorf("%s --%s names a threat policy: call it --threat-policy", path, f.Name)
+			case strings.Contains(f.Name, "secret") && !strings.HasSuffix(f.Name, "-file") && f.Deprecated == "" && !argvSecretPending[path]:
+				t.Errorf("%s --%s takes a secret on the command line", path, f.Name)
+			case f.Name == "json":
+				kind, ok := documented[path]
+				delete(documented, path)
+				switch {
+				case !ok:
+					t.Errorf("%s --json is not in docs/cli.md's table", path)
+				case jsonUsagePending[path]:
+				case kind == "one object" && !strings.Contains(f.Usage, "one JSON object"),
+					kind == "JSON lines" && !strings.Contains(f.Usage, "JSON lines"):
+					t.Errorf("%s --json: help %q, docs/cli.md says %s", path, f.Usage, kind)
+				}
+			}
+		})
+	})
+	for path := range documented {
+		t.Errorf("docs/cli.md lists %s, which has no --json", path)
 	}
 }

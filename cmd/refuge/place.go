@@ -173,7 +173,7 @@ Policies: ` + strings.Join(placement.Names(), ", ") + `.`,
 	f.Float64Var(&vmLoad, "vm-load", 0.5, "share of their vCPUs the federation's existing VMs keep busy")
 	f.StringVar(&threatened, "threatened", "", "comma-separated sites under threat (receive nothing)")
 	f.StringVar(&off, "off", "", "comma-separated hosts that are powered off")
-	f.BoolVar(&asJSON, "json", false, "print the decisions as one JSON object")
+	jsonObjectFlag(cmd, &asJSON, "the decisions")
 	return cmd
 }
 

@@ -68,7 +68,7 @@ known to the planner and are ignored here; "refuge sim" plays them.`,
 		},
 	}
 	in.register(cmd, true)
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON")
+	jsonObjectFlag(cmd, &asJSON, "the plan")
 	cmd.Flags().BoolVar(&explain, "explain", false, "explain every decision")
 	return cmd
 }

@@ -77,7 +77,7 @@ func newValidateCmd() *cobra.Command {
 	}
 	in.register(cmd, false)
 	cmd.Flags().StringVar(&in.scenario, "scenario", "", "scenario YAML file")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	jsonObjectFlag(cmd, &asJSON, "the result")
 	return cmd
 }
 

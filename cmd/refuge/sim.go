@@ -24,7 +24,7 @@ type simFlags struct {
 }
 
 func (s *simFlags) register(cmd *cobra.Command) {
-	cmd.Flags().BoolVar(&s.json, "json", false, "print one JSON object with the outcome (no timeline)")
+	jsonObjectFlag(cmd, &s.json, "the outcome (no timeline)")
 	cmd.Flags().BoolVarP(&s.verbose, "verbose", "v", false, "show every migration's start and end in the timeline")
 	cmd.Flags().BoolVarP(&s.quiet, "quiet", "q", false, "no timeline, summary only")
 	cmd.Flags().BoolVar(&s.links, "links", false, "show WAN link utilisation every simulated minute in the timeline")

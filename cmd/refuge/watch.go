@@ -89,10 +89,8 @@ watch ends on interrupt, after --duration, or once every source has ended
 			return runWatch(cmd, g, &f)
 		},
 	}
-	cmd.Flags().StringVar(&f.in.federation, "federation", "", "federation YAML file (required)")
-	cmd.Flags().StringVar(&f.in.policy, "policy", "refuge", fmt.Sprintf("built-in evacuation policy: %v", model.PolicyNames()))
-	cmd.Flags().StringVar(&f.in.policyFile, "policy-file", "", "evacuation policy YAML file (overrides --policy)")
-	cmd.Flags().StringVar(&f.threatPolicy, "threat-policy", "", "threat policy YAML file (docs/threat.md; default: the built-in policy)")
+	f.in.register(cmd, false)
+	registerThreatPolicy(cmd, &f.threatPolicy)
 	cmd.Flags().BoolVar(&f.simulate, "simulate", false, "drive a simulated federation (required for now)")
 	cmd.Flags().StringArrayVar(&f.sources, "source", nil, "alert source KIND:ADDR (repeatable): file, webhook, jma-atom, atom, usgs, p2pquake")
 	cmd.Flags().Float64Var(&f.speed, "speed", 1, "simulated seconds per wall-clock second (1: real time)")
@@ -100,23 +98,28 @@ watch ends on interrupt, after --duration, or once every source has ended
 	cmd.Flags().BoolVar(&f.pace, "pace", true, "deliver a file source's documents at the pace of their issue times")
 	cmd.Flags().StringSliceVar(&f.actOn, "act-on", []string{"actual"}, "alert statuses that drive the federation itself (others run as drills): actual, exercise, test")
 	cmd.Flags().BoolVar(&f.abortOnCancel, "abort-on-cancel", false, "abort running migrations from a site whose threat is withdrawn (default: let them finish)")
+	cmd.Flags().StringVar(&f.relaySecretsIn, "relay-secrets-file", "", "file of ID=SECRET lines for webhook sources (or set "+relaySecretsEnv+")")
 	cmd.Flags().StringArrayVar(&f.relaySecrets, "relay-secret", nil, "relay id and secret for webhook sources, ID=SECRET (repeatable)")
-	cmd.Flags().StringVar(&f.relaySecretsIn, "relay-secrets-file", "", "file of ID=SECRET lines for webhook sources")
+	_ = cmd.Flags().MarkDeprecated("relay-secret", "a secret on the command line shows in ps and in shell history: use --relay-secrets-file or "+relaySecretsEnv)
 	cmd.Flags().DurationVar(&f.interval, "interval", 0, "poll interval of feeds (default 1m) and watch interval of file sources (default: read once)")
 	cmd.Flags().DurationVar(&f.duration, "duration", 0, "stop after this much wall-clock time (0: see above)")
-	cmd.Flags().BoolVar(&f.json, "json", false, "print the timeline as JSON lines")
+	jsonLinesFlag(cmd, &f.json, "the timeline")
 	cmd.Flags().BoolVarP(&f.verbose, "verbose", "v", false, "show every migration's start and end")
-	_ = cmd.MarkFlagRequired("federation")
 	return cmd
 }
 
-// relaySecrets reads the --relay-secret flags and file.
+// relaySecretsEnv is the environment variable watch reads relay secrets
+// from: ID=SECRET entries separated by white space.
+const relaySecretsEnv = "REFUGE_RELAY_SECRETS"
+
+// relaySecretsMap reads the relay secrets: the --relay-secrets-file, the
+// environment variable, and the deprecated --relay-secret flags.
 func (f *watchFlags) relaySecretsMap() (map[string][]byte, error) {
 	lines := slices.Clone(f.relaySecrets)
 	if f.relaySecretsIn != "" {
 		data, err := os.ReadFile(f.relaySecretsIn)
 		if err != nil {
-			return nil, fmt.Errorf("relay secrets: %w", err)
+			return nil, fmt.Errorf("--relay-secrets-file: %w", err)
 		}
 		for _, l := range strings.Split(string(data), "\n") {
 			if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
@@ -124,6 +127,7 @@ func (f *watchFlags) relaySecretsMap() (map[string][]byte, error) {
 			}
 		}
 	}
+	lines = append(lines, strings.Fields(os.Getenv(relaySecretsEnv))...)
 	m := map[string][]byte{}
 	for _, l := range lines {
 		id, secret, ok := strings.Cut(l, "=")
@@ -237,13 +241,19 @@ func runWatch(cmd *cobra.Command, g *globalFlags, f *watchFlags) error {
 		if err != nil {
 			return err
 		}
+		// Refuse a source that cannot work before printing anything.
+		if c, ok := src.(alertsource.Checker); ok {
+			if err := c.Check(); err != nil {
+				return fmt.Errorf("source %q: %w", spec, err)
+			}
+		}
 		if fs, ok := src.(*alertsource.File); ok {
 			fs.Clock = real.Clock()
 		}
 		if wh, ok := src.(*alertsource.Webhook); ok {
 			wh.OnListen = func(addr net.Addr) { pr.note("listening", fmt.Sprintf("relay receiver on http://%s/", addr)) }
 		}
-		sources = append(sources, src)
+		sources = append(sources, reportingSource{src, pr})
 	}
 
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -282,13 +292,32 @@ func runWatch(cmd *cobra.Command, g *globalFlags, f *watchFlags) error {
 	}
 	wg.Wait()
 	pr.summary(worlds, p)
-	if runErr != nil && !errors.Is(runErr, context.Canceled) {
+	// Each error is in the timeline already; the exit error only counts
+	// them.
+	switch {
+	case pr.sourcesFailed > 0:
+		return fmt.Errorf("%d alert source(s) failed (see the timeline)", pr.sourcesFailed)
+	case runErr != nil && !errors.Is(runErr, context.Canceled):
 		return runErr
-	}
-	if pr.refused > 0 {
+	case pr.refused > 0:
 		return fmt.Errorf("%d alert document(s) refused (see the timeline); none raised a threat", pr.refused)
 	}
 	return nil
+}
+
+// reportingSource puts the error that ends a source in the timeline when
+// it happens (the other sources go on).
+type reportingSource struct {
+	alertsource.Source
+	pr *watchPrinter
+}
+
+func (s reportingSource) Run(ctx context.Context, sink alertsource.Sink) error {
+	err := s.Source.Run(ctx, sink)
+	if err != nil && ctx.Err() == nil {
+		s.pr.sourceFailed(s.Name(), err)
+	}
+	return err
 }
 
 // waitIdle waits until no evacuation runs and none waits for approval.
@@ -373,6 +402,8 @@ type watchPrinter struct {
 	// refused counts documents refused by a source and alerts rejected
 	// by the pipeline.
 	refused int
+	// sourcesFailed counts the sources that ended with an error.
+	sourcesFailed int
 }
 
 // watchLine is one JSON line of the timeline.
@@ -455,6 +486,13 @@ func (pr *watchPrinter) sourceError(err error) {
 	}
 	pr.refused++
 	pr.emit(watchLine{At: time.Now(), Source: "source", Kind: "refused", Detail: err.Error()})
+}
+
+func (pr *watchPrinter) sourceFailed(name string, err error) {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	pr.sourcesFailed++
+	pr.emit(watchLine{At: time.Now(), Source: "source", Kind: "failed", Detail: fmt.Sprintf("%s: %v", name, err)})
 }
 
 func (pr *watchPrinter) pipelineEvent(ev pipeline.Event) {

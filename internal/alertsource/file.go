@@ -41,10 +41,8 @@ func (s *File) Name() string { return "file " + s.Path }
 
 // Check implements Checker: the path must exist.
 func (s *File) Check() error {
-	if _, err := os.Stat(s.Path); err != nil {
-		return fmt.Errorf("%s: %w", s.Name(), err)
-	}
-	return nil
+	_, err := os.Stat(s.Path)
+	return err
 }
 
 // Run implements Source. Without an Interval, a path that cannot be read

@@ -116,7 +116,7 @@ func checkURL(addr string, schemes []string) error {
 		return err
 	}
 	if !slices.Contains(schemes, strings.ToLower(u.Scheme)) {
-		return fmt.Errorf("URL scheme %q is not supported here (want %s)", u.Scheme, strings.Join(schemes, " or "))
+		return fmt.Errorf("URL scheme %q is not supported here (want one of %s)", u.Scheme, strings.Join(schemes, ", "))
 	}
 	if u.Host == "" {
 		return fmt.Errorf("URL %q has no host", addr)

@@ -35,7 +35,7 @@ func (s *Webhook) Name() string { return "webhook " + s.Addr }
 // free shows when Run listens.)
 func (s *Webhook) Check() error {
 	if _, err := net.ResolveTCPAddr("tcp", s.Addr); err != nil {
-		return fmt.Errorf("%s: %w", s.Name(), err)
+		return fmt.Errorf("listen address %q: %w", s.Addr, err)
 	}
 	return nil
 }
