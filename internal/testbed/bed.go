@@ -431,6 +431,32 @@ func (s *Site) start(ctx context.Context) error {
 	}
 }
 
+// StopDaemon stops the site's libvirtd (SIGTERM, then SIGKILL after 10 s)
+// and waits for it to exit, as an operator's `systemctl stop libvirtd`
+// would: the QEMU processes it started keep running, and clients find no
+// daemon behind the site's socket. Close still cleans the site up.
+func (s *Site) StopDaemon() error {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return fmt.Errorf("testbed: libvirtd of %s was not started", s.Name)
+	}
+	select {
+	case <-s.exit:
+		return nil
+	default:
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return fmt.Errorf("testbed: stop libvirtd of %s: %w", s.Name, err)
+	}
+	select {
+	case <-s.exit:
+	case <-time.After(10 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.exit
+	}
+	s.bed.logf("testbed: %s's libvirtd stopped", s.Name)
+	return nil
+}
+
 func shq(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // Virsh runs virsh against the site.
