@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -34,15 +35,31 @@ func loadThreatPolicy(path string, fed *model.Federation) (*threat.Policy, error
 }
 
 // assessOutput is one alert's assessment as `refuge alert assess --json`
-// prints it: the assessment and the scenario it makes.
+// prints it: the assessment and the scenario it makes. An alert that is not
+// a real event (exercise, test, draft) makes no scenario (null, with
+// scenario_withheld saying why) unless --drill asks for a drill scenario.
 type assessOutput struct {
 	*threat.Assessment
-	Scenario *model.Scenario `json:"scenario"`
+	Scenario         *model.Scenario `json:"scenario"`
+	ScenarioWithheld string          `json:"scenario_withheld,omitempty"`
+}
+
+// scenarioFor returns the scenario an assessment makes: a drill scenario
+// with --drill, none for an alert that is not a real event without it.
+func scenarioFor(as *threat.Assessment, drill bool) assessOutput {
+	switch {
+	case drill:
+		return assessOutput{Assessment: as, Scenario: as.DrillScenario()}
+	case !as.Real():
+		return assessOutput{Assessment: as, ScenarioWithheld: fmt.Sprintf(
+			"%s the alert is not a real event (status %s): no scenario without --drill", threat.DrillTag(as.Drill), as.Drill)}
+	}
+	return assessOutput{Assessment: as, Scenario: as.Scenario()}
 }
 
 func newAlertAssessCmd() *cobra.Command {
 	var federation, policyFile, at, scenarioOut string
-	var asJSON bool
+	var asJSON, drill bool
 	cmd := &cobra.Command{
 		Use:   "assess FILE --federation F [--policy-file threat.yaml] [--at TIME] [--json]",
 		Short: "Print what an alert means for each site of a federation: threat level and deadline",
@@ -57,6 +74,13 @@ and, to evacuate, a deadline.
 Deadlines are counted from --at (RFC 3339, or "now"); by default from the
 alert's issue time, as if it had just arrived. --write-scenario writes the
 sites to evacuate as a scenario file for refuge sim and refuge plan.
+
+An alert that is not a real event (status exercise, test or draft) is
+assessed all the same, but every line of the output says so ([EXERCISE],
+[TEST], [DRAFT]) and it makes no scenario: --write-scenario refuses it
+unless --drill asks for a drill, which writes a scenario marked as one
+(name drill-…, every note tagged). --drill on a real alert also writes a
+drill scenario.
 A document that does not parse, or a policy that does not validate, exits
 non-zero with a message; a cancellation raises no threat.`,
 		Args: cobra.ExactArgs(1),
@@ -96,11 +120,15 @@ non-zero with a message; a cancellation raises no threat.`,
 				if err != nil {
 					return err
 				}
-				outs = append(outs, assessOutput{Assessment: as, Scenario: as.Scenario()})
+				outs = append(outs, scenarioFor(as, drill))
 			}
 			if scenarioOut != "" {
 				if len(outs) != 1 {
 					return fmt.Errorf("--write-scenario needs a document with one alert, %s holds %d", args[0], len(outs))
+				}
+				if outs[0].Scenario == nil {
+					return fmt.Errorf("--write-scenario %s: %s is not a real event (status %s); add --drill to write it as a drill scenario",
+						scenarioOut, args[0], outs[0].Drill)
 				}
 				if err := writeScenario(scenarioOut, outs[0].Scenario); err != nil {
 					return err
@@ -119,7 +147,9 @@ non-zero with a message; a cancellation raises no threat.`,
 				if i > 0 {
 					fmt.Fprintln(w)
 				}
-				printAssessment(w, alerts[i], o.Assessment)
+				if err := printAssessment(w, alerts[i], o); err != nil {
+					return err
+				}
 			}
 			return nil
 		},
@@ -129,6 +159,7 @@ non-zero with a message; a cancellation raises no threat.`,
 	cmd.Flags().StringVar(&at, "at", "", `count deadlines from this time (RFC 3339, or "now"; default: the alert's issue time)`)
 	cmd.Flags().StringVar(&scenarioOut, "write-scenario", "", "write the sites to evacuate as a scenario file")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the assessment and its scenario as JSON")
+	cmd.Flags().BoolVar(&drill, "drill", false, "make the scenario a drill (required to write one for an exercise, test or draft alert)")
 	_ = cmd.MarkFlagRequired("federation")
 	return cmd
 }
@@ -146,8 +177,34 @@ func writeScenario(path string, sc *model.Scenario) error {
 }
 
 // printAssessment prints an assessment for people: a table of the sites,
-// then the reasons.
-func printAssessment(w io.Writer, a *alert.Alert, as *threat.Assessment) {
+// then the reasons. For an alert that is not a real event every line starts
+// with its tag ([EXERCISE], [TEST], [DRAFT]).
+func printAssessment(w io.Writer, a *alert.Alert, o assessOutput) error {
+	as := o.Assessment
+	if as.Real() {
+		writeAssessment(w, a, o)
+		return nil
+	}
+	var buf bytes.Buffer
+	writeAssessment(&buf, a, o)
+	tag := threat.DrillTag(as.Drill)
+	for line := range strings.Lines(buf.String()) {
+		if _, err := fmt.Fprintf(w, "%s %s", tag, line); err != nil {
+			return fmt.Errorf("print assessment: %w", err)
+		}
+	}
+	return nil
+}
+
+func writeAssessment(w io.Writer, a *alert.Alert, o assessOutput) {
+	as := o.Assessment
+	// The printer tags every line of a drill: the tags the assessment
+	// carries in its texts (for JSON) would only repeat it.
+	untag := func(s string) string { return s }
+	if !as.Real() {
+		tag := threat.DrillTag(as.Drill)
+		untag = func(s string) string { return strings.TrimPrefix(strings.TrimPrefix(s, tag+" "), tag+": ") }
+	}
 	fmt.Fprintf(w, "%s %s: %s %s (%s), event %s", a.Format, a.Product, a.Kind, a.MsgType, a.Status, a.EventID)
 	if a.Serial > 0 {
 		fmt.Fprintf(w, " serial %d", a.Serial)
@@ -171,9 +228,12 @@ func printAssessment(w io.Writer, a *alert.Alert, as *threat.Assessment) {
 	}
 	fmt.Fprintf(w, "  deadlines counted from %s\n", as.Ref.Format(time.RFC3339))
 	for _, n := range as.Notes {
-		fmt.Fprintf(w, "  note: %s\n", n)
+		fmt.Fprintf(w, "  note: %s\n", untag(n))
 	}
 	fmt.Fprintln(w)
+	if o.ScenarioWithheld != "" {
+		fmt.Fprintf(w, "  %s\n", untag(o.ScenarioWithheld))
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  site\tlevel\tdeadline\thazard\tintensity\tS arrival\ttsunami\tapproval")
 	for _, s := range as.Sites {
@@ -190,11 +250,15 @@ func printAssessment(w io.Writer, a *alert.Alert, as *threat.Assessment) {
 		for _, s := range threatened {
 			names = append(names, fmt.Sprintf("%s by %s", s.Site, deadlineText(s)))
 		}
-		fmt.Fprintf(w, "  to evacuate: %s\n", strings.Join(names, ", "))
+		what := "to evacuate"
+		if !as.Real() {
+			what += " (drill only, not a real event)"
+		}
+		fmt.Fprintf(w, "  %s: %s\n", what, strings.Join(names, ", "))
 	}
 	for _, s := range as.Sites {
 		for _, r := range s.Reasons {
-			fmt.Fprintf(w, "  %s: %s\n", s.Site, r)
+			fmt.Fprintf(w, "  %s: %s\n", s.Site, untag(r))
 		}
 	}
 }

@@ -74,13 +74,13 @@ func TestAlertAssessFixtures(t *testing.T) {
 
 func TestAlertAssessDrill(t *testing.T) {
 	got := assessJSON(t, drillDir+"/01-eew.json")
-	want := map[string]string{"kochi": "evacuate 10m16.594388456s", "kagawa": "watch", "osaka": "none", "tokyo": "none"}
+	want := map[string]string{"kochi": "evacuate 10m16.594388456s", "kagawa": "watch", "osaka": "watch", "tokyo": "none"}
 	if l := siteLevels(t, got); !equalMaps(l, want) {
 		t.Errorf("drill EEW: %v, want %v", l, want)
 	}
-	// The scenario it writes is one refuge sim reads.
+	// The drill scenario it writes with --drill is one refuge sim reads.
 	scen := filepath.Join(t.TempDir(), "scenario.yaml")
-	if _, _, err := runCLI(t, "alert", "assess", drillDir+"/02-eew-update.json", "--federation", exampleDir+"/federation.yaml", "--write-scenario", scen); err != nil {
+	if _, _, err := runCLI(t, "alert", "assess", drillDir+"/02-eew-update.json", "--federation", exampleDir+"/federation.yaml", "--write-scenario", scen, "--drill"); err != nil {
 		t.Fatal(err)
 	}
 	fed, err := model.LoadFederation(exampleDir + "/federation.yaml")
@@ -91,15 +91,15 @@ func TestAlertAssessDrill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(sc.Threats) != 2 || sc.Threats[0].Site != "kochi" || sc.Threats[1].Site != "kagawa" {
-		t.Errorf("scenario threats %+v", sc.Threats)
+	if len(sc.Threats) != 2 || sc.Threats[0].Site != "kochi" || sc.Threats[1].Site != "kagawa" || !strings.HasPrefix(sc.Name, "drill-") {
+		t.Errorf("scenario %s threats %+v", sc.Name, sc.Threats)
 	}
 	// Human output names the sites and the deadlines.
 	out, _, err := runCLI(t, "alert", "assess", drillDir+"/03-tsunami.json", "--federation", exampleDir+"/federation.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"to evacuate: kochi by +11m0s", "major_warning +13m0s", "site lost at 2026-03-01T12:14:00+09:00"} {
+	for _, want := range []string{"to evacuate (drill only, not a real event): kochi by +11m0s", "major_warning +13m0s", "site lost at 2026-03-01T12:14:00+09:00"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
@@ -108,6 +108,84 @@ func TestAlertAssessDrill(t *testing.T) {
 	got = assessJSON(t, drillDir+"/03-tsunami.json", "--at", "2026-03-01T12:10:00+09:00")
 	if l := siteLevels(t, got); l["kochi"] != "evacuate 4m0s" {
 		t.Errorf("--at: kochi %q", l["kochi"])
+	}
+}
+
+// exerciseFixture is JMA's exercise tsunami warning (Status 訓練), which
+// threatens Kochi, Kagawa and Osaka.
+const exerciseFixture = "../../internal/threat/testdata/jmasample_32-39_12_02_250206_VTSE41.xml"
+
+func TestAlertAssessMarksDrills(t *testing.T) {
+	fed := exampleDir + "/federation.yaml"
+	// Text: every line carries the tag, the evacuation is a drill's.
+	out, _, err := runCLI(t, "alert", "assess", exerciseFixture, "--federation", fed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		if !strings.HasPrefix(line, "[EXERCISE] ") && line != "[EXERCISE] " {
+			t.Errorf("line %d not marked: %q", i+1, line)
+		}
+	}
+	for _, want := range []string{"NOT A REAL EVENT", "to evacuate (drill only, not a real event): kochi", "no scenario without --drill"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	// JSON: the assessment, every site and every reason say so; no scenario.
+	got := assessJSON(t, exerciseFixture)
+	if got["drill"] != "exercise" || got["scenario"] != nil || !strings.Contains(got["scenario_withheld"].(string), "--drill") {
+		t.Errorf("JSON drill %v scenario %v withheld %v", got["drill"], got["scenario"], got["scenario_withheld"])
+	}
+	for _, s := range got["sites"].([]any) {
+		m := s.(map[string]any)
+		if m["drill"] != "exercise" {
+			t.Errorf("site %v not marked", m["site"])
+		}
+		reasons, _ := m["reasons"].([]any) // none for a site nothing threatens
+		for _, r := range reasons {
+			if !strings.HasPrefix(r.(string), "[EXERCISE] ") {
+				t.Errorf("site %v reason %q not marked", m["site"], r)
+			}
+		}
+	}
+	// --write-scenario refuses it without --drill and writes nothing.
+	scen := filepath.Join(t.TempDir(), "scenario.yaml")
+	if _, _, err := runCLI(t, "alert", "assess", exerciseFixture, "--federation", fed, "--write-scenario", scen); err == nil ||
+		!strings.Contains(err.Error(), "not a real event (status exercise); add --drill") {
+		t.Errorf("exercise written as a scenario: %v", err)
+	}
+	if _, err := os.Stat(scen); !os.IsNotExist(err) {
+		t.Errorf("scenario file written: %v", err)
+	}
+	// With --drill: a scenario marked as a drill, in JSON and on disk.
+	got = assessJSON(t, exerciseFixture, "--drill")
+	if sc, ok := got["scenario"].(map[string]any); !ok || !strings.HasPrefix(sc["name"].(string), "drill-") {
+		t.Errorf("--drill scenario %v", got["scenario"])
+	}
+	if _, _, err := runCLI(t, "alert", "assess", exerciseFixture, "--federation", fed, "--write-scenario", scen, "--drill"); err != nil {
+		t.Fatal(err)
+	}
+	f, err := model.LoadFederation(fed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := model.LoadScenario(scen, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(sc.Name, "drill-alert-") || !strings.HasPrefix(sc.Description, "[EXERCISE] DRILL, NOT A REAL EVENT") || len(sc.Threats) != 3 {
+		t.Errorf("drill scenario %q %q %d threats", sc.Name, sc.Description, len(sc.Threats))
+	}
+	for _, th := range sc.Threats {
+		if !strings.HasPrefix(th.Note, "[EXERCISE] ") {
+			t.Errorf("threat note %q", th.Note)
+		}
+	}
+	// A real alert is not marked and makes a real scenario.
+	out, _, err = runCLI(t, "alert", "assess", alertFixtures+"/jma/jmasample_32-39_11_02_250206_VTSE41.xml", "--federation", fed)
+	if err != nil || strings.Contains(out, "[EXERCISE]") || strings.Contains(out, "drill") {
+		t.Errorf("real alert: %v\n%s", err, out)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -44,6 +45,10 @@ type Assessment struct {
 	Status   alert.Status  `json:"status"`
 	MsgType  alert.MsgType `json:"msg_type"`
 	Headline string        `json:"headline,omitempty"`
+	// Drill is the alert's status when it is not a real event (exercise,
+	// test, draft), empty for an actual alert. Every site and every reason
+	// of a drill carries it too, and its scenario is marked as a drill.
+	Drill alert.Status `json:"drill,omitempty"`
 	// Ref is the time deadlines are counted from (the moment the alert is
 	// taken to arrive).
 	Ref   time.Time    `json:"ref"`
@@ -54,8 +59,10 @@ type Assessment struct {
 
 // SiteThreat is one site's threat.
 type SiteThreat struct {
-	Site  string `json:"site"`
-	Level Level  `json:"level"`
+	Site string `json:"site"`
+	// Drill repeats the assessment's Drill on every site.
+	Drill alert.Status `json:"drill,omitempty"`
+	Level Level        `json:"level"`
 	// Hazard names what sets the deadline (or, without one, the worst
 	// hazard found).
 	Hazard string `json:"hazard,omitempty"`
@@ -135,6 +142,14 @@ func Assess(a *alert.Alert, fed *model.Federation, p *Policy, ref time.Time) (*A
 		Kind: a.Kind, Status: a.Status, MsgType: a.MsgType, Headline: a.Headline, Ref: ref,
 		Sites: make([]SiteThreat, 0, len(fed.Sites)),
 	}
+	if a.Status != alert.StatusActual {
+		as.Drill = a.Status
+		if as.Drill == "" {
+			as.Drill = "unknown"
+		}
+		as.Notes = append(as.Notes, as.DrillBanner())
+	}
+	defer as.markDrill()
 	if a.MsgType == alert.MsgCancel {
 		as.Notes = append(as.Notes, "a cancellation withdraws the event's threats and raises none")
 		for i := range fed.Sites {
@@ -186,22 +201,32 @@ func (st *SiteThreat) combine(ref time.Time) {
 	}
 }
 
-// assessShaking estimates the shaking at site s.
+// assessShaking estimates the shaking at site s: the worse of the
+// ground-motion estimate and what the alert says for an area holding the
+// site (a JMA area forecast or report, a ShakeAlert MMI contour).
 func assessShaking(st *SiteThreat, a *alert.Alert, s *model.Site, p *Policy, canEstimate bool) {
 	sh := &SiteShaking{}
 	pos := alert.LatLon{s.Lat, s.Lon}
-	sp := p.site(s.Name)
+	keys := siteAreaKeys(s, p.site(s.Name))
 
 	// The alert's own forecast (or observation) for an area holding the site.
 	var areaArrival time.Time
 	arrived := false
+	bestMMI := 0.0 // of the contour that gave the forecast: the innermost names it
 	for i := range a.Areas {
 		ar := &a.Areas[i]
-		if ar.Intensity == alert.IntensityUnknown || !areaHolds(ar, pos, sp.SeismicAreas) {
+		in := ar.Intensity
+		label := areaLabel(ar)
+		mmi, contour := ContourMMI(ar)
+		if contour && in == alert.IntensityUnknown {
+			in = IntensityClass(MMIToJMA(mmi))
+			label = fmt.Sprintf("%s (≈ JMA %s)", ar.Name, in)
+		}
+		if in == alert.IntensityUnknown || !areaHolds(ar, pos, keys) {
 			continue
 		}
-		if ar.Intensity > sh.Forecast {
-			sh.Forecast, sh.ForecastArea = ar.Intensity, areaLabel(ar)
+		if in > sh.Forecast || (in == sh.Forecast && contour && mmi > bestMMI) {
+			sh.Forecast, sh.ForecastArea, bestMMI = in, label, mmi
 		}
 		if ar.Arrived {
 			arrived = true
@@ -218,7 +243,7 @@ func assessShaking(st *SiteThreat, a *alert.Alert, s *model.Site, p *Policy, can
 			depth, depthNote = *h.DepthKm, ""
 		}
 		amp, ampFrom := p.amplification(s.Name)
-		est := EstimateShaking(pos, h.Position(), depth, a.Magnitude.Value, amp, p.Shaking.FaultType)
+		est := EstimateShaking(pos, h.Position(), depth, a.Magnitude.Value, amp, p.Shaking.FaultType).WithMargin(p.Shaking.Margin)
 		sh.AmplificationFrom = ampFrom + depthNote
 		if est.EpicentralKm <= p.Shaking.MaxDistanceKm {
 			sh.Estimate = &est
@@ -239,12 +264,19 @@ func assessShaking(st *SiteThreat, a *alert.Alert, s *model.Site, p *Policy, can
 		sh.SArrival, sh.SFrom = a.IssuedAt, "origin time or hypocentre unknown: taken as the issue time"
 	}
 
-	switch {
-	case sh.Forecast != alert.IntensityUnknown:
+	// The worse of the alert's intensity and the estimate.
+	var parts []string
+	if sh.Forecast != alert.IntensityUnknown {
 		sh.Intensity, sh.Source = sh.Forecast, "alert"
-	case sh.Estimate != nil:
-		sh.Intensity, sh.Source = sh.Estimate.Class, "estimate"
-	default:
+		parts = append(parts, fmt.Sprintf("alert %s for %s", sh.Forecast, sh.ForecastArea))
+	}
+	if e := sh.Estimate; e != nil {
+		if e.Class > sh.Intensity {
+			sh.Intensity, sh.Source = e.Class, "estimate"
+		}
+		parts = append(parts, fmt.Sprintf("estimate %s, I=%.2f", e.Class, e.Instrumental))
+	}
+	if sh.Source == "" {
 		if canEstimate {
 			st.add(HazardEarthquake, LevelNone, time.Time{}, fmt.Sprintf("shaking: epicentre farther than %g km, not assessed", p.Shaking.MaxDistanceKm))
 		}
@@ -252,13 +284,10 @@ func assessShaking(st *SiteThreat, a *alert.Alert, s *model.Site, p *Policy, can
 	}
 	st.Shaking = sh
 
-	what := fmt.Sprintf("intensity %s (%s", sh.Intensity, sh.Source)
-	if sh.Source == "alert" {
-		what += " for " + sh.ForecastArea
-	} else {
-		what += fmt.Sprintf(", I=%.2f", sh.Estimate.Instrumental)
+	what := fmt.Sprintf("intensity %s (%s; %s the worse)", sh.Intensity, strings.Join(parts, "; "), sh.Source)
+	if len(parts) == 1 {
+		what = fmt.Sprintf("intensity %s (%s)", sh.Intensity, parts[0])
 	}
-	what += ")"
 	sp2 := p.Shaking
 	switch {
 	case sp2.DamageIntensity != alert.IntensityUnknown && sh.Intensity >= sp2.DamageIntensity:
@@ -283,21 +312,57 @@ func assessShaking(st *SiteThreat, a *alert.Alert, s *model.Site, p *Policy, can
 	}
 }
 
+// siteAreaKeys returns the codes and names of the JMA seismic areas that
+// hold a site: the federation's seismic_area and the policy's
+// seismic_areas, each by code and by name (P2PQuake gives names only).
+func siteAreaKeys(s *model.Site, sp SitePolicy) map[string]bool {
+	keys := map[string]bool{}
+	for _, k := range append([]string{s.SeismicArea}, sp.SeismicAreas...) {
+		if k == "" {
+			continue
+		}
+		keys[k] = true
+		if n, ok := model.JMASeismicAreaName(k); ok {
+			keys[n] = true
+		}
+		if c, ok := model.JMASeismicAreaCode(k); ok {
+			keys[c] = true
+		}
+	}
+	return keys
+}
+
 // areaHolds reports whether an alert's area holds a site: by one of the
 // site's JMA seismic areas (a code, or a name for formats that give names
 // only), or by containing its position.
-func areaHolds(ar *alert.Area, pos alert.LatLon, seismicAreas []string) bool {
-	for _, sa := range seismicAreas {
-		if ar.Name == sa {
+func areaHolds(ar *alert.Area, pos alert.LatLon, keys map[string]bool) bool {
+	if ar.Name != "" && keys[ar.Name] {
+		return true
+	}
+	for _, c := range ar.Codes {
+		if c.Scheme == alert.SchemeJMASeismicArea && keys[c.Value] {
 			return true
-		}
-		for _, c := range ar.Codes {
-			if c.Scheme == alert.SchemeJMASeismicArea && c.Value == sa {
-				return true
-			}
 		}
 	}
 	return containsGeometry(ar, pos)
+}
+
+// contourPrefix starts the name the ShakeAlert parser gives an MMI
+// contour ("predicted MMI ≥ 6"); the level is kept only there.
+const contourPrefix = "predicted MMI ≥ "
+
+// ContourMMI returns the MMI level of a ShakeAlert contour area: the
+// shaking predicted everywhere inside it is at least that level.
+func ContourMMI(ar *alert.Area) (float64, bool) {
+	rest, ok := strings.CutPrefix(ar.Name, contourPrefix)
+	if !ok || len(ar.Polygons) == 0 {
+		return 0, false
+	}
+	v, err := strconv.ParseFloat(rest, 64)
+	if err != nil || v < 1 || v > 12 {
+		return 0, false
+	}
+	return v, true
 }
 
 func containsGeometry(ar *alert.Area, pos alert.LatLon) bool {
@@ -400,8 +465,8 @@ func assessAreas(st *SiteThreat, a *alert.Alert, s *model.Site, p *Policy) {
 	pos := alert.LatLon{s.Lat, s.Lon}
 	for i := range a.Areas {
 		ar := &a.Areas[i]
-		if ar.Intensity != alert.IntensityUnknown || !containsGeometry(ar, pos) {
-			continue
+		if _, contour := ContourMMI(ar); contour || ar.Intensity != alert.IntensityUnknown || !containsGeometry(ar, pos) {
+			continue // shaking, assessed by assessShaking
 		}
 		st.Areas = append(st.Areas, areaLabel(ar))
 	}
@@ -422,6 +487,42 @@ func seconds(s float64) time.Duration { return time.Duration(math.Round(s * floa
 // clock formats a time for reasons: RFC 3339 in the time's own zone.
 func clock(t time.Time) string { return t.Format(time.RFC3339) }
 
+// Real reports whether the alert describes a real event (status actual).
+func (as *Assessment) Real() bool { return as.Drill == "" }
+
+// DrillBanner says, for an alert that is not a real event, what it is.
+func (as *Assessment) DrillBanner() string {
+	if as.Real() {
+		return ""
+	}
+	return fmt.Sprintf("%s: NOT A REAL EVENT (alert status %s); evacuating for it is a drill", DrillTag(as.Drill), as.Drill)
+}
+
+// DrillTag is the mark put before every line about an alert of the given
+// status that is not actual: "[EXERCISE]", "[TEST]", "[DRAFT]".
+func DrillTag(s alert.Status) string {
+	return "[" + strings.ToUpper(string(s)) + "]"
+}
+
+// markDrill puts the drill status on every site and its tag before every
+// reason.
+func (as *Assessment) markDrill() {
+	if as.Real() {
+		return
+	}
+	tag := DrillTag(as.Drill) + " "
+	for i := range as.Sites {
+		st := &as.Sites[i]
+		st.Drill = as.Drill
+		for j, r := range st.Reasons {
+			st.Reasons[j] = tag + r
+		}
+		for j := range st.hazards {
+			st.hazards[j].reason = tag + st.hazards[j].reason
+		}
+	}
+}
+
 // Threatened returns the sites at LevelEvacuate.
 func (as *Assessment) Threatened() []SiteThreat {
 	var out []SiteThreat
@@ -439,16 +540,41 @@ const MinScenarioDeadline = time.Second
 
 // Scenario writes the sites to evacuate as a model.Scenario, deadlines
 // counted from Ref (at least MinScenarioDeadline). It validates against the
-// federation it was assessed on.
+// federation it was assessed on. The scenario of an alert that is not a
+// real event is a drill: its name starts with "drill-", its description
+// and every note with the drill tag.
 func (as *Assessment) Scenario() *model.Scenario {
+	return as.scenario(!as.Real())
+}
+
+// DrillScenario is Scenario marked as a drill whatever the alert's status:
+// an operator rehearsing on a real document.
+func (as *Assessment) DrillScenario() *model.Scenario {
+	return as.scenario(true)
+}
+
+func (as *Assessment) scenario(drill bool) *model.Scenario {
 	sc := &model.Scenario{
-		Name:        scenarioName(as.EventID, as.Serial),
+		Name:        scenarioName(drill, as.EventID, as.Serial),
 		Description: strings.TrimSpace(fmt.Sprintf("%s %s %s (%s %s): %s", as.Format, as.Product, as.Kind, as.Status, as.MsgType, as.Headline)),
 		Threats:     []model.Threat{},
 	}
+	tag := ""
+	if drill {
+		status := as.Drill
+		if status == "" {
+			status = alert.StatusExercise // a real document rehearsed
+		}
+		tag = DrillTag(status) + " "
+		sc.Description = fmt.Sprintf("%sDRILL, NOT A REAL EVENT: %s", tag, sc.Description)
+	}
 	for _, s := range as.Threatened() {
 		d := max(s.Deadline.D(), MinScenarioDeadline)
-		sc.Threats = append(sc.Threats, model.Threat{Site: s.Site, Deadline: model.Duration(d), Hazard: s.Hazard, Note: s.reason()})
+		note := s.reason()
+		if tag != "" && !strings.HasPrefix(note, tag) {
+			note = tag + note
+		}
+		sc.Threats = append(sc.Threats, model.Threat{Site: s.Site, Deadline: model.Duration(d), Hazard: s.Hazard, Note: note})
 	}
 	return sc
 }
@@ -464,9 +590,13 @@ func (st *SiteThreat) reason() string {
 	return strings.Join(st.Reasons, "; ")
 }
 
-// scenarioName makes a valid model name from an event id.
-func scenarioName(id string, serial int) string {
+// scenarioName makes a valid model name from an event id ("alert-…", a
+// drill's "drill-alert-…").
+func scenarioName(drill bool, id string, serial int) string {
 	var b strings.Builder
+	if drill {
+		b.WriteString("drill-")
+	}
 	b.WriteString("alert-")
 	for _, r := range id {
 		switch {

@@ -141,18 +141,22 @@ func TestAssessSyntheticNankaiEEW(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]Level{"kochi": LevelEvacuate, "kagawa": LevelWatch, "osaka": LevelNone, "tokyo": LevelNone}
+	want := map[string]Level{"kochi": LevelEvacuate, "kagawa": LevelWatch, "osaka": LevelWatch, "tokyo": LevelNone}
 	if got := levels(as); !mapsEqual(got, want) {
 		t.Errorf("levels %v, want %v", got, want)
 	}
 	// Kochi, hand-computed: Δ 96.3231 km, R 98.3776 km, L 141.254 km,
-	// X 27.7507 km, PGV600 42.0967 cm/s, PGV 54.5618 cm/s, I 5.6674 → 6-:
-	// mains lost at S arrival (origin + 98.3776/4 = 24.594 s), UPS 10 min:
-	// deadline origin + 10 min 24.594 s, i.e. 10 min 16.594 s after issue.
+	// X 27.7507 km, depth 20 km → crustal (auto), PGV600 42.0967 cm/s;
+	// default AVS30 250 m/s: ARV = 10^(1.83 − 0.66·2.397940) = 1.76750,
+	// PGV 74.406 cm/s, median I 5.8992, + margin 0.45 = 6.3492 → 6+ (below
+	// the damage class 7): mains lost at S arrival (origin + 98.3776/4 =
+	// 24.594 s), UPS 10 min: deadline origin + 10 min 24.594 s, i.e.
+	// 10 min 16.594 s after issue.
 	k := siteOf(t, as, "kochi")
-	near(t, "kochi I", k.Shaking.Estimate.Instrumental, 5.667449, 1e-5)
-	if k.Shaking.Intensity != alert.Intensity6Lower || k.Hazard != HazardEarthquake {
-		t.Errorf("kochi %s %s, want earthquake at 6-", k.Hazard, k.Shaking.Intensity)
+	near(t, "kochi median I", k.Shaking.Estimate.Median, 5.899165, 1e-5)
+	near(t, "kochi I", k.Shaking.Estimate.Instrumental, 6.349165, 1e-5)
+	if k.Shaking.Intensity != alert.Intensity6Upper || k.Hazard != HazardEarthquake || k.Shaking.Estimate.FaultType != FaultCrustal {
+		t.Errorf("kochi %s %s (%s), want earthquake at 6+ (crustal)", k.Hazard, k.Shaking.Intensity, k.Shaking.Estimate.FaultType)
 	}
 	wantDL := 10*time.Minute + 16594*time.Millisecond
 	if k.Deadline == nil || (k.Deadline.D()-wantDL).Abs() > time.Millisecond {
@@ -161,8 +165,8 @@ func TestAssessSyntheticNankaiEEW(t *testing.T) {
 	if !strings.Contains(k.Reasons[0], "UPS 10 min") {
 		t.Errorf("reason %q does not name the UPS", k.Reasons[0])
 	}
-	near(t, "kagawa I", siteOf(t, as, "kagawa").Shaking.Estimate.Instrumental, 4.773278, 1e-5)
-	near(t, "osaka I", siteOf(t, as, "osaka").Shaking.Estimate.Instrumental, 4.117593, 1e-5)
+	near(t, "kagawa I", siteOf(t, as, "kagawa").Shaking.Estimate.Instrumental, 5.454995, 1e-5)
+	near(t, "osaka I", siteOf(t, as, "osaka").Shaking.Estimate.Instrumental, 4.799310, 1e-5)
 
 	sc := as.Scenario()
 	if err := sc.Validate(fed); err != nil {
@@ -194,16 +198,18 @@ func TestAssessSyntheticNankaiEEW(t *testing.T) {
 	}
 	// Softer ground at Kochi (AVS30 200 m/s) raises its intensity:
 	// ARV(200) = 10^(1.83 − 0.66·2.30103) = 2.0477; I = 2.68 + 1.72
-	// log10(42.0967·2.0477) = 6.0092 → 6+.
+	// log10(42.0967·2.0477) + 0.45 = 6.4592 → 6+.
 	p = DefaultPolicy()
 	p.Sites = map[string]SitePolicy{"kochi": {AVS30: 200}}
 	as, _ = Assess(a, fed, &p, a.IssuedAt)
-	near(t, "kochi I on soft ground", siteOf(t, as, "kochi").Shaking.Estimate.Instrumental, 6.0092, 1e-4)
+	near(t, "kochi I on soft ground", siteOf(t, as, "kochi").Shaking.Estimate.Instrumental, 6.4592, 1e-4)
 	if c := siteOf(t, as, "kochi").Shaking.Intensity; c != alert.Intensity6Upper {
 		t.Errorf("kochi on soft ground: %s, want 6+", c)
 	}
-	// A factor given directly: 42.0967·1.5 = 63.145 cm/s → I 5.7766 → 6-.
+	// A factor given directly, and no margin: 42.0967·1.5 = 63.145 cm/s →
+	// I 5.7766 → 6-.
 	p.Sites = map[string]SitePolicy{"kochi": {Amplification: 1.5}}
+	p.Shaking.Margin = 0
 	as, _ = Assess(a, fed, &p, a.IssuedAt)
 	if k := siteOf(t, as, "kochi"); k.Shaking.Intensity != alert.Intensity6Lower || k.Shaking.AmplificationFrom != "site amplification factor" {
 		t.Errorf("kochi with amplification 1.5: %s (%s), want 6-", k.Shaking.Intensity, k.Shaking.AmplificationFrom)
@@ -445,19 +451,19 @@ sites:
 
 	_, err = ParsePolicy([]byte(`
 waves: {p_kmps: 3, s_kmps: 4}
-shaking: {watch_intensity: 8, fault_type: thrust, avs30_mps: 20, colour: red}
+shaking: {watch_intensity: 8, fault_type: thrust, avs30_mps: 20, colour: red, margin: 3}
 tsunami: {warning: flee, margin: -1m}
 approval: maybe
 sites:
   kochy: {amplification: 50, tsunami_exposed: true}
-  tokyo: {tsunami_exposed: true, seismic_areas: [" 350"]}
+  tokyo: {tsunami_exposed: true, seismic_areas: [" 350", 東京都２３区, "999"]}
 `), fed)
 	var list validate.List
 	if !errors.As(err, &list) {
 		t.Fatalf("error %v is not a validate.List", err)
 	}
-	want := []string{"approval", "shaking.avs30_mps", "shaking.colour", "shaking.fault_type", "shaking.watch_intensity",
-		"sites.kochy", "sites.kochy.amplification", "sites.tokyo.seismic_areas[0]", "sites.tokyo.tsunami_exposed",
+	want := []string{"approval", "shaking.avs30_mps", "shaking.colour", "shaking.fault_type", "shaking.margin", "shaking.watch_intensity",
+		"sites.kochy", "sites.kochy.amplification", "sites.tokyo.seismic_areas[0]", "sites.tokyo.seismic_areas[2]", "sites.tokyo.tsunami_exposed",
 		"tsunami.margin", "tsunami.warning", "waves.s_kmps"}
 	if got := strings.Join(list.Paths(), " "); got != strings.Join(want, " ") {
 		t.Errorf("paths\n got %s\nwant %s\n%v", got, strings.Join(want, " "), err)

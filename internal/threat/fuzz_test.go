@@ -14,7 +14,7 @@ import (
 // fail or panic, every number must be finite (JSON cannot carry the
 // others), and the scenario must validate against the federation.
 func FuzzAssess(f *testing.F) {
-	for _, path := range alerttest.Fixtures(f) {
+	for _, path := range append(alerttest.Fixtures(f), exerciseFixture) {
 		f.Add(alerttest.Read(f, path))
 	}
 	fed, err := example()
@@ -57,6 +57,7 @@ func FuzzParsePolicy(f *testing.F) {
 	f.Add([]byte("shaking:\n  power_loss_intensity: 5+\nsites:\n  kochi: {avs30_mps: 250}\n"))
 	f.Add([]byte("tsunami: {advisory: evacuate, margin: 5m}\napproval: approve\n"))
 	f.Add([]byte("{}"))
+	f.Add([]byte("shaking: {fault_type: auto, margin: 0.45}\nsites:\n  kochi: {seismic_areas: [\"631\", 高知県中部]}\n"))
 	fed, err := example()
 	if err != nil {
 		f.Fatal(err)

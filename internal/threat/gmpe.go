@@ -10,12 +10,33 @@ import (
 // FaultType selects the source-type term d of Si & Midorikawa (1999).
 type FaultType string
 
-// The fault types of Si & Midorikawa (1999).
+// The fault types of Si & Midorikawa (1999), and FaultAuto, which chooses
+// one from the focal depth (an alert does not say).
 const (
 	FaultCrustal    FaultType = "crustal"    // shallow crustal earthquake, d = 0
 	FaultInterplate FaultType = "interplate" // plate-boundary earthquake, d = −0.02
 	FaultIntraplate FaultType = "intraplate" // intraslab earthquake, d = +0.12
+	FaultAuto       FaultType = "auto"       // crustal above AutoIntraplateDepthKm, intraplate from it
 )
+
+// AutoIntraplateDepthKm is the focal depth from which FaultAuto takes an
+// earthquake to lie in a subducting plate rather than in the crust (the
+// Japanese crust is about 30 km thick). Of the two subduction types the
+// worse for the sites is taken: intraslab (d = +0.12) rather than
+// plate-boundary (−0.02).
+const AutoIntraplateDepthKm = 30.0
+
+// Resolve returns the fault type used for an earthquake at the given
+// focal depth: FaultAuto chosen by depth, any other type itself.
+func (f FaultType) Resolve(depthKm float64) FaultType {
+	if f != FaultAuto {
+		return f
+	}
+	if depthKm >= AutoIntraplateDepthKm {
+		return FaultIntraplate
+	}
+	return FaultCrustal
+}
 
 // sourceTerm is d of the PGV equation of Si & Midorikawa (1999).
 func (f FaultType) sourceTerm() float64 {
@@ -128,6 +149,22 @@ func IntensityClass(i float64) alert.Intensity {
 	return alert.Intensity7
 }
 
+// MMIToJMA converts a Modified Mercalli intensity to a JMA instrumental
+// intensity through peak ground velocity: the PGV of the MMI level by
+// inverting Worden et al. (2012), the relation ShakeMap uses
+// (MMI = 3.78 + 1.47 log10 PGV up to MMI 4.56, 2.89 + 3.16 log10 PGV above;
+// Worden, Gerstenberger, Rhoades & Wald, BSSA 102(1), 204–221), then
+// InstrumentalIntensity. MMI 8 is about 5.5 (5+ / 6-), MMI 6 about 4.4.
+func MMIToJMA(mmi float64) float64 {
+	var lg float64
+	if mmi <= 4.56 {
+		lg = (mmi - 3.78) / 1.47
+	} else {
+		lg = (mmi - 2.89) / 3.16
+	}
+	return InstrumentalIntensity(math.Pow(10, lg))
+}
+
 // Shaking is the ground-motion estimate at one site.
 type Shaking struct {
 	EpicentralKm  float64 `json:"epicentral_km"`
@@ -139,31 +176,47 @@ type Shaking struct {
 	PGV600        float64 `json:"pgv600_cms"`
 	Amplification float64 `json:"amplification"`
 	PGV           float64 `json:"pgv_cms"`
-	// Instrumental is the JMA instrumental intensity computed from PGV,
-	// Class its intensity class.
+	// FaultType is the source type the relation used.
+	FaultType FaultType `json:"fault_type"`
+	// Median is the JMA instrumental intensity computed from PGV (the
+	// relation's median), Margin what the policy adds to it
+	// (shaking.margin), Instrumental their sum and Class its intensity
+	// class.
+	Median       float64         `json:"median_instrumental_intensity"`
+	Margin       float64         `json:"margin"`
 	Instrumental float64         `json:"instrumental_intensity"`
 	Class        alert.Intensity `json:"intensity"`
 }
 
 // EstimateShaking runs the ground-motion chain for a site: distances,
-// fault distance, PGV600 (Si & Midorikawa 1999), surface amplification
-// and JMA intensity (Midorikawa et al. 1999). mag is taken as the moment
-// magnitude (see docs/threat.md on Mj and Mw).
+// fault distance, PGV600 (Si & Midorikawa 1999, fault type resolved by
+// depth), surface amplification and JMA intensity (Midorikawa et al.
+// 1999), the median without margin. mag is taken as the moment magnitude
+// (see docs/threat.md on Mj and Mw).
 func EstimateShaking(site alert.LatLon, hypo alert.LatLon, depthKm, mag, amplification float64, ft FaultType) Shaking {
 	var s Shaking
 	s.EpicentralKm = DistanceKm(site, hypo)
 	s.HypocentralKm = HypocentralKm(s.EpicentralKm, depthKm)
 	s.FaultKm = FaultDistanceKm(s.HypocentralKm, mag)
-	s.PGV600 = PGV600(mag, depthKm, s.FaultKm, ft)
+	s.FaultType = ft.Resolve(depthKm)
+	s.PGV600 = PGV600(mag, depthKm, s.FaultKm, s.FaultType)
 	s.Amplification = amplification
 	s.PGV = s.PGV600 * amplification
-	s.Instrumental = InstrumentalIntensity(s.PGV)
+	s.Median = InstrumentalIntensity(s.PGV)
+	return s.WithMargin(0)
+}
+
+// WithMargin returns the estimate with margin intensity units added to
+// the median.
+func (s Shaking) WithMargin(margin float64) Shaking {
+	s.Margin = margin
+	s.Instrumental = s.Median + margin
 	s.Class = IntensityClass(s.Instrumental)
 	return s
 }
 
 // String summarises the estimate.
 func (s Shaking) String() string {
-	return fmt.Sprintf("Δ %.0f km, R %.0f km, X %.0f km, PGV %.2f cm/s (×%.2f), I %.2f → %s",
-		s.EpicentralKm, s.HypocentralKm, s.FaultKm, s.PGV, s.Amplification, s.Instrumental, s.Class)
+	return fmt.Sprintf("Δ %.0f km, R %.0f km, X %.0f km, %s, PGV %.2f cm/s (×%.2f), I %.2f + %.2f → %s",
+		s.EpicentralKm, s.HypocentralKm, s.FaultKm, s.FaultType, s.PGV, s.Amplification, s.Median, s.Margin, s.Class)
 }

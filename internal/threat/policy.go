@@ -104,8 +104,14 @@ type ShakingPolicy struct {
 	DamageIntensity alert.Intensity `json:"damage_intensity"`
 	// IncludeGenerator: the generator's minutes count after the UPS's.
 	IncludeGenerator bool `json:"include_generator"`
-	// FaultType selects the source term of the attenuation relation.
+	// FaultType selects the source term of the attenuation relation;
+	// auto chooses it from the focal depth (FaultType.Resolve).
 	FaultType FaultType `json:"fault_type"`
+	// Margin is added to the estimate's median instrumental intensity
+	// (intensity units): the relation's scatter, and the difference
+	// between a point and the worst point of an area that JMA's forecasts
+	// describe (docs/threat.md gives the measured bias).
+	Margin float64 `json:"margin"`
 	// AVS30 is the average S-wave velocity of the top 30 m of ground
 	// (m/s) at sites that do not set theirs.
 	AVS30 float64 `json:"avs30_mps"`
@@ -141,10 +147,11 @@ type SitePolicy struct {
 	// Amplification, when set, is the site's PGV amplification over a
 	// stiff (600 m/s) site and replaces the one computed from AVS30.
 	Amplification float64 `json:"amplification,omitempty"`
-	// SeismicAreas are the JMA seismic intensity areas the site lies in,
-	// by code (地震情報／細分区域, e.g. "631") and, for formats that give
-	// names only (P2PQuake), by name ("高知県中部"): intensities an alert
-	// forecasts or reports for them are used instead of the estimate.
+	// SeismicAreas are further JMA seismic intensity areas taken to hold
+	// the site, besides the federation's seismic_area, by code
+	// (地震情報／細分区域, e.g. "631") or name ("高知県中部"); each must be
+	// in JMA's table. Intensities an alert forecasts or reports for them
+	// count when worse than the estimate.
 	SeismicAreas []string `json:"seismic_areas,omitempty"`
 	// TsunamiExposed: whether a tsunami in the site's forecast area
 	// (the federation's tsunami_area) reaches the site; default true for
@@ -159,10 +166,15 @@ type SitePolicy struct {
 const (
 	DefaultPKmps         = 7.0
 	DefaultSKmps         = 4.0
-	DefaultAVS30         = 400.0
+	DefaultAVS30         = 250.0
+	DefaultMargin        = 0.45
 	DefaultMaxDistanceKm = 1000.0
 	DefaultTsunamiMargin = 2 * time.Minute
 )
+
+// MaxMargin bounds shaking.margin: two intensity units is more than the
+// relation's scatter could justify.
+const MaxMargin = 2.0
 
 // DefaultPolicy returns the built-in policy.
 func DefaultPolicy() Policy {
@@ -173,7 +185,8 @@ func DefaultPolicy() Policy {
 			PowerLossIntensity: alert.Intensity6Lower,
 			DamageIntensity:    alert.Intensity7,
 			IncludeGenerator:   true,
-			FaultType:          FaultCrustal,
+			FaultType:          FaultAuto,
+			Margin:             DefaultMargin,
 			AVS30:              DefaultAVS30,
 			MaxDistanceKm:      DefaultMaxDistanceKm,
 		},
@@ -232,9 +245,10 @@ func (p *Policy) Validate(fed *model.Federation) error {
 	checkIntensity(&e, "shaking.watch_intensity", s.WatchIntensity, false)
 	checkIntensity(&e, "shaking.power_loss_intensity", s.PowerLossIntensity, false)
 	checkIntensity(&e, "shaking.damage_intensity", s.DamageIntensity, true)
-	if !slices.Contains([]FaultType{FaultCrustal, FaultInterplate, FaultIntraplate}, s.FaultType) {
-		e.Addf("shaking.fault_type", "must be one of crustal, interplate, intraplate, got %q", s.FaultType)
+	if !slices.Contains([]FaultType{FaultAuto, FaultCrustal, FaultInterplate, FaultIntraplate}, s.FaultType) {
+		e.Addf("shaking.fault_type", "must be one of auto, crustal, interplate, intraplate, got %q", s.FaultType)
 	}
+	validate.Within(&e, "shaking.margin", s.Margin, 0, MaxMargin)
 	checkAVS30(&e, "shaking.avs30_mps", s.AVS30)
 	validate.Greater(&e, "shaking.max_distance_km", s.MaxDistanceKm, 0)
 	for _, f := range []struct {
@@ -282,8 +296,11 @@ func (p *Policy) Validate(fed *model.Federation) error {
 			validate.Within(&e, validate.Field(path, "amplification"), sp.Amplification, 0.1, 10)
 		}
 		for i, c := range sp.SeismicAreas {
-			if strings.TrimSpace(c) != c || c == "" {
-				e.Addf(validate.Index(validate.Field(path, "seismic_areas"), i), "must be a JMA area code or name without surrounding spaces, got %q", c)
+			_, isCode := model.JMASeismicAreaName(c)
+			_, isName := model.JMASeismicAreaCode(c)
+			if !isCode && !isName {
+				e.Addf(validate.Index(validate.Field(path, "seismic_areas"), i),
+					"%q is neither a code nor a name of JMA's seismic intensity areas (地震情報／細分区域, e.g. \"631\" or 高知県中部)", c)
 			}
 		}
 		if sp.TsunamiExposed != nil && *sp.TsunamiExposed && sites[n] != nil && sites[n].TsunamiArea == "" {
