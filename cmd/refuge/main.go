@@ -100,6 +100,7 @@ VMs to safe sites with adaptive WAN concurrency, and keeps services reachable.`,
 		newEvacuateCmd(g),
 		newPlaceCmd(),
 		newAgentCmd(g),
+		newGatewayCmd(g),
 	)
 	// pflag writes its warnings (a deprecated flag used) to the flag set's
 	// output, which cobra prints to the command's output: stdout, where
