@@ -12,6 +12,8 @@ import (
 	"github.com/refuge-project/refuge/internal/evacsim"
 	"github.com/refuge-project/refuge/internal/executor"
 	"github.com/refuge-project/refuge/internal/model"
+	"github.com/refuge-project/refuge/internal/netpath"
+	"github.com/refuge-project/refuge/internal/precopy"
 )
 
 // execute runs the evacuation on the real driver until it ends or ctx is
@@ -62,20 +64,41 @@ func predict(ix *model.Index, o Options, inv *inventory, shares map[string]float
 			sc.Events[i].Deadline = model.Duration(sc.Events[i].Deadline.D() - ready)
 		}
 	}
-	res, err := evacsim.Run(evacsim.Options{Federation: predictionFederation(ix, inv, shares, o.NonLive), Scenario: &sc, Policy: o.Policy})
+	fed := predictionFederation(ix, inv, shares, o.NonLive)
+	res, err := evacsim.Run(evacsim.Options{Federation: fed, Scenario: &sc, Policy: o.Policy})
 	if err != nil {
 		return nil, err
 	}
+	pix := model.NewIndex(fed)
 	p := &prediction{vms: map[string]executor.VMRecord{}, shares: shares}
 	for _, r := range res.Report.VMs {
 		r.Started += ready
 		r.Finished += ready
+		if o.NonLive && r.Status == executor.StatusMigrated {
+			r.Downtime = nonLivePause(pix, r)
+		}
 		p.vms[r.Name] = r
 		if r.Status == executor.StatusMigrated {
 			p.makespan = max(p.makespan, r.Finished)
 		}
 	}
 	return p, nil
+}
+
+// nonLivePause is how long a non-live migration keeps the guest paused in
+// the simulator's terms: all of it but the set-up (the guest runs until
+// libvirt has prepared the destination).
+func nonLivePause(ix *model.Index, r executor.VMRecord) time.Duration {
+	src, okSrc := ix.HostByName[r.From]
+	dst, okDst := ix.HostByName[r.To]
+	if !okSrc || !okDst {
+		return r.Downtime
+	}
+	path, ok := netpath.Between(ix, src, dst)
+	if !ok {
+		return r.Downtime
+	}
+	return max(r.Duration-precopy.Setup(path.RTT), precopy.SwitchoverOverhead)
 }
 
 // predictionFederation copies the federation with the inventory's

@@ -100,9 +100,11 @@ type VM struct {
 	// pages (non-live runs; 0: not sampled).
 	NonZeroShare float64 `json:"nonzero_share,omitempty"`
 	// The simulator's prediction for the same inputs.
-	PredictedTo         string  `json:"predicted_to,omitempty"`
-	PredictedStartS     float64 `json:"predicted_start_s"`
-	PredictedS          float64 `json:"predicted_s"`
+	PredictedTo     string  `json:"predicted_to,omitempty"`
+	PredictedStartS float64 `json:"predicted_start_s"`
+	PredictedS      float64 `json:"predicted_s"`
+	// PredictedDowntimeMS is the predicted switch-over pause; for a
+	// non-live run, the whole pause (the migration but its set-up).
 	PredictedDowntimeMS float64 `json:"predicted_downtime_ms"`
 	// ErrorPct is (predicted − measured) / measured migration time, in %.
 	ErrorPct float64 `json:"error_pct"`

@@ -272,6 +272,11 @@ func TestUnreachableHostEvacuatesTheRest(t *testing.T) {
 		if v := status[n]; v.PredictedTo != "b1" || v.PredictedS <= 0 || v.NonZeroShare != 0.5 {
 			t.Errorf("%s: prediction %+v", n, v)
 		}
+		// Paused for the copy: more than the live switch-over (80 ms),
+		// less than the whole migration (the set-up runs first).
+		if v := status[n]; v.PredictedDowntimeMS <= 80 || v.PredictedDowntimeMS >= 1000*v.PredictedS {
+			t.Errorf("%s: predicted pause %.0f ms of a %.2f s migration", n, v.PredictedDowntimeMS, v.PredictedS)
+		}
 	}
 }
 
