@@ -232,20 +232,7 @@ func startVM(t *testing.T, s site, name string) *vm {
 }
 
 // stop ends the VM gracefully (in-flight requests finish) and waits.
-func (v *vm) stop() {
-	select {
-	case <-v.done:
-		return
-	default:
-	}
-	_ = v.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-v.done:
-	case <-time.After(10 * time.Second):
-		_ = v.cmd.Process.Kill()
-		<-v.done
-	}
-}
+func (v *vm) stop() { dnstest.Stop(v.cmd.Process, v.done, syscall.SIGTERM, 10*time.Second) }
 
 // fetch GETs http://host/ from addr on a new connection.
 func fetch(ctx context.Context, addr, host string) (string, error) {

@@ -222,16 +222,27 @@ func (s *Server) Log() string {
 func (s *Server) Close() error {
 	s.once.Do(func() {
 		if s.cmd != nil && s.cmd.Process != nil {
-			_ = s.cmd.Process.Signal(os.Interrupt)
-			select {
-			case <-s.done:
-			case <-time.After(5 * time.Second):
-				_ = s.cmd.Process.Kill()
-				<-s.done
-			}
+			Stop(s.cmd.Process, s.done, os.Interrupt, 5*time.Second)
 		}
 	})
 	return nil
+}
+
+// Stop sends sig to p and waits until done is closed (by whoever waits
+// for p), killing p if it has not exited within grace.
+func Stop(p *os.Process, done <-chan struct{}, sig os.Signal, grace time.Duration) {
+	select {
+	case <-done:
+		return
+	default:
+	}
+	_ = p.Signal(sig)
+	select {
+	case <-done:
+	case <-time.After(grace):
+		_ = p.Kill()
+		<-done
+	}
 }
 
 // freePort finds a port free for both TCP and UDP on 127.0.0.1.
