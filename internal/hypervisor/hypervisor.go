@@ -10,6 +10,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/refuge-project/refuge/internal/precopy"
 )
 
 // DomainState mirrors virDomainState.
@@ -90,6 +92,12 @@ type MigrateRequest struct {
 	// know their hosts may leave it empty.
 	DestURI string
 	Params  MigrateParams
+	// Route names the WAN links the migration's data should cross, in
+	// order from the source's site to the destination's (model.Link
+	// names); empty means the federation's default route. The simulator
+	// follows it; the libvirt driver records it but cannot steer traffic
+	// (the network's own routing applies).
+	Route []string
 }
 
 // JobType mirrors virDomainJobType.
@@ -114,6 +122,7 @@ const (
 	PhaseDisk       Phase = "disk"       // copying non-shared disks (NBD)
 	PhasePrecopy    Phase = "precopy"    // iterative memory rounds
 	PhaseSwitchover Phase = "switchover" // guest paused, final copy
+	PhasePostcopy   Phase = "postcopy"   // guest runs at the destination, pulling the pages it lacks
 	PhaseDone       Phase = "done"
 )
 
@@ -134,6 +143,10 @@ type JobInfo struct {
 	MemDirtyRate   float64 `json:"mem_dirty_rate"` // bytes/s, as measured by the hypervisor
 	MemIteration   int     `json:"mem_iteration"`
 	MemBytesPerSec float64 `json:"mem_bps"`
+	// MemRoundElapsed is how long the current memory round has been
+	// sending (the simulator knows it exactly; the libvirt driver measures
+	// it from the iteration changes its poller sees); 0 when unknown.
+	MemRoundElapsed time.Duration `json:"mem_round_elapsed"`
 	// Disk (copy-storage).
 	DiskTotal     uint64 `json:"disk_total"`
 	DiskProcessed uint64 `json:"disk_processed"`
@@ -144,10 +157,35 @@ type JobInfo struct {
 	Downtime time.Duration `json:"downtime"`
 	// AutoConvergeThrottle is the vCPU throttle in percent.
 	AutoConvergeThrottle int `json:"auto_converge_throttle"`
+	// Paused is true when the guest stays paused until the switch-over
+	// ends: a non-live migration, or a live one switched to pause-and-copy
+	// by Job.Pause.
+	Paused bool `json:"paused"`
+	// PostCopy is true once the migration has switched to post-copy
+	// (Job.StartPostCopy): the guest runs at the destination and the
+	// domain is lost if the source or the path fails before the end.
+	PostCopy bool `json:"post_copy"`
 }
 
 // BytesPerSec is the job's current transfer rate, memory and disk together.
 func (j JobInfo) BytesPerSec() float64 { return j.MemBytesPerSec + j.DiskBytesPerSec }
+
+// Progress returns the statistics of a live migration in its memory
+// rounds as precopy.Predict takes them. workingSet is the guest's (0: all
+// its memory) and cfg the migration's downtime limit and auto-converge.
+func (j JobInfo) Progress(workingSet float64, cfg precopy.Config) precopy.Progress {
+	return precopy.Progress{
+		MemoryBytes:  float64(j.MemTotal),
+		WorkingSet:   workingSet,
+		Remaining:    float64(j.MemRemaining),
+		RoundElapsed: j.MemRoundElapsed,
+		Rounds:       max(j.MemIteration-1, 0),
+		DirtyRate:    j.MemDirtyRate,
+		Throttle:     float64(j.AutoConvergeThrottle) / 100,
+		Rate:         j.MemBytesPerSec,
+		Config:       cfg,
+	}
+}
 
 // Result is how a migration ended.
 type Result struct {
@@ -181,8 +219,24 @@ type Job interface {
 	// (virDomainMigrateSetMaxSpeed).
 	SetMaxSpeed(bytesPerSec float64) error
 	// Abort cancels the job (virDomainAbortJob); the domain keeps running
-	// on the source and MigrationDone reports ErrAborted.
+	// on the source and MigrationDone reports ErrAborted. A migration in
+	// post-copy cannot be aborted (ErrNotAllowed).
 	Abort() error
+	// Pause switches a live migration that cannot converge in time to
+	// pause-and-copy: the guest is paused on the source now (virDomainSuspend)
+	// and stops dirtying memory, what is still dirty is sent, and the
+	// domain resumes at the destination. Downtime counts from the pause.
+	// It does nothing for a non-live migration or one already paused, and
+	// returns ErrNotAllowed in post-copy.
+	Pause() error
+	// StartPostCopy switches a live migration to post-copy
+	// (virDomainMigrateStartPostCopy): the guest runs at the destination
+	// from now (downtime: the switch-over only) and pulls the pages it
+	// still lacks. Until they have arrived the domain depends on both
+	// hosts and the path: losing any of them loses it. It returns
+	// ErrNotAllowed unless the migration was started live with
+	// Params.PostCopy, or when it is already switching over.
+	StartPostCopy() error
 }
 
 // Driver inventories hosts and migrates domains.
@@ -205,4 +259,10 @@ var (
 	ErrLinkDown         = errors.New("network path down")
 	ErrDomainLost       = errors.New("domain lost")
 	ErrJobAlreadyActive = errors.New("domain already has an active job")
+	// ErrBadRequest: the request names something the federation does not
+	// have or is inconsistent (e.g. a route that does not join the hosts).
+	ErrBadRequest = errors.New("invalid migration request")
+	// ErrNotAllowed: the job cannot do that in its mode or state (e.g.
+	// post-copy without Params.PostCopy).
+	ErrNotAllowed = errors.New("operation not allowed for this migration")
 )

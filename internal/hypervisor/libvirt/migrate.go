@@ -35,9 +35,12 @@ type job struct {
 	stopReason error // why the driver or the caller cancelled the job
 	live       bool
 	postcopy   bool
+	paused     bool    // Pause suspended the guest: pause-and-copy
 	bandwidth  float64 // current cap, bytes/s (SetMaxSpeed)
 	lastProg   uint64
 	lastProgAt time.Time
+	roundIter  int       // the memory iteration the poller saw last
+	roundStart time.Time // when it first saw it
 }
 
 var _ hypervisor.Job = (*job)(nil)
@@ -202,8 +205,14 @@ func (j *job) run() {
 	<-j.ready
 	d := j.d
 	req := j.req
-	d.record(Step{Domain: req.Domain, Kind: "migrate", Host: req.SourceHost,
-		Detail: fmt.Sprintf("to %s (%s), live=%v copy-storage=%q", req.DestHost, d.peers[req.DestHost], j.live, req.Params.CopyStorage)})
+	detail := fmt.Sprintf("to %s (%s), live=%v copy-storage=%q", req.DestHost, d.peers[req.DestHost], j.live, req.Params.CopyStorage)
+	if len(req.Route) > 0 {
+		// The route stays in j.req; nothing here can steer the data.
+		detail += fmt.Sprintf(" route=%s (not steered)", strings.Join(req.Route, ","))
+		d.cfg.Logger.Debug("migration route not steered: steering by migration URI is not configured: the network's own routing applies",
+			"domain", req.Domain, "route", req.Route)
+	}
+	d.record(Step{Domain: req.Domain, Kind: "migrate", Host: req.SourceHost, Detail: detail})
 	if req.Params.MaxDowntime > 0 {
 		if err := d.call(req.SourceHost, func(c rpc) error {
 			return c.DomainMigrateSetMaxDowntime(j.dom, uint64(req.Params.MaxDowntime.Milliseconds()), 0)
@@ -283,8 +292,14 @@ func (j *job) poll(ctx context.Context) {
 			continue // not started yet, or just ended
 		}
 		j.mu.Lock()
-		j.info = ji
 		now := time.Now()
+		if ji.MemIteration != j.roundIter {
+			j.roundIter, j.roundStart = ji.MemIteration, now
+		}
+		if ji.Phase == hypervisor.PhasePrecopy {
+			ji.MemRoundElapsed = now.Sub(j.roundStart)
+		}
+		j.info = ji
 		if ji.DataProcessed > j.lastProg {
 			j.lastProg, j.lastProgAt = ji.DataProcessed, now
 		}
@@ -293,7 +308,7 @@ func (j *job) poll(ctx context.Context) {
 		if j.req.Params.AutoConverge {
 			limit *= 2 // throttling needs rounds to bite
 		}
-		notConverging := j.live && !j.postcopy && ji.MemIteration > limit
+		notConverging := j.live && !j.postcopy && !j.paused && ji.MemIteration > limit
 		stop := j.stopReason == nil && (stalled || notConverging)
 		switchPC := notConverging && j.req.Params.PostCopy && j.stopReason == nil
 		if switchPC {
@@ -326,14 +341,21 @@ func errString(err error) string {
 }
 
 // Info returns the latest job statistics (read every PollInterval; Info
-// never blocks on libvirt). After the end: the final ones.
+// never blocks on libvirt). After the end: the final ones. Paused and
+// PostCopy say the mode; MemRoundElapsed is measured from the poll that
+// first saw the current iteration, so it may be short by a PollInterval.
 func (j *job) Info() (hypervisor.JobInfo, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	info := j.info
 	if j.ended {
-		return j.final, nil
+		info = j.final
+	} else if j.postcopy {
+		info.Phase = hypervisor.PhasePostcopy
 	}
-	return j.info, nil
+	info.Paused = j.paused || !j.live
+	info.PostCopy = j.postcopy
+	return info, nil
 }
 
 // SetMaxSpeed changes the bandwidth cap (virDomainMigrateSetMaxSpeed, in
@@ -360,12 +382,17 @@ func (j *job) SetMaxSpeed(bytesPerSec float64) error {
 
 // Abort cancels the migration (virDomainAbortJob, sent in the background so
 // that Abort does not block its caller); the observer gets ErrAborted
-// unless the migration completed first.
+// unless the migration completed first. In post-copy the guest already
+// runs at the destination and libvirt refuses: hypervisor.ErrNotAllowed.
 func (j *job) Abort() error {
 	j.mu.Lock()
 	if j.ended {
 		j.mu.Unlock()
 		return fmt.Errorf("libvirt: abort migration of %s: %w", j.req.Domain, ErrNotActive)
+	}
+	if j.postcopy {
+		j.mu.Unlock()
+		return fmt.Errorf("libvirt: abort migration of %s: it is in post-copy: %w", j.req.Domain, hypervisor.ErrNotAllowed)
 	}
 	if j.stopReason == nil {
 		j.stopReason = hypervisor.ErrAborted
@@ -378,19 +405,94 @@ func (j *job) Abort() error {
 	return nil
 }
 
-// StartPostCopy switches a running migration (started with PostCopy) to
-// post-copy: the guest runs at the destination from now on and fetches
-// the pages it still lacks.
+// StartPostCopy switches a running migration (started live with
+// Params.PostCopy) to post-copy (virDomainMigrateStartPostCopy): the
+// guest runs at the destination from now on and fetches the pages it
+// still lacks. Without Params.PostCopy, for a non-live migration or after
+// Pause it is hypervisor.ErrNotAllowed; a second call does nothing.
 func (j *job) StartPostCopy() error {
-	if !j.req.Params.PostCopy {
-		return fmt.Errorf("libvirt: post-copy of %s: the migration was started without Params.PostCopy", j.req.Domain)
+	fail := func(why string) error {
+		return fmt.Errorf("libvirt: post-copy of %s: %s: %w", j.req.Domain, why, hypervisor.ErrNotAllowed)
 	}
 	j.mu.Lock()
-	j.postcopy = true
+	ended, live, already, paused := j.ended, j.live, j.postcopy, j.paused
+	if !ended && live && j.req.Params.PostCopy && !paused {
+		j.postcopy = true // before the call, so that the poller does not abort meanwhile
+	}
 	j.mu.Unlock()
+	switch {
+	case ended:
+		return fmt.Errorf("libvirt: post-copy of %s: %w", j.req.Domain, ErrNotActive)
+	case !j.req.Params.PostCopy || !live:
+		return fail("the migration was not started live with Params.PostCopy")
+	case already:
+		return nil
+	case paused:
+		return fail("it is paused, copying what is left")
+	}
 	err := j.d.call(j.req.SourceHost, func(c rpc) error { return c.DomainMigrateStartPostCopy(j.dom, 0) })
 	j.d.record(Step{Domain: j.req.Domain, Kind: "postcopy", Host: j.req.SourceHost, Detail: "requested", Err: errString(err)})
-	return mapErr(err)
+	if err != nil {
+		j.mu.Lock()
+		j.postcopy = false
+		j.mu.Unlock()
+		return fmt.Errorf("libvirt: post-copy of %s: %w", j.req.Domain, mapErr(err))
+	}
+	return nil
+}
+
+// suspender is the call Pause needs; *lv.Libvirt has it (the rpc
+// interface does not list it).
+type suspender interface {
+	DomainSuspend(dom lv.Domain) error
+}
+
+// Pause switches a live migration to pause-and-copy: virDomainSuspend of
+// the source domain while the job runs. libvirt marks it paused for the
+// migration (VIR_DOMAIN_PAUSED_MIGRATION), QEMU sends the pages still dirty
+// and switches over, and the destination resumes it: whether to leave it
+// paused there (VIR_MIGRATE_PAUSED) was decided from its state when the
+// migration began. finish resumes it at the destination should it still
+// be paused. Pausing a non-live or already paused migration does nothing;
+// in post-copy it is hypervisor.ErrNotAllowed.
+func (j *job) Pause() error {
+	j.mu.Lock()
+	ended, live, postcopy, already := j.ended, j.live, j.postcopy, j.paused
+	if !ended && live && !postcopy {
+		j.paused = true // before the call, so that the poller does not abort meanwhile
+	}
+	j.mu.Unlock()
+	switch {
+	case ended:
+		return fmt.Errorf("libvirt: pause migration of %s: %w", j.req.Domain, ErrNotActive)
+	case postcopy:
+		return fmt.Errorf("libvirt: pause migration of %s: it is in post-copy: %w", j.req.Domain, hypervisor.ErrNotAllowed)
+	case !live || already:
+		return nil
+	}
+	err := j.d.call(j.req.SourceHost, func(c rpc) error {
+		s, ok := c.(suspender)
+		if !ok {
+			return errors.New("this libvirt client cannot suspend domains")
+		}
+		return s.DomainSuspend(j.dom)
+	})
+	j.d.record(Step{Domain: j.req.Domain, Kind: "pause", Host: j.req.SourceHost,
+		Detail: "suspended the guest: it is copied paused from now", Err: errString(err)})
+	if err != nil {
+		j.mu.Lock()
+		j.paused = false
+		j.mu.Unlock()
+		return fmt.Errorf("libvirt: pause migration of %s: %w", j.req.Domain, mapErr(err))
+	}
+	return nil
+}
+
+// resumeIfPaused resumes the domain on host if it is paused there.
+func (j *job) resumeIfPaused(host string) {
+	if st, _, err := j.stateOn(host); err == nil && st == hypervisor.StatePaused {
+		j.resume(host)
+	}
 }
 
 // PostCopier is implemented by this driver's jobs.
@@ -646,6 +748,12 @@ func (j *job) finish(perr error, finished time.Time) {
 			d.mu.Unlock()
 		}
 		switchover := finished
+		j.mu.Lock()
+		paused := j.paused
+		j.mu.Unlock()
+		if paused {
+			j.resumeIfPaused(req.DestHost)
+		}
 		herr := j.waitHealthy(req.DestHost, d.cfg.HealthSettle, d.cfg.HealthTimeout)
 		d.record(Step{Domain: req.Domain, Kind: "health", Host: req.DestHost, Detail: "after switch-over", Err: errString(herr)})
 		if herr != nil && d.ctx.Err() == nil { // never restart because the driver is closing

@@ -207,15 +207,18 @@ func localDisk(vm *model.VM) float64 {
 	return 0
 }
 
-// Migrate validates req and starts the migration in virtual time. It
-// returns an error (and never calls obs) when the migration cannot start:
-// unknown domain (hypervisor.ErrNoSuchDomain) or host
-// (ErrHostUnreachable), domain not on SourceHost (ErrNoSuchDomain) or lost
-// (ErrDomainLost), a job already active (ErrJobAlreadyActive), a host down
-// (ErrHostDown), no free memory at the destination (ErrDestinationFull),
-// no route or a cut link on it (ErrLinkDown), local disks without
-// CopyStorage (ErrUnsafe) or source = destination (ErrSameHost). Otherwise
-// obs.MigrationDone is called exactly once, from a later engine event.
+// Migrate validates req and starts the migration in virtual time, across
+// the links req.Route names or else the default route. It returns an
+// error (and never calls obs) when the migration cannot start: unknown
+// domain (hypervisor.ErrNoSuchDomain) or host (ErrHostUnreachable),
+// domain not on SourceHost (ErrNoSuchDomain) or lost (ErrDomainLost), a
+// job already active (ErrJobAlreadyActive), a host down (ErrHostDown), no
+// free memory at the destination (ErrDestinationFull), no route or a cut
+// link on it (ErrLinkDown), a Route naming an unknown link or not joining
+// the hosts' sites (ErrBadRequest, wrapping netpath.ErrBadRoute), local
+// disks without CopyStorage (ErrUnsafe) or source = destination
+// (ErrSameHost). Otherwise obs.MigrationDone is called exactly once, from
+// a later engine event.
 func (c *Cluster) Migrate(ctx context.Context, req hypervisor.MigrateRequest, obs hypervisor.Observer) (hypervisor.Job, error) {
 	fail := func(err error) (hypervisor.Job, error) {
 		return nil, fmt.Errorf("simhv: migrate %s from %s to %s: %w", req.Domain, req.SourceHost, req.DestHost, err)
@@ -265,9 +268,9 @@ func (c *Cluster) Migrate(ctx context.Context, req hypervisor.MigrateRequest, ob
 	if p.MaxDowntime < 0 {
 		return fail(fmt.Errorf("max downtime %v: %w", p.MaxDowntime, ErrBadArgument))
 	}
-	path, ok := netpath.Between(c.ix, src, dst)
-	if !ok {
-		return fail(fmt.Errorf("no route between their sites: %w", hypervisor.ErrLinkDown))
+	path, err := c.route(src, dst, req.Route)
+	if err != nil {
+		return fail(err)
 	}
 	res := make([]sim.ResourceID, len(path.Resources))
 	for i, r := range path.Resources {
@@ -314,6 +317,27 @@ func (c *Cluster) Migrate(ctx context.Context, req hypervisor.MigrateRequest, ob
 	return m, nil
 }
 
+// route returns the path of a migration from src to dst: across the named
+// links, or the default route when there are none.
+func (c *Cluster) route(src, dst int, names []string) (netpath.Path, error) {
+	if len(names) == 0 {
+		path, ok := netpath.Between(c.ix, src, dst)
+		if !ok {
+			return netpath.Path{}, fmt.Errorf("no route between their sites: %w", hypervisor.ErrLinkDown)
+		}
+		return path, nil
+	}
+	links, err := netpath.LinksNamed(c.ix, names)
+	if err != nil {
+		return netpath.Path{}, fmt.Errorf("%w: %w", hypervisor.ErrBadRequest, err)
+	}
+	path, err := netpath.Along(c.ix, src, dst, links)
+	if err != nil {
+		return netpath.Path{}, fmt.Errorf("%w: %w", hypervisor.ErrBadRequest, err)
+	}
+	return path, nil
+}
+
 // linkCut reports whether link l carries nothing in either direction.
 func (c *Cluster) linkCut(l int) bool {
 	return c.net.Capacity(c.link[l][0]) == 0 || c.net.Capacity(c.link[l][1]) == 0
@@ -336,6 +360,8 @@ func (c *Cluster) FailHost(h int) error {
 		case m == nil:
 		case m.src == h:
 			m.end(fmt.Errorf("source host %s failed: %w", name, hypervisor.ErrDomainLost), -1)
+		case m.dst == h && m.postCopy:
+			m.lose(fmt.Errorf("destination host %s failed", name))
 		case m.dst == h:
 			m.end(fmt.Errorf("destination host %s failed: %w", name, hypervisor.ErrHostDown), m.src)
 		}

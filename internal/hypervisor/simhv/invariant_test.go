@@ -78,9 +78,10 @@ type trackedJob struct {
 }
 
 // TestInvariantsUnderRandomFaults drives random migrations, aborts, speed
-// changes, host failures and link changes, and checks after every event
-// that each VM runs on exactly one up host or is lost because its host
-// failed — never both, never neither — that memory is never overcommitted,
+// changes, pauses, switches to post-copy, host failures and link changes,
+// and checks after every event that each VM runs on exactly one up host or
+// is lost because its host failed or its post-copy migration did — never
+// both, never neither — that memory is never overcommitted,
 // that every observer is called exactly once with a consistent result, and
 // that the bytes migrations report are the bytes their NICs carried.
 func TestInvariantsUnderRandomFaults(t *testing.T) {
@@ -99,13 +100,14 @@ func TestInvariantsUnderRandomFaults(t *testing.T) {
 		}
 		for range rapid.IntRange(1, 40).Draw(t, "actions") {
 			at := time.Duration(rapid.IntRange(0, 240).Draw(t, "at")) * time.Second
-			switch rapid.IntRange(0, 9).Draw(t, "kind") {
+			switch rapid.IntRange(0, 11).Draw(t, "kind") {
 			case 0, 1, 2, 3, 4:
 				v := rapid.IntRange(0, nv-1).Draw(t, "vm")
 				dst := rapid.IntRange(0, nh-1).Draw(t, "dst")
 				p := hypervisor.MigrateParams{
 					Live:         rapid.IntRange(0, 4).Draw(t, "live") > 0,
 					AutoConverge: rapid.Bool().Draw(t, "ac"),
+					PostCopy:     rapid.Bool().Draw(t, "pc"),
 					CopyStorage:  rapid.SampledFrom([]hypervisor.CopyStorage{hypervisor.CopyStorageNone, hypervisor.CopyStorageAll}).Draw(t, "copy"),
 				}
 				e.Schedule(at, func() {
@@ -133,7 +135,7 @@ func TestInvariantsUnderRandomFaults(t *testing.T) {
 				k := rapid.IntRange(0, 39).Draw(t, "job")
 				e.Schedule(at, func() {
 					if k < len(jobs) {
-						if err := jobs[k].job.Abort(); err != nil && !errors.Is(err, ErrJobNotActive) {
+						if err := jobs[k].job.Abort(); err != nil && !isAny(err, notNow) {
 							t.Fatalf("Abort: %v", err)
 						}
 					}
@@ -146,6 +148,21 @@ func TestInvariantsUnderRandomFaults(t *testing.T) {
 						if err := jobs[k].job.SetMaxSpeed(bps); err != nil && !errors.Is(err, ErrJobNotActive) {
 							t.Fatalf("SetMaxSpeed: %v", err)
 						}
+					}
+				})
+			case 10, 11:
+				k := rapid.IntRange(0, 39).Draw(t, "job")
+				pause := rapid.Bool().Draw(t, "pause")
+				e.Schedule(at, func() {
+					if k >= len(jobs) {
+						return
+					}
+					switchMode := jobs[k].job.StartPostCopy
+					if pause {
+						switchMode = jobs[k].job.Pause
+					}
+					if err := switchMode(); err != nil && !isAny(err, notNow) {
+						t.Fatalf("Pause or StartPostCopy: %v", err)
 					}
 				})
 			case 7:
@@ -187,7 +204,7 @@ func TestInvariantsUnderRandomFaults(t *testing.T) {
 				case prev[v] < 0:
 					t.Fatalf("at %v: lost VM %d came back on host %d", e.Elapsed(), v, cur[v])
 				case cur[v] < 0:
-					if c.HostUp(prev[v]) {
+					if c.HostUp(prev[v]) && !lostInPostCopy(jobs, v) {
 						t.Fatalf("at %v: VM %d lost while its host %d is up", e.Elapsed(), v, prev[v])
 					}
 				default:
@@ -233,6 +250,19 @@ func TestInvariantsUnderRandomFaults(t *testing.T) {
 			}
 		}
 	})
+}
+
+// notNow are the errors of job methods called in the wrong state.
+var notNow = []error{ErrJobNotActive, hypervisor.ErrNotAllowed}
+
+// lostInPostCopy reports whether VM v was lost by a migration in post-copy.
+func lostInPostCopy(jobs []*trackedJob, v int) bool {
+	for _, j := range jobs {
+		if info, _ := j.job.Info(); j.vm == v && info.PostCopy && info.Type == hypervisor.JobFailed {
+			return true
+		}
+	}
+	return false
 }
 
 func isAny(err error, targets []error) bool {

@@ -22,6 +22,14 @@ import (
 // when setup ends and memory is sent once. Either way the switch-over
 // costs precopy.SwitchoverOverhead after the last byte, and only then does
 // the domain run at the destination.
+//
+// Mode switches: Pause makes a live migration pause-and-copy (the guest
+// pauses now; the current round's flow is replaced by one of
+// precopy.State.Unsent bytes, then the switch-over). StartPostCopy makes it
+// post-copy: the guest pauses for precopy.SwitchoverOverhead and then runs
+// at the destination while a flow of the unsent bytes pulls the rest; the
+// migration completes when both are over. Until then the domain needs the
+// source, the destination and the path: losing any of them loses it.
 type migration struct {
 	c        *Cluster
 	vm       int
@@ -39,6 +47,13 @@ type migration struct {
 	phase     hypervisor.Phase
 	paused    bool
 	pausedAt  time.Duration
+	// stopIter: Pause was called; no more pre-copy rounds.
+	stopIter bool
+	// postCopy: switched to post-copy at postCopyAt; postCopyWanted: asked
+	// for before the memory phase, which then starts in post-copy.
+	postCopy       bool
+	postCopyWanted bool
+	postCopyAt     time.Duration
 
 	flow       sim.Flow // the current transfer, if any
 	flowBytes  float64
@@ -76,7 +91,11 @@ func (m *migration) pause() {
 }
 
 func (m *migration) startMemory() {
-	if !m.live() {
+	if m.postCopyWanted {
+		m.enterPostCopy(m.guest.MemoryBytes)
+		return
+	}
+	if !m.live() || m.stopIter {
 		m.phase = hypervisor.PhaseSwitchover
 		m.send(m.guest.MemoryBytes)
 		return
@@ -125,7 +144,46 @@ func (m *migration) flowDone() {
 		m.memSent += m.flowBytes
 		m.downtime = now - m.pausedAt + precopy.SwitchoverOverhead
 		m.timer = m.c.eng.Schedule(now+precopy.SwitchoverOverhead, m.complete)
+	case hypervisor.PhasePostcopy:
+		m.memSent += m.flowBytes
+		m.timer = m.c.eng.Schedule(max(now, m.postCopyAt+precopy.SwitchoverOverhead), m.complete)
 	}
+}
+
+// stopRound ends pre-copy in the middle of a round: the current flow is
+// cancelled, and the phase becomes next. It returns what is still unsent.
+func (m *migration) stopRound(next hypervisor.Phase) float64 {
+	left := m.flow.Remaining()
+	if sent, ok := m.flow.Cancel(); ok {
+		m.memSent += sent
+	}
+	m.flow = sim.Flow{}
+	unsent := m.st.Unsent(left, m.c.eng.Elapsed()-m.flowStart)
+	m.phase = next
+	return unsent
+}
+
+// enterPostCopy switches to post-copy with bytes still to pull: the
+// guest pauses on the source now and runs at the destination after the
+// switch-over overhead.
+func (m *migration) enterPostCopy(bytes float64) {
+	m.pause()
+	m.postCopy = true
+	m.postCopyAt = m.pausedAt
+	m.downtime = precopy.SwitchoverOverhead
+	m.phase = hypervisor.PhasePostcopy
+	m.send(bytes)
+}
+
+// lose ends a post-copy migration that failed: the guest's memory is split
+// between the hosts, so it runs nowhere.
+func (m *migration) lose(why error) {
+	c := m.c
+	if c.placement[m.vm] == m.src {
+		c.placement[m.vm] = -1
+		c.placedMiB[m.src] -= c.ix.Fed.VMs[m.vm].MemoryMiB
+	}
+	m.end(fmt.Errorf("%w during post-copy: %w", why, hypervisor.ErrDomainLost), -1)
 }
 
 // complete ends a successful migration.
@@ -155,6 +213,10 @@ func (m *migration) checkStall() {
 }
 
 func (m *migration) stalled() {
+	if m.postCopy {
+		m.lose(fmt.Errorf("path cut for %v", m.c.stallTimeout()))
+		return
+	}
 	m.end(fmt.Errorf("no progress for %v: %w", m.c.stallTimeout(), hypervisor.ErrLinkDown), m.src)
 }
 
@@ -247,19 +309,29 @@ func (m *migration) snapshot() hypervisor.JobInfo {
 	info.DataRemaining = info.MemRemaining + info.DiskRemaining
 	rate := m.flow.Rate()
 	switch m.phase {
-	case hypervisor.PhasePrecopy, hypervisor.PhaseSwitchover:
+	case hypervisor.PhasePrecopy, hypervisor.PhaseSwitchover, hypervisor.PhasePostcopy:
 		info.MemBytesPerSec = rate
 		info.MemIteration = 1
 	case hypervisor.PhaseDisk:
 		info.DiskBytesPerSec = rate
 	}
+	if m.phase == hypervisor.PhasePrecopy {
+		info.MemRoundElapsed = m.c.eng.Elapsed() - m.flowStart
+	}
+	info.Paused = m.stopIter || (!m.live() && m.paused)
+	info.PostCopy = m.postCopy
 	if m.st != nil {
 		info.MemDirtyRate = m.st.EffectiveDirtyRate()
 		info.MemIteration = m.st.Round + 1
 		info.AutoConvergeThrottle = int(math.Round(100 * m.st.Throttle))
 	}
 	// Expected downtime, as QEMU estimates it: what is left to send over
-	// the current rate, plus the fixed switch-over cost and the pause so far.
+	// the current rate, plus the fixed switch-over cost and the pause so
+	// far. In post-copy the guest runs while the rest arrives.
+	if m.postCopy {
+		info.Downtime = m.downtime
+		return info
+	}
 	if rate > 0 && memRem > 0 {
 		info.Downtime = time.Duration(memRem / rate * float64(time.Second))
 	}
@@ -299,11 +371,74 @@ func (m *migration) SetMaxSpeed(bytesPerSec float64) error {
 }
 
 // Abort cancels the migration; the domain keeps running on the source and
-// the observer gets hypervisor.ErrAborted.
+// the observer gets hypervisor.ErrAborted. A migration in post-copy
+// cannot be aborted (hypervisor.ErrNotAllowed): the guest already runs at
+// the destination.
 func (m *migration) Abort() error {
 	if m.ended {
 		return fmt.Errorf("simhv: abort migration of %s: %w", m.req.Domain, ErrJobNotActive)
 	}
+	if m.postCopy {
+		return fmt.Errorf("simhv: abort migration of %s: it is in post-copy: %w", m.req.Domain, hypervisor.ErrNotAllowed)
+	}
 	m.end(hypervisor.ErrAborted, m.src)
+	return nil
+}
+
+// Pause switches a live migration to pause-and-copy: the guest pauses now
+// and dirties nothing more; in the memory rounds, what is unsent (the rest
+// of the round and what the guest dirtied since it began) is copied, then
+// the switch-over; before them, the disk copy (if any) continues and
+// memory is copied once. Downtime counts from now. Pausing a non-live or
+// already paused migration does nothing; in post-copy (or with post-copy
+// requested) it is hypervisor.ErrNotAllowed.
+func (m *migration) Pause() error {
+	switch {
+	case m.ended:
+		return fmt.Errorf("simhv: pause migration of %s: %w", m.req.Domain, ErrJobNotActive)
+	case m.postCopy || m.postCopyWanted:
+		return fmt.Errorf("simhv: pause migration of %s: it is in post-copy: %w", m.req.Domain, hypervisor.ErrNotAllowed)
+	case !m.live() || m.stopIter:
+		return nil
+	}
+	m.stopIter = true
+	switch m.phase {
+	case hypervisor.PhaseSetup, hypervisor.PhaseDisk:
+		m.pause()
+	case hypervisor.PhasePrecopy:
+		m.pause()
+		m.send(m.stopRound(hypervisor.PhaseSwitchover))
+	}
+	// In the switch-over the guest is already paused for the final copy.
+	return nil
+}
+
+// StartPostCopy switches a live migration started with Params.PostCopy to
+// post-copy: in the memory rounds at once, before them as soon as memory
+// is sent. It is hypervisor.ErrNotAllowed without Params.PostCopy, for a
+// non-live or paused migration and during the switch-over; a second call
+// does nothing.
+func (m *migration) StartPostCopy() error {
+	fail := func(why string) error {
+		return fmt.Errorf("simhv: post-copy of %s: %s: %w", m.req.Domain, why, hypervisor.ErrNotAllowed)
+	}
+	switch {
+	case m.ended:
+		return fmt.Errorf("simhv: post-copy of %s: %w", m.req.Domain, ErrJobNotActive)
+	case !m.req.Params.PostCopy || !m.live():
+		return fail("the migration was not started live with Params.PostCopy")
+	case m.postCopy || m.postCopyWanted:
+		return nil
+	case m.stopIter:
+		return fail("it is paused, copying what is left")
+	}
+	switch m.phase {
+	case hypervisor.PhaseSetup, hypervisor.PhaseDisk:
+		m.postCopyWanted = true
+	case hypervisor.PhasePrecopy:
+		m.enterPostCopy(m.stopRound(hypervisor.PhasePostcopy))
+	default:
+		return fail("it is already switching over")
+	}
 	return nil
 }
