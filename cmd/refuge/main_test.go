@@ -206,7 +206,7 @@ func TestValidateJSONAndMetricsFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"refuge_migrations_started_total", "refuge_link_window{", "refuge_plans_total"} {
+	for _, want := range []string{"refuge_migrations_started_total", "refuge_link_admitted_bytes_per_second{", "refuge_plans_total"} {
 		if !strings.Contains(string(data), want) {
 			t.Errorf("metrics file lacks %s", want)
 		}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/refuge-project/refuge/internal/bound"
 	"github.com/refuge-project/refuge/internal/executor"
 	"github.com/refuge-project/refuge/internal/hypervisor/simhv"
 	"github.com/refuge-project/refuge/internal/model"
@@ -62,25 +63,31 @@ type LinkLoad struct {
 
 // Summary is the outcome of one run, in the units the CLI reports.
 type Summary struct {
-	Policy            string  `json:"policy"`
-	VMsTotal          int     `json:"vms_total"`
-	VMsAtRisk         int     `json:"vms_at_risk"`
-	VMsEvacuated      int     `json:"vms_evacuated"`
-	VMsMissedDeadline int     `json:"vms_missed_deadline"`
-	VMsUpperBound     int     `json:"vms_upper_bound"`
-	PriorityAtRisk    int     `json:"priority_at_risk"`
-	PrioritySaved     int     `json:"priority_saved"`
-	MakespanS         float64 `json:"makespan_s"`
-	LowerBoundS       float64 `json:"lower_bound_s"`
-	Bottleneck        string  `json:"bottleneck"`
-	MeanMigrationS    float64 `json:"mean_migration_s"`
-	MaxMigrationS     float64 `json:"max_migration_s"`
-	MaxDowntimeMS     float64 `json:"max_downtime_ms"`
-	PlanMS            float64 `json:"plan_ms"`
-	Plans             int     `json:"plans"`
-	Failures          int     `json:"failed_attempts"`
-	SimEvents         uint64  `json:"sim_events"`
-	WallMS            float64 `json:"wall_ms"`
+	Policy            string `json:"policy"`
+	VMsTotal          int    `json:"vms_total"`
+	VMsAtRisk         int    `json:"vms_at_risk"`
+	VMsEvacuated      int    `json:"vms_evacuated"`
+	VMsMissedDeadline int    `json:"vms_missed_deadline"`
+	// VMsUpperBound and PriorityUpperBound: the most VMs (and priority)
+	// any schedule could save (package bound), independent of this run.
+	VMsUpperBound      int     `json:"vms_upper_bound"`
+	PriorityAtRisk     int     `json:"priority_at_risk"`
+	PrioritySaved      int     `json:"priority_saved"`
+	PriorityUpperBound int     `json:"priority_upper_bound"`
+	MakespanS          float64 `json:"makespan_s"`
+	// LowerBoundS is the least makespan any schedule of the VMs this run
+	// moved could have (package bound: best rates, site cuts, NICs), and
+	// Bottleneck the term that sets it.
+	LowerBoundS    float64 `json:"lower_bound_s"`
+	Bottleneck     string  `json:"bottleneck"`
+	MeanMigrationS float64 `json:"mean_migration_s"`
+	MaxMigrationS  float64 `json:"max_migration_s"`
+	MaxDowntimeMS  float64 `json:"max_downtime_ms"`
+	PlanMS         float64 `json:"plan_ms"`
+	Plans          int     `json:"plans"`
+	Failures       int     `json:"failed_attempts"`
+	SimEvents      uint64  `json:"sim_events"`
+	WallMS         float64 `json:"wall_ms"`
 }
 
 // Result is a run's summary and details.
@@ -216,18 +223,66 @@ func Run(o Options) (*Result, error) {
 	res.Summary = summarize(ix, o.Policy.Name, atRiskSites, rep)
 	res.Summary.SimEvents = eng.Events()
 	res.Summary.WallMS = float64(time.Since(wall).Microseconds()) / 1000
-	lb, bottleneck := evacuatedLowerBound(ix, o, rep)
-	res.Summary.LowerBoundS = lb.Seconds()
-	res.Summary.Bottleneck = bottleneck
+	if err := res.Summary.bound(ix, deadlines, latestDeadlines(ix, o.Scenario), rep); err != nil {
+		return nil, err
+	}
 	return res, nil
+}
+
+// latestDeadlines gives every site the scenario threatens, at any time, its
+// latest deadline: bounds computed with it stay bounds whatever the
+// warnings' updates did.
+func latestDeadlines(ix *model.Index, sc *model.Scenario) map[int]time.Duration {
+	out := map[int]time.Duration{}
+	add := func(site string, d time.Duration) {
+		s := ix.SiteByName[site]
+		if prev, ok := out[s]; !ok || d > prev {
+			out[s] = d
+		}
+	}
+	for _, t := range sc.Threats {
+		add(t.Site, t.Deadline.D())
+	}
+	for _, ev := range sc.Events {
+		if ev.Kind == model.EventDeadlineChanged {
+			add(ev.Site, ev.Deadline.D())
+		}
+	}
+	return out
+}
+
+// bound fills the schedule-independent bounds (package bound): the most
+// VMs any schedule could save (every site the scenario threatens, at its
+// latest deadline), and the least makespan of moving the VMs this run moved
+// from the sites threatened at the start (best rates, cuts, NICs).
+func (s *Summary) bound(ix *model.Index, deadlines, latest map[int]time.Duration, rep executor.Report) error {
+	saved, err := bound.SavedUpperBound(bound.Input{Index: ix, Deadlines: latest})
+	if err != nil {
+		return fmt.Errorf("upper bound: %w", err)
+	}
+	in := bound.Input{Index: ix, Deadlines: deadlines}
+	s.VMsUpperBound, s.PriorityUpperBound = saved.Count, saved.Priority
+	var moved []int
+	for v, r := range rep.VMs {
+		if r.Status == executor.StatusMigrated && deadlines != nil {
+			if h := ix.VMHost[v]; h >= 0 {
+				if _, ok := deadlines[ix.HostSite(h)]; ok {
+					moved = append(moved, v)
+				}
+			}
+		}
+	}
+	lb, err := bound.MakespanLowerBoundOf(in, moved)
+	if err != nil {
+		return fmt.Errorf("lower bound: %w", err)
+	}
+	s.LowerBoundS, s.Bottleneck = lb.Bound.Seconds(), lb.Binding
+	return nil
 }
 
 func summarize(ix *model.Index, policy string, atRiskSites map[int]bool, rep executor.Report) Summary {
 	s := Summary{Policy: policy, VMsTotal: len(ix.Fed.VMs), Plans: rep.Plans}
 	s.PlanMS = float64(rep.PlanTime.Microseconds()) / 1000
-	if rep.FirstPlan != nil {
-		s.VMsUpperBound = rep.FirstPlan.UpperBound
-	}
 	var sum time.Duration
 	for v, r := range rep.VMs {
 		h := ix.VMHost[v]

@@ -1,24 +1,29 @@
 // Package executor runs evacuation plans through a hypervisor.Driver.
 //
-// It starts the planned migrations in plan order within per-host, per-fabric,
-// global and per-link concurrency limits; with an adaptive policy the number
-// of migrations per link follows observed throughput (slow start, additive
-// increase, multiplicative decrease — the feedback scheduling of seed 003).
-// It re-plans when a migration fails, a deadline moves, a host dies or a link
-// changes; it never migrates a VM twice, never sends one to a threatened site
-// and never exceeds a destination's capacity.
+// It starts the planned migrations in plan order when every resource they
+// cross admits them: bandwidth on the source NIC, each WAN link direction
+// and the destination NIC (bytes/s, from one resource model shared with the
+// planner), and the policy's count limits. With an adaptive policy a
+// feedback controller (seed 003) adjusts the bandwidth each link admits to
+// what it is seen to deliver. Migrations that pre-copy cannot finish before
+// their site's deadline are switched to post-copy or paused and copied when
+// the policy allows it and the prediction says that saves them. It re-plans
+// when a migration fails, a deadline moves, a host dies or a link changes;
+// it never migrates a VM twice, never sends one to a threatened site and
+// never exceeds a destination's capacity.
 //
 // The executor has no goroutines of its own: it reacts to driver callbacks
-// and to timers of an injected clock, under one mutex, so the same code runs
-// against the wall clock and inside the simulator's event loop.
+// and to timers of an injected clock. Its state is guarded by one mutex,
+// but driver calls (start, abort, pause, job statistics, inventory) are
+// made outside it with bounded contexts, so a slow hypervisor cannot freeze
+// timers and deadlines. The same code runs against the wall clock and
+// inside the simulator's event loop.
 package executor
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"sort"
 	"sync"
 	"time"
@@ -30,8 +35,13 @@ import (
 	"github.com/refuge-project/refuge/internal/planner"
 )
 
-// MaxAttempts bounds how often one VM's migration is tried.
+// MaxAttempts bounds how often one VM's migration is tried. Only real
+// failures count: aborts the executor decides itself (a destination became
+// threatened, a re-plan, a stop) do not.
 const MaxAttempts = 3
+
+// DefaultCallTimeout bounds each driver call when Config.CallTimeout is 0.
+const DefaultCallTimeout = 30 * time.Second
 
 // Config sets up an Executor.
 type Config struct {
@@ -56,6 +66,8 @@ type Config struct {
 	// evacuation planner). Other planners (e.g. consolidation) plug in
 	// here and get the same limits, controller and re-planning.
 	Plan func(planner.Input) (*planner.Plan, error)
+	// CallTimeout bounds every driver call (0: DefaultCallTimeout).
+	CallTimeout time.Duration
 }
 
 // Status of one VM in the report.
@@ -115,25 +127,34 @@ const (
 	EvHostDown = "host-down"
 	EvLink     = "link"
 	EvFinished = "finished"
+	EvMode     = "mode" // a running migration switched to post-copy or was paused
+	EvWatch    = "watch"
 )
 
+// running is one migration in flight.
 type running struct {
-	vm       int
-	move     planner.Move
-	job      hypervisor.Job
-	started  time.Duration
-	links    []netpath.Resource
+	vm      int
+	move    planner.Move
+	path    netpath.Path
+	units   []*unit
+	demand  float64
+	job     hypervisor.Job // nil until the driver call that starts it returns
+	started time.Duration
+	// released: its bandwidth units were given back before it ended (its
+	// data is predicted to end within the next migration's set-up).
+	released bool
+	release  clock.Timer
 	aborting bool
 	abortWhy string
-}
-
-// linkCtl is the adaptive controller state of one link direction.
-type linkCtl struct {
-	window    int
-	slowStart bool
-	// ref is the best per-migration throughput seen on this link (bytes/s):
-	// what a migration gets when it is not slowed by others.
-	ref float64
+	// ours: the abort was the executor's own decision (not a failure).
+	ours bool
+	// mode: planner.ModeLive or ModePause at start; "post-copy" or
+	// "paused" once switched.
+	mode string
+	// last job statistics from the controller, and when they were taken.
+	info   hypervisor.JobInfo
+	infoAt time.Duration
+	hasInfo bool
 }
 
 // Executor runs plans. Create it with New, then call Start.
@@ -147,18 +168,29 @@ type Executor struct {
 	finished  bool
 	done      chan struct{}
 	deadlines map[int]time.Duration
+	watch     []bool
 	placement []int
 	hostDown  []bool
 	linkMbps  []float64
-	queue     []planner.Move
 	running   map[int]*running
 	records   []VMRecord
 	migrated  []bool
 	attempts  []int
 	// hopeless marks VMs whose migration was aborted because it could not
 	// finish before its site's deadline; they are not tried again.
-	hopeless  []bool
-	links     map[netpath.Resource]*linkCtl
+	hopeless []bool
+	// Admission: units by key, the moves ready to try, and how many moves
+	// are queued (ready or parked).
+	units   map[unitKey]*unit
+	ready   moveHeap
+	queuedN int
+	seq     int
+	// pending driver calls, made by unlock outside the mutex.
+	pending []action
+	// the last idle re-plan (at most one per moment)
+	idleReplanned bool
+	idleReplanAt  time.Duration
+
 	ticker    clock.Timer
 	timers    []clock.Timer
 	plans     int
@@ -183,6 +215,8 @@ func New(cfg Config) (*Executor, error) {
 		return nil, errors.New("executor: Config.Driver is required")
 	case cfg.Clock == nil:
 		return nil, errors.New("executor: Config.Clock is required")
+	case cfg.CallTimeout < 0:
+		return nil, fmt.Errorf("executor: Config.CallTimeout is %v, want >= 0 (0: %v)", cfg.CallTimeout, DefaultCallTimeout)
 	}
 	ix := cfg.Index
 	nv, nh := len(ix.Fed.VMs), len(ix.Hosts)
@@ -198,6 +232,9 @@ func New(cfg Config) (*Executor, error) {
 	if cfg.Plan == nil {
 		cfg.Plan = planner.Compute
 	}
+	if cfg.CallTimeout == 0 {
+		cfg.CallTimeout = DefaultCallTimeout
+	}
 	lg := cfg.Logger
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
@@ -208,6 +245,7 @@ func New(cfg Config) (*Executor, error) {
 		log:       lg,
 		done:      make(chan struct{}),
 		deadlines: map[int]time.Duration{},
+		watch:     make([]bool, len(ix.Fed.Sites)),
 		placement: make([]int, nv),
 		hostDown:  make([]bool, nh),
 		linkMbps:  make([]float64, len(ix.Fed.Links)),
@@ -216,7 +254,7 @@ func New(cfg Config) (*Executor, error) {
 		migrated:  make([]bool, nv),
 		hopeless:  make([]bool, nv),
 		attempts:  make([]int, nv),
-		links:     map[netpath.Resource]*linkCtl{},
+		units:     map[unitKey]*unit{},
 		memUsed:   make([]int64, nh),
 		cpuUsed:   make([]int, nh),
 		diskUsed:  make([]int64, nh),
@@ -275,41 +313,74 @@ func (e *Executor) emit(ev Event) {
 // computes the first plan and starts migrating.
 func (e *Executor) Start(deadlines map[int]time.Duration) error {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	if e.started {
 		return errors.New("executor: already started")
 	}
-	e.started = true
-	for s, d := range deadlines {
+	for s := range deadlines {
 		if s < 0 || s >= len(e.ix.Fed.Sites) {
 			return fmt.Errorf("executor: deadline for unknown site index %d", s)
 		}
-		e.setDeadlineLocked(s, d)
+	}
+	e.started = true
+	for _, s := range sortedKeys(deadlines) {
+		e.setDeadlineLocked(s, deadlines[s])
 	}
 	e.replan("initial plan")
-	if e.cfg.Policy.Concurrency.Adaptive || e.cfg.Policy.DeadlineAware {
-		e.armTicker()
-	}
+	e.armTicker()
 	e.pump()
 	return nil
 }
 
-// Done is closed when nothing is left to do.
-func (e *Executor) Done() <-chan struct{} { return e.done }
+func sortedKeys(m map[int]time.Duration) []int {
+	ks := make([]int, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Ints(ks)
+	return ks
+}
 
-// SetDeadline moves (or sets) a site's deadline: an updated warning. In-flight
+// Done is closed when nothing is left to do. A later change of targets
+// (SetDeadline, SetWatch) re-opens the executor, and Done then returns a
+// new channel.
+func (e *Executor) Done() <-chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.done
+}
+
+// reopen makes a finished executor accept work again: a new warning for
+// another site arrived after everything earlier was settled.
+func (e *Executor) reopen() {
+	if !e.finished {
+		return
+	}
+	e.finished = false
+	e.done = make(chan struct{})
+	for v := range e.records {
+		if e.records[v].Status == StatusStranded {
+			e.records[v].Status = StatusPending
+		}
+	}
+	e.armTicker()
+}
+
+// SetDeadline moves (or sets) a site's deadline: an updated warning or a new
+// one, also after the executor finished (it then resumes). In-flight
 // migrations towards a newly threatened site are aborted and re-planned.
 func (e *Executor) SetDeadline(site int, d time.Duration) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.finished || site < 0 || site >= len(e.ix.Fed.Sites) {
+	defer e.unlock()
+	if !e.started || site < 0 || site >= len(e.ix.Fed.Sites) {
 		return
 	}
+	e.reopen()
 	e.setDeadlineLocked(site, d)
 	e.emit(Event{Kind: EvDeadline, Detail: fmt.Sprintf("%s deadline now %s", e.ix.Fed.Sites[site].Name, d.Round(time.Second))})
 	for _, r := range e.sortedRunning() {
 		if e.ix.HostSite(r.move.To) == site {
-			e.abort(r, "destination site "+e.ix.Fed.Sites[site].Name+" is now threatened")
+			e.abort(r, "destination site "+e.ix.Fed.Sites[site].Name+" is now threatened", true)
 		}
 	}
 	e.replan("deadline changed")
@@ -319,15 +390,38 @@ func (e *Executor) SetDeadline(site int, d time.Duration) {
 func (e *Executor) setDeadlineLocked(site int, d time.Duration) {
 	e.deadlines[site] = d
 	for v := range e.records {
-		if h := e.placement[v]; h >= 0 && e.ix.HostSite(h) == site && e.records[v].Status == StatusSafe {
+		h := e.placement[v]
+		if h < 0 || e.ix.HostSite(h) != site {
+			continue
+		}
+		if e.records[v].Status == StatusSafe {
 			e.records[v].Status = StatusPending
 		}
-		if h := e.placement[v]; h >= 0 && e.ix.HostSite(h) == site {
-			e.records[v].Deadline = d
-		}
+		e.records[v].Deadline = d
 	}
 	at := d - e.now()
 	e.timers = append(e.timers, e.cfg.Clock.AfterFunc(max(at, 0), func() { e.deadlinePassed(site, d) }))
+}
+
+// SetWatch marks a site as being at threat level watch (or no longer): the
+// policy's watch_sites decides whether it still receives VMs.
+func (e *Executor) SetWatch(site int, on bool) {
+	e.mu.Lock()
+	defer e.unlock()
+	if !e.started || site < 0 || site >= len(e.watch) || e.watch[site] == on {
+		return
+	}
+	e.watch[site] = on
+	state := "no longer at watch level"
+	if on {
+		state = "at watch level"
+	}
+	e.emit(Event{Kind: EvWatch, Detail: e.ix.Fed.Sites[site].Name + " " + state})
+	if e.finished {
+		return // nothing is moving; the next warning re-plans with it
+	}
+	e.replan("watch level changed")
+	e.pump()
 }
 
 // CancelThreat withdraws a site's threat (a cancelled warning): no new
@@ -335,7 +429,7 @@ func (e *Executor) setDeadlineLocked(site int, d time.Duration) {
 // abortRunning is set. Its VMs count as safe again.
 func (e *Executor) CancelThreat(site int, abortRunning bool) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	if e.finished || site < 0 || site >= len(e.ix.Fed.Sites) {
 		return
 	}
@@ -354,7 +448,7 @@ func (e *Executor) CancelThreat(site int, abortRunning bool) {
 	if abortRunning {
 		for _, r := range e.sortedRunning() {
 			if e.ix.HostSite(r.move.From) == site {
-				e.abort(r, "the threat to "+e.ix.Fed.Sites[site].Name+" was withdrawn")
+				e.abort(r, "the threat to "+e.ix.Fed.Sites[site].Name+" was withdrawn", true)
 			}
 		}
 	}
@@ -365,9 +459,9 @@ func (e *Executor) CancelThreat(site int, abortRunning bool) {
 // deadlinePassed marks VMs still on the site as missed.
 func (e *Executor) deadlinePassed(site int, d time.Duration) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.deadlines[site] != d {
-		return // the deadline moved since
+	defer e.unlock()
+	if dd, ok := e.deadlines[site]; !ok || dd != d {
+		return // the deadline moved or was withdrawn since
 	}
 	missed := 0
 	for v := range e.records {
@@ -377,19 +471,13 @@ func (e *Executor) deadlinePassed(site int, d time.Duration) {
 		}
 		missed++
 		switch e.records[v].Status {
-		case StatusPending, StatusStranded, StatusAborted:
+		case StatusPending, StatusStranded, StatusAborted, StatusUnsaved:
 			e.records[v].Status = StatusMissed
 		}
 	}
 	e.emit(Event{Kind: EvDeadline, Detail: fmt.Sprintf("%s deadline reached; %d VMs not out", e.ix.Fed.Sites[site].Name, missed)})
-	// queued moves from this site can no longer happen
-	kept := e.queue[:0]
-	for _, m := range e.queue {
-		if e.ix.HostSite(m.From) != site {
-			kept = append(kept, m)
-		}
-	}
-	e.queue = kept
+	// queued moves from this site can no longer happen: they are dropped
+	// when they come up (pump checks the deadline).
 	e.checkFinished()
 }
 
@@ -397,7 +485,7 @@ func (e *Executor) deadlinePassed(site int, d time.Duration) {
 // lost; migrations to it fail through the driver and are re-planned.
 func (e *Executor) HostDown(h int) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	if e.finished || h < 0 || h >= len(e.hostDown) || e.hostDown[h] {
 		return
 	}
@@ -422,29 +510,22 @@ func (e *Executor) hostDownLocked(h int) {
 	}
 }
 
-// probeHosts asks the driver about the hosts of a move whose start was
-// refused because a host is down, so that the next plan avoids it instead
-// of retrying the same move.
-func (e *Executor) probeHosts(m planner.Move) {
-	for _, h := range []int{m.From, m.To} {
-		if e.hostDown[h] {
-			continue
-		}
-		if _, err := e.cfg.Driver.ListDomains(context.Background(), e.ix.Host(h).Name); errors.Is(err, hypervisor.ErrHostDown) {
-			e.hostDownLocked(h)
-		}
-	}
-}
-
 // SetLinkMbps records a link's new usable bandwidth (0: cut), as monitoring
-// measured it, and re-plans.
+// measured it, and re-plans. Admission on the link starts again from the
+// new capacity.
 func (e *Executor) SetLinkMbps(l int, mbps float64) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	if e.finished || l < 0 || l >= len(e.linkMbps) {
 		return
 	}
 	e.linkMbps[l] = mbps
+	for dir := range 2 {
+		if u := e.units[unitKey{uLink, l, dir}]; u != nil {
+			u.capModel = netpath.Capacity(e.ix, u.res, e.linkMbps)
+			u.est = u.capModel
+		}
+	}
 	e.emit(Event{Kind: EvLink, Detail: fmt.Sprintf("%s now %g Mbit/s", e.ix.Fed.Links[l].Name, mbps)})
 	e.replan("link changed")
 	e.pump()
@@ -453,10 +534,10 @@ func (e *Executor) SetLinkMbps(l int, mbps float64) {
 // Stop aborts running migrations and stops timers; the VMs stay where they are.
 func (e *Executor) Stop() {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.queue = nil
+	defer e.unlock()
+	e.clearQueue()
 	for _, r := range e.sortedRunning() {
-		e.abort(r, "executor stopped")
+		e.abort(r, "executor stopped", true)
 	}
 	e.stopTimers()
 	e.checkFinished()
@@ -473,107 +554,6 @@ func (e *Executor) stopTimers() {
 	e.timers = nil
 }
 
-func (e *Executor) frozen() []bool {
-	f := make([]bool, len(e.placement))
-	for v := range f {
-		f[v] = e.migrated[v] || e.hopeless[v] || e.attempts[v] >= MaxAttempts || e.records[v].Status == StatusFailed
-	}
-	for v := range e.running {
-		f[v] = true
-	}
-	return f
-}
-
-// replan computes a new plan for everything not yet moved and replaces the
-// queue with it.
-func (e *Executor) replan(why string) {
-	in := planner.Input{
-		Index:     e.ix,
-		Policy:    e.cfg.Policy,
-		Now:       e.now(),
-		Deadlines: e.liveDeadlines(),
-		Placement: append([]int(nil), e.placement...),
-		HostDown:  append([]bool(nil), e.hostDown...),
-		LinkMbps:  append([]float64(nil), e.linkMbps...),
-		Frozen:    e.frozen(),
-	}
-	for _, r := range e.sortedRunning() {
-		in.Reserved = append(in.Reserved, planner.Reservation{VM: r.vm, Host: r.move.To})
-	}
-	in.Busy = e.inFlightBusy()
-	t0 := time.Now()
-	p, err := e.cfg.Plan(in)
-	e.planTime += time.Since(t0)
-	e.plans++
-	if err != nil {
-		e.log.Error("planning failed", "why", why, "err", err)
-		e.emit(Event{Kind: EvPlan, Detail: "planning failed: " + err.Error()})
-		e.queue = nil
-		return
-	}
-	if e.firstPlan == nil {
-		e.firstPlan = p
-	}
-	e.queue = p.Moves
-	for _, m := range p.Moves {
-		e.records[m.VM].Predicted = m.PredFinish
-		if e.records[m.VM].Status == StatusUnsaved || e.records[m.VM].Status == StatusAborted {
-			e.records[m.VM].Status = StatusPending
-		}
-	}
-	for _, u := range p.Unsaved {
-		rec := &e.records[u.VM]
-		if rec.Status == StatusPending || rec.Status == StatusAborted {
-			rec.Status = StatusUnsaved
-		}
-		rec.Reason = u.Reason
-	}
-	e.emit(Event{Kind: EvPlan, Detail: fmt.Sprintf("%s: %d moves, %d unsaved, lower bound %s, predicted makespan %s",
-		why, len(p.Moves), len(p.Unsaved), p.LowerBound.Round(time.Second), p.Makespan.Round(time.Second))})
-	e.log.Info("plan", "why", why, "moves", len(p.Moves), "unsaved", len(p.Unsaved),
-		"lower_bound", p.LowerBound, "makespan", p.Makespan)
-	e.cfg.Metrics.plan(len(p.Moves), len(p.Unsaved))
-}
-
-// inFlightBusy predicts how long running migrations keep each resource on
-// their paths busy: the bytes they still have to send over its capacity.
-func (e *Executor) inFlightBusy() map[netpath.Resource]time.Duration {
-	bytes := map[netpath.Resource]float64{}
-	for _, r := range e.sortedRunning() {
-		if r.job == nil {
-			continue
-		}
-		info, err := r.job.Info()
-		if err != nil {
-			continue
-		}
-		path, ok := netpath.Between(e.ix, r.move.From, r.move.To)
-		if !ok {
-			continue
-		}
-		for _, res := range path.Resources {
-			bytes[res] += float64(info.DataRemaining)
-		}
-	}
-	busy := make(map[netpath.Resource]time.Duration, len(bytes))
-	for res, b := range bytes {
-		if c := netpath.Capacity(e.ix, res, e.linkMbps); c > 0 {
-			busy[res] = time.Duration(b / c * float64(time.Second))
-		}
-	}
-	return busy
-}
-
-// liveDeadlines returns a copy of the deadlines. Sites whose deadline has
-// passed stay threatened: nothing is sent there.
-func (e *Executor) liveDeadlines() map[int]time.Duration {
-	out := make(map[int]time.Duration, len(e.deadlines))
-	for s, d := range e.deadlines {
-		out[s] = d
-	}
-	return out
-}
-
 func (e *Executor) sortedRunning() []*running {
 	rs := make([]*running, 0, len(e.running))
 	for _, r := range e.running {
@@ -582,59 +562,6 @@ func (e *Executor) sortedRunning() []*running {
 	sort.Slice(rs, func(i, j int) bool { return rs[i].vm < rs[j].vm })
 	return rs
 }
-
-// limits counts running migrations per constrained unit.
-type limits struct {
-	global  int
-	fabric  map[[2]int]int
-	hostOut map[int]int
-	hostIn  map[int]int
-	link    map[netpath.Resource]int
-}
-
-func (e *Executor) counts() limits {
-	c := limits{fabric: map[[2]int]int{}, hostOut: map[int]int{}, hostIn: map[int]int{}, link: map[netpath.Resource]int{}}
-	for _, r := range e.running {
-		e.count(&c, r.move.From, r.move.To, r.links, 1)
-	}
-	return c
-}
-
-func (e *Executor) count(c *limits, from, to int, links []netpath.Resource, n int) {
-	c.global += n
-	c.fabric[e.ix.HostFabricKey(from)] += n
-	c.hostOut[from] += n
-	c.hostIn[to] += n
-	for _, l := range links {
-		c.link[l] += n
-	}
-}
-
-func linkResources(p netpath.Path) []netpath.Resource {
-	var out []netpath.Resource
-	for _, r := range p.Resources {
-		if r.Kind == netpath.Link {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-// windowFor returns the concurrency allowed on a link direction.
-func (e *Executor) windowFor(r netpath.Resource) int {
-	cc := e.cfg.Policy.Concurrency
-	if !cc.Adaptive {
-		return cc.PerLinkLimit // 0: unlimited
-	}
-	lc := e.links[r]
-	if lc == nil {
-		lc = &linkCtl{window: max(cc.InitialPerLink, 1), slowStart: true}
-		e.links[r] = lc
-	}
-	return lc.window
-}
-
-func under(limit, n int) bool { return limit <= 0 || n < limit }
 
 // fits reports whether VM v can be placed on host h now.
 func (e *Executor) fits(v, h int) bool {
@@ -650,456 +577,6 @@ func (e *Executor) fits(v, h int) bool {
 		return false
 	}
 	return vm.AntiAffinity == "" || e.affinity[h][vm.AntiAffinity] == 0
-}
-
-// pump starts every queued move that the limits allow, in queue order.
-func (e *Executor) pump() {
-	if e.finished {
-		return
-	}
-	cc := e.cfg.Policy.Concurrency
-	c := e.counts()
-	kept := e.queue[:0]
-	needReplan := ""
-	for qi, m := range e.queue {
-		if needReplan != "" {
-			kept = append(kept, e.queue[qi:]...)
-			break
-		}
-		v := m.VM
-		if e.migrated[v] || e.running[v] != nil || e.placement[v] != m.From {
-			continue // stale entry
-		}
-		if e.hostDown[m.From] {
-			continue
-		}
-		if _, threatened := e.deadlines[e.ix.HostSite(m.To)]; threatened || e.hostDown[m.To] {
-			needReplan = "destination no longer safe"
-			kept = append(kept, m)
-			continue
-		}
-		path, ok := netpath.Between(e.ix, m.From, m.To)
-		if !ok {
-			needReplan = "route lost"
-			kept = append(kept, m)
-			continue
-		}
-		links := linkResources(path)
-		allowed := under(cc.Global, c.global) &&
-			under(cc.PerFabric, c.fabric[e.ix.HostFabricKey(m.From)]) &&
-			under(cc.PerHostOut, c.hostOut[m.From]) &&
-			under(cc.PerHostIn, c.hostIn[m.To])
-		for _, l := range links {
-			allowed = allowed && under(e.windowFor(l), c.link[l])
-		}
-		if !allowed {
-			kept = append(kept, m)
-			continue
-		}
-		if !e.fits(v, m.To) {
-			needReplan = "destination " + e.ix.Host(m.To).Name + " lacks capacity"
-			kept = append(kept, m)
-			continue
-		}
-		if err := e.startMove(m, links); err != nil {
-			e.log.Warn("migration did not start", "vm", m.Name, "err", err)
-			if errors.Is(err, hypervisor.ErrHostDown) {
-				e.probeHosts(m)
-			}
-			needReplan = "start failed"
-			continue
-		}
-		e.count(&c, m.From, m.To, links, 1)
-	}
-	e.queue = kept
-	if needReplan != "" {
-		e.replan(needReplan)
-		e.dropInfeasible()
-		e.pump()
-		return
-	}
-	e.checkFinished()
-}
-
-// savableLeft reports whether some at-risk VM is still on a threatened site
-// whose deadline has not passed, and could be planned again.
-func (e *Executor) savableLeft() bool {
-	now := e.now()
-	for v, h := range e.placement {
-		if h < 0 || e.hostDown[h] || e.migrated[v] || e.hopeless[v] || e.attempts[v] >= MaxAttempts {
-			continue
-		}
-		if d, ok := e.deadlines[e.ix.HostSite(h)]; ok && d > now {
-			switch e.records[v].Status {
-			case StatusPending, StatusUnsaved, StatusAborted:
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// dropInfeasible removes, right after a re-plan, the moves that the
-// executor's own checks refuse (a threatened or down destination, one
-// without room, a route that does not exist): a plan must never make the
-// executor exceed capacity, and dropping them guarantees that re-planning
-// cannot loop.
-func (e *Executor) dropInfeasible() {
-	kept := e.queue[:0]
-	for _, m := range e.queue {
-		why := ""
-		_, threatened := e.deadlines[e.ix.HostSite(m.To)]
-		_, routed := netpath.Between(e.ix, m.From, m.To)
-		switch {
-		case threatened:
-			why = "the site is threatened"
-		case e.hostDown[m.To]:
-			why = "the host is down"
-		case !routed:
-			why = "no route reaches it"
-		case !e.fits(m.VM, m.To):
-			why = "it lacks capacity or would break anti-affinity"
-		}
-		if why == "" {
-			kept = append(kept, m)
-			continue
-		}
-		rec := &e.records[m.VM]
-		rec.Status = StatusUnsaved
-		rec.Reason = fmt.Sprintf("the plan sent it to %s, which the executor refused: %s", e.ix.Host(m.To).Name, why)
-		e.log.Error("plan proposed an infeasible move", "vm", m.Name, "to", e.ix.Host(m.To).Name, "why", why)
-	}
-	e.queue = kept
-}
-
-func (e *Executor) startMove(m planner.Move, links []netpath.Resource) error {
-	v := m.VM
-	vm := &e.ix.Fed.VMs[v]
-	pol := e.cfg.Policy.Migration
-	req := hypervisor.MigrateRequest{
-		Domain:     vm.Name,
-		SourceHost: e.ix.Host(m.From).Name,
-		DestHost:   e.ix.Host(m.To).Name,
-		DestURI:    e.ix.Host(m.To).URI,
-		Params: hypervisor.MigrateParams{
-			Live:                true,
-			PeerToPeer:          true,
-			PersistDest:         true,
-			UndefineSource:      true,
-			BandwidthBytes:      pol.MaxBandwidthMiBps * model.MiB,
-			MaxDowntime:         pol.MaxDowntime.D(),
-			AutoConverge:        pol.AutoConverge,
-			ParallelConnections: pol.ParallelConnections,
-		},
-	}
-	if vm.CopiesDisk() {
-		req.Params.CopyStorage = hypervisor.CopyStorageAll
-	}
-	e.attempts[v]++
-	rec := &e.records[v]
-	rec.Attempts = e.attempts[v]
-	r := &running{vm: v, move: m, started: e.now(), links: links}
-	// Reserve the destination before the driver can call back.
-	e.commit(v, m.To, 1)
-	e.running[v] = r
-	job, err := e.cfg.Driver.Migrate(context.Background(), req, observer{e: e, r: r})
-	if err != nil {
-		e.commit(v, m.To, -1)
-		delete(e.running, v)
-		rec.Reason = err.Error()
-		if e.attempts[v] >= MaxAttempts {
-			rec.Status = StatusFailed
-		}
-		e.emit(Event{Kind: EvRefused, VM: vm.Name, From: req.SourceHost, To: req.DestHost, Detail: err.Error()})
-		return fmt.Errorf("migrate %s to %s: %w", vm.Name, req.DestHost, err)
-	}
-	r.job = job
-	rec.Status = StatusRunning
-	rec.To = req.DestHost
-	rec.Started = r.started
-	e.emit(Event{Kind: EvStart, VM: vm.Name, From: req.SourceHost, To: req.DestHost,
-		Detail: fmt.Sprintf("attempt %d, predicted finish %s", e.attempts[v], m.PredFinish.Round(time.Second))})
-	e.cfg.Metrics.started()
-	return nil
-}
-
-type observer struct {
-	e *Executor
-	r *running
-}
-
-func (o observer) MigrationDone(res hypervisor.Result) { o.e.migrationDone(o.r, res) }
-
-func (e *Executor) abort(r *running, why string) {
-	if r.aborting || r.job == nil {
-		return
-	}
-	r.aborting = true
-	r.abortWhy = why
-	if err := r.job.Abort(); err != nil {
-		e.log.Warn("abort failed", "vm", r.move.Name, "err", err)
-	}
-	e.emit(Event{Kind: EvAbort, VM: r.move.Name, Detail: why})
-}
-
-func (e *Executor) migrationDone(r *running, res hypervisor.Result) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.running[r.vm] != r {
-		return
-	}
-	delete(e.running, r.vm)
-	v := r.vm
-	rec := &e.records[v]
-	now := e.now()
-	rec.Finished = now
-	rec.Duration = now - r.started
-	rec.Bytes = res.Bytes
-	e.cfg.Metrics.bytes(res.Bytes)
-	toName := e.ix.Host(r.move.To).Name
-	// Where does the VM run now? Trust the driver's report.
-	runningOn := -1
-	switch res.RunningOn {
-	case toName:
-		runningOn = r.move.To
-	case e.ix.Host(r.move.From).Name:
-		runningOn = r.move.From
-	}
-	if res.Err == nil && runningOn != r.move.To {
-		res.Err = fmt.Errorf("driver reported success but the domain runs on %q", res.RunningOn)
-	}
-	if runningOn != r.move.To {
-		e.commit(v, r.move.To, -1)
-	}
-	if runningOn != r.move.From {
-		e.commit(v, r.move.From, -1)
-	}
-	e.placement[v] = runningOn
-	if res.Err == nil {
-		e.migrated[v] = true
-		rec.Status = StatusMigrated
-		rec.Downtime = res.Downtime
-		rec.Reason = ""
-		e.emit(Event{Kind: EvDone, VM: rec.Name, From: e.ix.Host(r.move.From).Name, To: toName,
-			Detail: fmt.Sprintf("%s, downtime %s, %d rounds", rec.Duration.Round(100*time.Millisecond), res.Downtime.Round(time.Millisecond), res.Rounds)})
-		e.cfg.Metrics.done("migrated", rec.Duration, res.Downtime)
-		e.pump()
-		return
-	}
-	rec.Reason = res.Err.Error()
-	switch {
-	case runningOn < 0:
-		rec.Status = StatusLost
-	case r.aborting && e.hopeless[v]:
-		rec.Status = StatusMissed
-		rec.Reason = r.abortWhy
-	case r.aborting:
-		rec.Status = StatusAborted
-		rec.Reason = r.abortWhy
-	case e.attempts[v] >= MaxAttempts:
-		rec.Status = StatusFailed
-	default:
-		rec.Status = StatusPending
-	}
-	if runningOn >= 0 {
-		rec.To = ""
-	}
-	e.emit(Event{Kind: EvFail, VM: rec.Name, From: e.ix.Host(r.move.From).Name, To: toName, Detail: res.Err.Error()})
-	outcome := "failed"
-	switch {
-	case runningOn < 0:
-		outcome = "lost"
-	case r.aborting:
-		outcome = "aborted"
-	}
-	e.cfg.Metrics.done(outcome, rec.Duration, 0)
-	e.replan("migration of " + rec.Name + " ended without success")
-	e.pump()
-}
-
-func (e *Executor) checkFinished() {
-	if e.finished || !e.started || len(e.running) > 0 || len(e.queue) > 0 {
-		return
-	}
-	// Idle with time left: the plan's predictions were pessimistic (earlier
-	// migrations went faster than predicted), so VMs it left behind may
-	// still make it. Re-plan once more; finish only when that adds nothing.
-	if e.savableLeft() {
-		e.replan("idle before the deadlines")
-		e.dropInfeasible()
-		if len(e.queue) > 0 {
-			e.pump()
-			return
-		}
-	}
-	e.finished = true
-	e.stopTimers()
-	for v := range e.records {
-		if e.records[v].Status == StatusPending {
-			e.records[v].Status = StatusStranded
-		}
-	}
-	e.emit(Event{Kind: EvFinished})
-	close(e.done)
-}
-
-// DefaultInterval is the controller period when the policy sets none.
-const DefaultInterval = 5 * time.Second
-
-func (e *Executor) armTicker() {
-	d := e.cfg.Policy.Concurrency.Interval.D()
-	if d <= 0 {
-		d = DefaultInterval
-	}
-	e.ticker = e.cfg.Clock.AfterFunc(d, e.tick)
-}
-
-// tick runs the periodic controllers: the per-link feedback controller
-// (adaptive policies) and the deadline check of running migrations
-// (deadline-aware policies).
-func (e *Executor) tick() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.finished {
-		return
-	}
-	if e.cfg.Policy.Concurrency.Adaptive {
-		e.adaptWindows()
-	}
-	if e.cfg.Policy.DeadlineAware {
-		e.abortHopeless()
-	}
-	e.armTicker()
-	e.pump()
-}
-
-// adaptWindows is the feedback controller (seed 003): per link direction, compare
-// the throughput migrations get with what one migration gets alone.
-//   - slow start: while every migration runs at the reference rate, double
-//     the window;
-//   - additive increase: while the link is not saturated (migrations are
-//     not slowing each other), add one;
-//   - multiplicative decrease: when migrations get less than half the
-//     reference rate (too many for the link, or the link degraded),
-//     multiply the window by Policy.Concurrency.DecreaseFactor;
-//   - otherwise hold: the link is saturated by about as few migrations as
-//     can saturate it, which keeps individual migrations short.
-func (e *Executor) adaptWindows() {
-	cc := e.cfg.Policy.Concurrency
-	type agg struct {
-		sum  float64
-		n    int
-		best float64
-	}
-	per := map[netpath.Resource]*agg{}
-	for _, r := range e.sortedRunning() {
-		info, err := r.job.Info()
-		if err != nil || info.Phase == hypervisor.PhaseSetup || info.Type != hypervisor.JobUnbounded {
-			continue
-		}
-		rate := info.BytesPerSec()
-		for _, l := range r.links {
-			a := per[l]
-			if a == nil {
-				a = &agg{}
-				per[l] = a
-			}
-			a.sum += rate
-			a.n++
-			a.best = math.Max(a.best, rate)
-		}
-	}
-	keys := make([]netpath.Resource, 0, len(per))
-	for l := range per {
-		keys = append(keys, l)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		if keys[i].ID != keys[j].ID {
-			return keys[i].ID < keys[j].ID
-		}
-		return keys[i].Dir < keys[j].Dir
-	})
-	for _, l := range keys {
-		a := per[l]
-		lc := e.links[l]
-		if lc == nil {
-			continue
-		}
-		lc.ref = math.Max(lc.ref, a.best)
-		mean := a.sum / float64(a.n)
-		old := lc.window
-		gain := max(cc.GainThreshold, 0.01)
-		limit := cc.PerLinkLimit
-		switch {
-		case mean >= (1-gain)*lc.ref:
-			if a.n >= lc.window { // only grow a window that is in use
-				if lc.slowStart {
-					lc.window *= 2
-				} else {
-					lc.window++
-				}
-			}
-		case mean < 0.5*lc.ref:
-			lc.slowStart = false
-			lc.window = max(1, int(math.Floor(float64(lc.window)*cc.DecreaseFactor)))
-			// the link changed: what one migration gets alone must be re-learned
-			lc.ref = a.best
-		default:
-			lc.slowStart = false
-		}
-		if limit > 0 {
-			lc.window = min(lc.window, limit)
-		}
-		if lc.window != old {
-			e.emit(Event{Kind: EvWindow, Detail: fmt.Sprintf("%s: %d → %d (%d migrating at %.0f MiB/s total)",
-				netpath.Name(e.ix, l), old, lc.window, a.n, a.sum/model.MiB)})
-			e.cfg.Metrics.window(netpath.Name(e.ix, l), lc.window)
-		}
-	}
-}
-
-// abortHopeless aborts running migrations that cannot finish before their
-// site's deadline even if they had their path to themselves from now on and
-// sent nothing more than what is left now: the site will be lost with them,
-// and their bandwidth can still save others.
-func (e *Executor) abortHopeless() {
-	now := e.now()
-	for _, r := range e.sortedRunning() {
-		d, threatened := e.deadlines[e.ix.HostSite(r.move.From)]
-		if !threatened || r.aborting || r.job == nil {
-			continue
-		}
-		info, err := r.job.Info()
-		if err != nil || info.Phase == hypervisor.PhaseSetup || info.Phase == hypervisor.PhaseSwitchover {
-			continue
-		}
-		rate := e.bestRate(r)
-		if rate <= 0 {
-			continue
-		}
-		left := time.Duration(float64(info.DataRemaining) / rate * float64(time.Second))
-		if now+left > d {
-			e.hopeless[r.vm] = true
-			e.abort(r, fmt.Sprintf("cannot finish before the deadline %s: %s left even at the path's full %.0f MiB/s",
-				d.Round(time.Second), bytesString(info.DataRemaining), rate/model.MiB))
-		}
-	}
-}
-
-// bestRate is the fastest a running migration could go if it had its path
-// to itself: the narrowest resource's capacity, within the migration's own
-// cap (bandwidth limit and TCP window over the path's RTT).
-func (e *Executor) bestRate(r *running) float64 {
-	path, ok := netpath.Between(e.ix, r.move.From, r.move.To)
-	if !ok {
-		return 0
-	}
-	pol := e.cfg.Policy.Migration
-	rate := netpath.FlowCap(pol.MaxBandwidthMiBps*model.MiB, path.RTT, pol.ParallelConnections)
-	for _, res := range path.Resources {
-		rate = math.Min(rate, netpath.Capacity(e.ix, res, e.linkMbps))
-	}
-	return rate
 }
 
 func bytesString(b uint64) string {

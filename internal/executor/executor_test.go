@@ -26,6 +26,12 @@ var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 // hosts a1, a2; safe sites b (b1, b2) and c (c1); links a-b, a-c, b-c.
 func testFederation(t *testing.T, vms int, memMiB int64) *model.Index {
 	t.Helper()
+	return testFederationMbps(t, vms, memMiB, 10000)
+}
+
+// testFederationMbps is testFederation with every NIC and link at mbps.
+func testFederationMbps(t *testing.T, vms int, memMiB int64, mbps float64) *model.Index {
+	t.Helper()
 	var b strings.Builder
 	b.WriteString(`name: t
 sites:
@@ -50,7 +56,7 @@ vms:
 	for i := range vms {
 		fmt.Fprintf(&b, "  - {name: vm%02d, host: a%d, vcpu: 2, memory_mib: %d, dirty_rate_mibps: 5, priority: %d}\n", i, i%2+1, memMiB, 100+i)
 	}
-	f, err := model.ParseFederation([]byte(b.String()))
+	f, err := model.ParseFederation([]byte(strings.ReplaceAll(b.String(), "10000", fmt.Sprint(mbps))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,6 +144,8 @@ func (j *fakeJob) Info() (hypervisor.JobInfo, error) {
 		DataTotal: uint64(total), DataProcessed: uint64(sent), DataRemaining: uint64(max(0, total-sent))}, nil
 }
 func (j *fakeJob) SetMaxSpeed(float64) error { return nil }
+func (j *fakeJob) Pause() error               { return nil }
+func (j *fakeJob) StartPostCopy() error       { return hypervisor.ErrNotAllowed }
 func (j *fakeJob) Abort() error {
 	j.timer.Stop()
 	j.d.eng.AfterFunc(0, func() { j.end(hypervisor.ErrAborted) })
@@ -180,7 +188,9 @@ func statuses(rep Report) map[Status]int {
 }
 
 func TestEvacuatesWithinHostLimits(t *testing.T) {
-	ix := testFederation(t, 12, 4096)
+	// Links and NICs so fast that only the count limits bind (the fake
+	// driver's migrations take 20 s whatever the bandwidth).
+	ix := testFederationMbps(t, 12, 4096, 400000)
 	eng := sim.NewEngine(epoch)
 	drv := newFakeDriver(eng, ix, 20*time.Second)
 	rep := run(t, ix, fixedPolicy(), drv, eng, map[int]time.Duration{0: time.Hour}, nil)
@@ -447,6 +457,8 @@ type realJob struct{}
 func (realJob) Info() (hypervisor.JobInfo, error) { return hypervisor.JobInfo{}, nil }
 func (realJob) SetMaxSpeed(float64) error         { return nil }
 func (realJob) Abort() error                      { return nil }
+func (realJob) Pause() error                      { return nil }
+func (realJob) StartPostCopy() error              { return nil }
 
 func (d *realDriver) ListDomains(context.Context, string) ([]hypervisor.Domain, error) {
 	return nil, nil

@@ -15,7 +15,7 @@ type Metrics struct {
 	duration prometheus.Histogram
 	downtime prometheus.Histogram
 	bytesTx  prometheus.Counter
-	windows  *prometheus.GaugeVec
+	admit    *prometheus.GaugeVec
 	plans    prometheus.Counter
 	planned  prometheus.Gauge
 	unsaved  prometheus.Gauge
@@ -38,8 +38,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 12)}),
 		bytesTx: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "refuge_migration_bytes_total", Help: "Bytes sent by finished migrations."}),
-		windows: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "refuge_link_window", Help: "Concurrent migrations allowed per link direction by the feedback controller."}, []string{"link"}),
+		admit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "refuge_link_admitted_bytes_per_second", Help: "Bandwidth the feedback controller admits per WAN link direction (bytes/s)."}, []string{"link"}),
 		plans: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "refuge_plans_total", Help: "Plans computed (initial and re-plans)."}),
 		planned: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -47,7 +47,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		unsaved: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "refuge_plan_unsaved", Help: "At-risk VMs the latest plan cannot save."}),
 	}
-	for _, c := range []prometheus.Collector{m.startedC, m.finished, m.inFlight, m.duration, m.downtime, m.bytesTx, m.windows, m.plans, m.planned, m.unsaved} {
+	for _, c := range []prometheus.Collector{m.startedC, m.finished, m.inFlight, m.duration, m.downtime, m.bytesTx, m.admit, m.plans, m.planned, m.unsaved} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -82,11 +82,11 @@ func (m *Metrics) bytes(n uint64) {
 	m.bytesTx.Add(float64(n))
 }
 
-func (m *Metrics) window(link string, w int) {
+func (m *Metrics) admitted(link string, bps float64) {
 	if m == nil {
 		return
 	}
-	m.windows.WithLabelValues(link).Set(float64(w))
+	m.admit.WithLabelValues(link).Set(bps)
 }
 
 func (m *Metrics) plan(moves, unsaved int) {

@@ -43,9 +43,21 @@ type Policy struct {
 	Placement string `json:"placement"`
 	// Migration parameters passed to the hypervisor.
 	Migration MigrationPolicy `json:"migration"`
+	// WatchSites says how the planner treats sites at threat level
+	// "watch" (not yet threatened, but possibly soon) as destinations:
+	// WatchAllow (like any safe site), WatchAvoid (only for VMs that no
+	// other site can save in time) or WatchExclude (never).
+	WatchSites string `json:"watch_sites"`
 	// Concurrency limits; zero means unlimited.
 	Concurrency ConcurrencyPolicy `json:"concurrency"`
 }
+
+// Values of Policy.WatchSites.
+const (
+	WatchAllow   = "allow"
+	WatchAvoid   = "avoid"
+	WatchExclude = "exclude"
+)
 
 // MigrationPolicy holds per-migration hypervisor parameters.
 type MigrationPolicy struct {
@@ -61,6 +73,17 @@ type MigrationPolicy struct {
 	AutoConverge bool `json:"auto_converge"`
 	// ParallelConnections > 1 uses multifd streams.
 	ParallelConnections int `json:"parallel_connections"`
+	// PauseAndCopy lets the executor pause a guest so that its migration
+	// finishes as a copy of what is left, when the prediction says pre-copy
+	// cannot finish before the site's deadline but the copy can (and lets
+	// the planner start such a VM paused from the outset). The guest is
+	// down for the copy, but it is saved.
+	PauseAndCopy bool `json:"pause_and_copy"`
+	// PostCopy starts migrations with post-copy allowed and, in the same
+	// situation, switches to post-copy rather than pausing: the guest runs
+	// at the destination at once and pulls the rest of its memory, but is
+	// lost if the source or the path fails before that ends.
+	PostCopy bool `json:"post_copy"`
 }
 
 // ConcurrencyPolicy bounds how many migrations run at once.
@@ -70,18 +93,24 @@ type ConcurrencyPolicy struct {
 	PerHostOut   int `json:"per_host_out"`
 	PerHostIn    int `json:"per_host_in"`
 	PerLinkLimit int `json:"per_link"`
-	// Adaptive enables the feedback controller (seed 003): the number of
-	// migrations per link follows observed throughput, additive increase and
-	// multiplicative decrease, up to PerLinkLimit.
+	// Adaptive enables the feedback controller (seed 003): the bandwidth
+	// each WAN link direction admits follows its observed throughput
+	// (multiplicative decrease when it delivers less than admitted,
+	// additive increase back to the link's capacity); PerLinkLimit still
+	// caps the number of migrations.
 	Adaptive bool `json:"adaptive"`
 	// Interval between controller decisions.
 	Interval Duration `json:"interval"`
-	// InitialPerLink is the starting window of the adaptive controller.
+	// InitialPerLink is kept for policy documents of earlier versions; the
+	// bandwidth-based controller starts every link at its capacity.
 	InitialPerLink int `json:"initial_per_link"`
-	// GainThreshold is the relative throughput gain an increase must bring
-	// to be kept (e.g. 0.05).
+	// GainThreshold is the relative shortfall of observed throughput below
+	// what was admitted that the controller tolerates before it decreases
+	// a link's admitted bandwidth (e.g. 0.15).
 	GainThreshold float64 `json:"gain_threshold"`
-	// DecreaseFactor multiplies the window on congestion (e.g. 0.7).
+	// DecreaseFactor bounds one decrease: the admitted bandwidth falls to
+	// the observed throughput, but never below this share of what it was
+	// (e.g. 0.3).
 	DecreaseFactor float64 `json:"decrease_factor"`
 }
 
@@ -89,6 +118,7 @@ func basePolicy(name string) Policy {
 	return Policy{
 		Name:           name,
 		Placement:      PlacementEarliestFinish,
+		WatchSites:     WatchAllow,
 		VCPUOvercommit: 4,
 		SafetyMargin:   Duration(30 * time.Second),
 		Order:          OrderPriority,
@@ -100,20 +130,25 @@ func basePolicy(name string) Policy {
 	}
 }
 
-// RefugePolicy is refuge's default: planner order, deadline-aware, adaptive
-// per-link concurrency.
+// RefugePolicy is refuge's default: planner order, deadline-aware,
+// bandwidth admission on every resource with feedback on the WAN links,
+// pause-and-copy for guests that pre-copy cannot save in time, watch-level
+// sites only as a last resort.
 func RefugePolicy() Policy {
 	p := basePolicy("refuge")
 	p.DeadlineAware = true
+	p.WatchSites = WatchAvoid
+	p.Migration.PauseAndCopy = true
+	// Admission is by bandwidth on every resource a migration crosses
+	// (source NIC, link directions, destination NIC); the count limit per
+	// link only guards against pathological inputs.
 	p.Concurrency = ConcurrencyPolicy{
-		PerHostOut:     4,
-		PerHostIn:      4,
 		PerLinkLimit:   64,
 		Adaptive:       true,
 		Interval:       Duration(5 * time.Second),
-		InitialPerLink: 2,
-		GainThreshold:  0.05,
-		DecreaseFactor: 0.7,
+		InitialPerLink: 1,
+		GainThreshold:  0.15,
+		DecreaseFactor: 0.3,
 	}
 	return p
 }

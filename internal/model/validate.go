@@ -591,6 +591,9 @@ func (p *Policy) Validate() error {
 	if p.Placement != "" { // empty: PlacementEarliestFinish
 		oneOf(&errs, "placement", p.Placement, PlacementNames...)
 	}
+	if p.WatchSites != "" { // empty: WatchAllow
+		oneOf(&errs, "watch_sites", p.WatchSites, WatchAllow, WatchAvoid, WatchExclude)
+	}
 
 	m := &p.Migration
 	validate.AtLeast(&errs, "migration.max_bandwidth_mibps", m.MaxBandwidthMiBps, 0)

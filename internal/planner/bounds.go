@@ -60,7 +60,7 @@ func (p *planner) bounds(plan *Plan, st *runState, atRisk []int) {
 // upperBound counts, per threatened site, the most at-risk VMs that could
 // be saved at all, and sums over sites. A VM counts only if its host is up,
 // it converges on some route, its least solo time fits before the deadline
-// minus the safety margin and some reachable safe host has room for it
+// and some reachable safe host has room for it
 // now; of those, the smallest (least bytes over its routes) are taken while
 // their total fits through the site's egress capacity — and the NIC
 // capacity of the safe hosts it reaches — before that time.
@@ -68,7 +68,7 @@ func (p *planner) upperBound(atRisk []int) int {
 	bySite := map[int][]float64{}
 	for _, v := range atRisk {
 		pr := &p.pre[v]
-		limit := (p.deadline[pr.site] - p.in.Now).Seconds() - p.margin
+		limit := (p.deadline[pr.site] - p.in.Now).Seconds()
 		if !p.down[p.place[v]] && pr.converges && pr.fits && pr.minSolo <= limit*(1+tolerance) {
 			bySite[pr.site] = append(bySite[pr.site], pr.minBytes)
 		}
@@ -76,7 +76,7 @@ func (p *planner) upperBound(atRisk []int) int {
 	total := 0
 	for _, s := range sortedSites(p.in.Deadlines) {
 		sizes := bySite[s]
-		limit := (p.deadline[s] - p.in.Now).Seconds() - p.margin
+		limit := (p.deadline[s] - p.in.Now).Seconds()
 		if len(sizes) == 0 || limit <= 0 {
 			continue
 		}

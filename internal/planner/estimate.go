@@ -16,6 +16,7 @@ type estimate struct {
 	bytes float64
 	solo  float64 // seconds: set-up, disk copy, memory rounds, downtime
 	ok    bool    // the migration converges
+	pause bool    // a pause-and-copy estimate (pauseEstimate)
 }
 
 // maxCopySeconds: a migration whose first copy alone would take longer
@@ -87,6 +88,22 @@ func soloAt(g precopy.Guest, cfg precopy.Config, rate float64) estimate {
 	}
 	s := precopy.Solo(g, cfg, rate, 0)
 	e.bytes, e.solo, e.ok = s.Bytes, s.Total.Seconds(), s.Converges
+	return e
+}
+
+// pauseEstimate is VM v's migration at rate as a pause-and-copy: the guest
+// stops, its disk (local storage) and memory are sent once, and it resumes
+// at the destination.
+func (p *planner) pauseEstimate(v int, rate float64) estimate {
+	g := guest(&p.fed.VMs[v])
+	e := estimate{rate: rate, pause: true}
+	bytes := g.DiskBytes + g.MemoryBytes
+	if !(rate > 0) || bytes/rate > maxCopySeconds {
+		return e
+	}
+	e.bytes = bytes
+	e.solo = precopy.Setup(0).Seconds() + bytes/rate + precopy.SwitchoverOverhead.Seconds()
+	e.ok = true
 	return e
 }
 

@@ -80,6 +80,9 @@ type planner struct {
 	dest placement.Policy
 
 	// Policy, normalised.
+	pauseOK   bool   // migration.pause_and_copy
+	watchMode string // watch_sites
+	watch     []bool // per site: at threat level watch
 	cfg       precopy.Config
 	flowCap   float64 // bytes/s per migration (+Inf: none)
 	conns     int
@@ -209,6 +212,11 @@ func (p *planner) checkInput() error {
 			return fmt.Errorf("reserved[%d] names VM %d on host %d, want a VM below %d and a host below %d", i, r.VM, r.Host, p.nVM, p.nHost)
 		}
 	}
+	if in.Watch != nil && len(in.Watch) != len(p.fed.Sites) {
+		return fmt.Errorf("watch has %d entries, want one per site (%d)", len(in.Watch), len(p.fed.Sites))
+	}
+	p.watch = make([]bool, len(p.fed.Sites))
+	copy(p.watch, in.Watch)
 	p.threatened = make([]bool, len(p.fed.Sites))
 	p.deadline = make([]time.Duration, len(p.fed.Sites))
 	for _, s := range sortedSites(in.Deadlines) {
@@ -247,6 +255,13 @@ func (p *planner) setPolicy(pol model.Policy) error {
 	case pol.Migration.MaxDowntime < 0:
 		return fmt.Errorf("policy %q: max_downtime is %v, want >= 0", pol.Name, pol.Migration.MaxDowntime.D())
 	}
+	switch pol.WatchSites {
+	case "", model.WatchAllow, model.WatchAvoid, model.WatchExclude:
+	default:
+		return fmt.Errorf("policy %q: unknown watch_sites %q (want %q, %q or %q)", pol.Name, pol.WatchSites, model.WatchAllow, model.WatchAvoid, model.WatchExclude)
+	}
+	p.watchMode = pol.WatchSites
+	p.pauseOK = pol.Migration.PauseAndCopy
 	p.vcpuRatio = pol.VCPUOvercommit
 	if p.vcpuRatio == 0 {
 		p.vcpuRatio = 1

@@ -241,7 +241,7 @@ func TestCutLink(t *testing.T) {
 	if len(p.Moves) != 0 || unsavedCode(p, "x") != CodeNoRoute {
 		t.Fatalf("both cut: moved %v, unsaved %+v", moved(p), p.Unsaved)
 	}
-	if r := p.Unsaved[0].Reason; !strings.Contains(r, "link:a-b(a→b)") || !strings.Contains(r, "link:a-c(a→c)") {
+	if r := p.Unsaved[0].Reason; !strings.Contains(r, "a-b") || !strings.Contains(r, "a-c") {
 		t.Errorf("reason %q does not name the cut links", r)
 	}
 }
@@ -374,8 +374,9 @@ func TestBounds(t *testing.T) {
 	if r := p.Resources[1]; r.Name != "link:a-b(a→b)" || r.Bytes != 4*2*model.GiB || p.Resources[0].Name != "egress:a" {
 		t.Errorf("resources %+v", p.Resources)
 	}
-	// 40 s before deadline − margin: the link carries two VMs, not three.
-	p = compute(t, Input{Index: ix, Policy: refuge(), Deadlines: threaten(t, ix, 70*time.Second, "a")})
+	// 45 s before the deadline: the link carries two VMs, not three (the
+	// bound ignores the safety margin; the moves within it come last).
+	p = compute(t, Input{Index: ix, Policy: refuge(), Deadlines: threaten(t, ix, 45*time.Second, "a")})
 	if p.UpperBound != 2 || len(p.Moves) > p.UpperBound {
 		t.Errorf("tight deadline: upper bound %d, moves %v", p.UpperBound, moved(p))
 	}
@@ -535,7 +536,7 @@ func TestUpperBoundCountsRoutedEgressOnly(t *testing.T) {
 		b.vm(n, "a1", 2, dirty(0))
 	}
 	ix := b.index(t)
-	dl := threaten(t, ix, 70*time.Second, "a", "c")
+	dl := threaten(t, ix, 45*time.Second, "a", "c")
 	p := compute(t, Input{Index: ix, Policy: refuge(), Deadlines: dl})
 	if p.UpperBound != 2 || len(p.Moves) != 2 {
 		t.Errorf("upper bound %d, moves %v; want 2 and 2", p.UpperBound, moved(p))

@@ -170,7 +170,9 @@ func checkPlan(t fataler, in Input, p *Plan) {
 	for _, r := range in.Reserved {
 		load[r.Host].add(&f.VMs[r.VM])
 	}
-	limit := func(s int) time.Duration { return in.Deadlines[s] - in.Policy.SafetyMargin.D() }
+	// Deadline-aware plans finish every move by its deadline (moves within
+	// the safety margin come after all the others: opportunistic).
+	limit := func(s int) time.Duration { return in.Deadlines[s] }
 	for _, m := range p.Moves {
 		vm := &f.VMs[m.VM]
 		if m.From != place[m.VM] || m.Name != vm.Name {
@@ -251,6 +253,9 @@ func naiveSearch(p *planner, v int) cand {
 			}
 			in := p.inRes(h)
 			f := max(a, p.busyR[in]+p.bytesR[in]/p.capR[in]+e.bytes/g.capIn)
+			if f > p.transitLimit(&rt) {
+				continue
+			}
 			if !best.ok || f < best.f || (f == best.f && (p.freeMem[h] > best.free || (p.freeMem[h] == best.free && h < best.host))) {
 				best = cand{ok: true, f: f, free: p.freeMem[h], host: h, route: k, est: e}
 			}
@@ -278,7 +283,7 @@ func TestSearchMatchesScan(t *testing.T) {
 		st := &runState{}
 		for _, v := range p.queue(atRisk) {
 			if !p.down[p.place[v]] && len(p.groups) > 0 && p.pre[v].converges {
-				got, want := p.search(v), naiveSearch(p, v)
+				got, want := p.search(v, searchOpts{watch: true}), naiveSearch(p, v)
 				if got.ok != want.ok || got.host != want.host || got.f != want.f || got.route != want.route {
 					t.Fatalf("VM %s: search found %+v, a scan %+v", p.fed.VMs[v].Name, got, want)
 				}

@@ -41,6 +41,7 @@ func (p *planner) run() *Plan {
 	for _, v := range p.queue(atRisk) {
 		p.planVM(v, plan, st)
 	}
+	p.planOpportunistic(plan, st)
 	p.bounds(plan, st, atRisk)
 	p.warn(plan, st)
 	return plan
@@ -81,6 +82,9 @@ func (p *planner) prepare(atRisk []int) {
 		n := p.needOf(v)
 		for k, rt := range p.routesFrom(pr.site) {
 			e := p.estimateOn(v, k)
+			if pe := p.pauseEstimate(v, e.rate); p.pauseOK && pe.ok && (!e.ok || pe.bytes < e.bytes) {
+				e = pe
+			}
 			if !e.ok {
 				continue
 			}
@@ -92,6 +96,37 @@ func (p *planner) prepare(atRisk []int) {
 			}
 		}
 	}
+}
+
+// planOpportunistic gives the VMs that a deadline-aware plan leaves out
+// because they are predicted to end within the safety margin (not after
+// the deadline itself) a second chance: they are planned after every other
+// move, so they use only what is left; the executor aborts them if they
+// cannot make the deadline after all.
+func (p *planner) planOpportunistic(plan *Plan, st *runState) {
+	if !p.in.Policy.DeadlineAware || p.margin <= 0 {
+		return
+	}
+	var retry []int
+	kept := plan.Unsaved[:0]
+	for _, u := range plan.Unsaved {
+		if u.Code == CodeDeadline {
+			retry = append(retry, u.VM)
+			continue
+		}
+		kept = append(kept, u)
+	}
+	plan.Unsaved = kept
+	margin := p.margin
+	p.margin = 0
+	for _, v := range retry {
+		n := len(plan.Moves)
+		p.planVM(v, plan, st)
+		if len(plan.Moves) > n {
+			plan.Moves[n].Reason += fmt.Sprintf("; planned after the others: predicted within its deadline but not the %s safety margin", short(dur(margin)))
+		}
+	}
+	p.margin = margin
 }
 
 // planVM plans VM v: it moves it to the best destination or records why
@@ -119,7 +154,9 @@ func (p *planner) planVM(v int, plan *Plan, st *runState) {
 		unsaved(CodeNotConverge, p.notConvergingReason(v))
 		return
 	}
-	c := p.search(v)
+	deadline := p.deadline[pr.site]
+	limit := (deadline - p.in.Now).Seconds() - p.margin
+	c, f, bott, path := p.choose(v, limit)
 	if !c.ok {
 		unsaved(CodeNoCapacity, p.noCapacityReason(v))
 		return
@@ -127,20 +164,6 @@ func (p *planner) planVM(v int, plan *Plan, st *runState) {
 	rt := &p.fromSite[pr.site][c.route]
 	b := c.est.bytes
 	solo := c.est.solo + rt.setup
-	// The exact prediction: finish_i = max(solo_i, busy_r + (B_r + b_i)/C_r
-	// over the resources r of the path).
-	f, bott := solo, -1
-	path := make([]int, 0, len(rt.links)+2)
-	path = append(path, p.outRes(src))
-	path = append(path, rt.links...)
-	path = append(path, p.inRes(c.host))
-	for _, r := range path {
-		if t := p.busyR[r] + (p.bytesR[r]+b)/p.capR[r]; t > f {
-			f, bott = t, r
-		}
-	}
-	deadline := p.deadline[pr.site]
-	limit := (deadline - p.in.Now).Seconds() - p.margin
 	bottName := "solo"
 	if bott >= 0 {
 		bottName = netpath.Name(p.ix, p.resource(bott))
@@ -158,6 +181,15 @@ func (p *planner) planVM(v int, plan *Plan, st *runState) {
 		unsaved(CodeDeadline, fmt.Sprintf("predicted to finish at %s, after its deadline %s minus the %s safety margin; %s",
 			short(p.in.Now+dur(f)), short(deadline), short(p.in.Policy.SafetyMargin.D()), why))
 		return
+	}
+	// Pause from the start only when pre-copy cannot save it even alone;
+	// otherwise it starts live and the executor pauses it if the deadline
+	// comes too close.
+	mode := ModeLive
+	if c.est.pause {
+		if live := p.estimateOn(v, c.route); !live.ok || live.solo+rt.setup > limit {
+			mode = ModePause
+		}
 	}
 	// Commit: charge the bytes to the path and the footprint to the host.
 	for _, r := range path {
@@ -178,6 +210,7 @@ func (p *planner) planVM(v int, plan *Plan, st *runState) {
 		FromHost: p.ix.Host(src).Name, ToHost: dst.Name,
 		FromSite: p.fed.Sites[pr.site].Name, ToSite: p.fed.Sites[p.ix.HostSite(c.host)].Name,
 		Route:      append([]int(nil), rt.ids...),
+		Mode:       mode,
 		Priority:   p.prio[v].eff,
 		Bytes:      b,
 		Solo:       dur(solo),
@@ -201,6 +234,61 @@ func (p *planner) planVM(v int, plan *Plan, st *runState) {
 	plan.Moves = append(plan.Moves, m)
 	st.solos = append(st.solos, solo)
 	st.finishes = append(st.finishes, f)
+}
+
+// choose picks VM v's destination, route and way of migrating: pre-copy to
+// a safe site first; then, when that is not in time (limit: seconds after
+// Now) and the policy allows it, a site at watch level (watch_sites:
+// avoid), then a pause-and-copy. It returns the candidate, its predicted
+// finish, the resource that sets it (-1: its own solo time) and its path
+// (dense resources).
+func (p *planner) choose(v int, limit float64) (cand, float64, int, []int) {
+	opts := []searchOpts{{watch: p.watchMode == model.WatchAllow || p.watchMode == ""}}
+	if p.watchMode == model.WatchAvoid {
+		opts = append(opts, searchOpts{watch: true})
+	}
+	if p.pauseOK {
+		for _, o := range opts {
+			opts = append(opts, searchOpts{pause: true, watch: o.watch})
+		}
+	}
+	var first cand
+	var ff float64
+	var fb int
+	var fp []int
+	for i, o := range opts {
+		c := p.search(v, o)
+		if !c.ok {
+			continue
+		}
+		f, bott, path := p.finishOf(v, c)
+		if f <= limit {
+			return c, f, bott, path
+		}
+		if !first.ok || (i > 0 && f < ff) {
+			first, ff, fb, fp = c, f, bott, path
+		}
+	}
+	return first, ff, fb, fp
+}
+
+// finishOf predicts when candidate c of VM v finishes: finish_i =
+// max(solo_i, busy_r + (B_r + b_i)/C_r over the resources r of its path).
+func (p *planner) finishOf(v int, c cand) (float64, int, []int) {
+	src := p.place[v]
+	rt := &p.fromSite[p.pre[v].site][c.route]
+	b := c.est.bytes
+	f, bott := c.est.solo+rt.setup, -1
+	path := make([]int, 0, len(rt.links)+2)
+	path = append(path, p.outRes(src))
+	path = append(path, rt.links...)
+	path = append(path, p.inRes(c.host))
+	for _, r := range path {
+		if t := p.busyR[r] + (p.bytesR[r]+b)/p.capR[r]; t > f {
+			f, bott = t, r
+		}
+	}
+	return f, bott, path
 }
 
 // limiter names what sets a move's rate: the narrowest resource of its

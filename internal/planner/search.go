@@ -34,6 +34,9 @@ type route struct {
 	// base is the rate every move on this route gets at most: the narrowest
 	// link, the destination NIC and the per-migration flow cap.
 	base float64
+	// transit is the threatened site with the earliest deadline that the
+	// route crosses on its way (-1: none).
+	transit int
 }
 
 // tree is a segment tree over a group's hosts holding, per subtree, the
@@ -152,10 +155,17 @@ func (p *planner) refreshLeaf(h int) {
 	g.t.set(int(p.hostLeaf[h]), p.busyR[in]+p.bytesR[in]/p.capR[in], p.freeMem[h], p.freeVCPU[h], p.freeDisk[h])
 }
 
+// maxRoutesPerGroup bounds the alternative routes the planner considers
+// from a threatened site to each destination group.
+const maxRoutesPerGroup = 4
+
 // routesFrom returns the routes from threatened site s to every group it
-// can reach over links with bandwidth, computing them on first use, and
-// sets the capacity of s's egress: the link directions these routes start
-// with (every move from s leaves through one of them).
+// can reach over links with bandwidth — up to maxRoutesPerGroup simple
+// routes per group (netpath.Routes: fewest hops, then widest), so that a
+// cut link is routed around and a move can take a longer but faster or
+// less loaded way — computing them on first use. It sets the capacity of
+// s's egress: the link directions these routes start with (every move
+// from s leaves through one of them).
 func (p *planner) routesFrom(s int) []route {
 	if p.routeDone[s] {
 		return p.fromSite[s]
@@ -171,39 +181,52 @@ func (p *planner) routesFrom(s int) []route {
 	cut := map[string]bool{}
 	firstHops := map[int]bool{}
 	safeSites := map[int]bool{}
+	usable := func(l int) bool {
+		if p.capR[p.linkRes(l, 0)] > 0 && p.capR[p.linkRes(l, 1)] > 0 {
+			return true
+		}
+		cut[p.fed.Links[l].Name] = true
+		return false
+	}
+	bySite := map[int][][]int{}
 	for gi, g := range p.groups {
 		safeSites[g.site] = true
-		var path netpath.Path
-		ok := src >= 0
-		if ok {
-			path, ok = netpath.Between(p.ix, src, g.hosts[0])
-		}
-		if !ok {
+		if src < 0 {
 			continue
 		}
-		rt := route{group: gi, ids: path.Links, rtt: path.RTT, base: g.capIn}
-		rt.setup = setupOver(path.RTT)
-		usable := true
-		for _, res := range path.Resources {
-			if res.Kind != netpath.Link {
+		links, ok := bySite[g.site]
+		if !ok {
+			links = netpath.Routes(p.ix, s, g.site, usable, maxRoutesPerGroup)
+			bySite[g.site] = links
+		}
+		for _, ids := range links {
+			path, err := netpath.Along(p.ix, src, g.hosts[0], ids)
+			if err != nil {
 				continue
 			}
-			r := p.linkRes(res.ID, res.Dir)
-			if p.capR[r] <= 0 {
-				cut[netpath.Name(p.ix, res)] = true
-				usable = false
+			rt := route{group: gi, ids: ids, rtt: path.RTT, base: g.capIn, transit: -1}
+			rt.setup = setupOver(path.RTT)
+			at := s
+			for _, res := range path.Resources {
+				if res.Kind != netpath.Link {
+					continue
+				}
+				r := p.linkRes(res.ID, res.Dir)
+				rt.links = append(rt.links, r)
+				rt.base = min(rt.base, p.capR[r])
+				at = p.ix.LinkPeer(res.ID, at)
+				// A transit site that is itself threatened carries the
+				// move only until its own deadline.
+				if at != g.site && p.threatened[at] && (rt.transit < 0 || p.deadline[at] < p.deadline[rt.transit]) {
+					rt.transit = at
+				}
 			}
-			rt.links = append(rt.links, r)
-			rt.base = min(rt.base, p.capR[r])
-		}
-		if !usable {
-			continue
-		}
-		rt.base = min(rt.base, netpath.FlowCap(p.flowCap, path.RTT, p.conns))
-		p.fromSite[s] = append(p.fromSite[s], rt)
-		if first := rt.links[0]; !firstHops[first] {
-			firstHops[first] = true
-			p.egressCap[s] += p.capR[first]
+			rt.base = min(rt.base, netpath.FlowCap(p.flowCap, path.RTT, p.conns))
+			p.fromSite[s] = append(p.fromSite[s], rt)
+			if first := rt.links[0]; !firstHops[first] {
+				firstHops[first] = true
+				p.egressCap[s] += p.capR[first]
+			}
 		}
 	}
 	if len(p.fromSite[s]) == 0 {
@@ -220,6 +243,16 @@ func (p *planner) routesFrom(s int) []route {
 		}
 	}
 	return p.fromSite[s]
+}
+
+// transitLimit is the latest finish (seconds after Now) a move on rt may
+// have: the deadline of the earliest threatened site it crosses, minus the
+// safety margin (+Inf when it crosses none).
+func (p *planner) transitLimit(rt *route) float64 {
+	if rt.transit < 0 {
+		return math.Inf(1)
+	}
+	return (p.deadline[rt.transit] - p.in.Now).Seconds() - p.margin
 }
 
 // need is what a VM asks of a destination host.
@@ -281,6 +314,7 @@ type query struct {
 	n     need
 	a     float64 // finish term common to the group's hosts
 	perIn float64 // seconds the move adds to a destination NIC
+	limit float64 // latest finish the route allows (transit deadlines)
 	route int
 	est   estimate
 	best  cand
@@ -310,7 +344,7 @@ func (p *planner) descend(q *query, node int) {
 		return
 	}
 	bound := max(q.a, t.minL[node]+q.perIn)
-	if !q.canBeat(t, node, bound) {
+	if bound > q.limit || !q.canBeat(t, node, bound) {
 		return
 	}
 	if node >= t.size {
@@ -331,11 +365,21 @@ func (p *planner) descend(q *query, node int) {
 	p.descend(q, r)
 }
 
+// searchOpts say which estimates and destinations a search may use.
+type searchOpts struct {
+	// pause: estimate the move as a pause-and-copy (policy
+	// migration.pause_and_copy), not pre-copy.
+	pause bool
+	// watch: sites at threat level watch may receive the VM.
+	watch bool
+}
+
 // search finds the destination of at-risk VM v (with a placement policy:
 // the one the policy picks, see searchWithPolicy) that minimises its
 // predicted finish (ties: more free memory, then lower host index) among
-// hosts with room, over every route from its site on which it converges.
-func (p *planner) search(v int) cand {
+// hosts with room, over every route from its site on which it converges
+// and that no threatened transit site cuts before the move ends.
+func (p *planner) search(v int, o searchOpts) cand {
 	if p.dest != nil {
 		return p.searchWithPolicy(v)
 	}
@@ -344,11 +388,14 @@ func (p *planner) search(v int) cand {
 	q := query{n: p.needOf(v)}
 	for k, rt := range p.routesFrom(p.ix.HostSite(src)) {
 		e := p.estimateOn(v, k)
+		if o.pause {
+			e = p.pauseEstimate(v, e.rate)
+		}
 		if !e.ok {
 			continue
 		}
 		g := p.groups[rt.group]
-		if !g.t.fitsAgg(1, &q.n) {
+		if (p.watch[g.site] && !o.watch) || !g.t.fitsAgg(1, &q.n) {
 			continue
 		}
 		b := e.bytes
@@ -356,6 +403,10 @@ func (p *planner) search(v int) cand {
 		a = max(a, p.busyR[out]+(p.bytesR[out]+b)/p.capR[out])
 		for _, r := range rt.links {
 			a = max(a, p.busyR[r]+(p.bytesR[r]+b)/p.capR[r])
+		}
+		q.limit = p.transitLimit(&rt)
+		if a > q.limit {
+			continue
 		}
 		q.g, q.a, q.perIn, q.route, q.est = g, a, b/g.capIn, k, e
 		p.descend(&q, 1)

@@ -35,6 +35,9 @@ type Input struct {
 	// migrations in flight (their VMs are Frozen and still placed on their
 	// source).
 	Reserved []Reservation
+	// Watch marks sites at threat level watch (nil: none); the policy's
+	// watch_sites says whether they receive VMs.
+	Watch []bool
 	// Busy is the predicted time (offset from Now) until in-flight work
 	// releases each resource's bandwidth; resources are those of Resource.
 	// Nil means idle.
@@ -87,6 +90,10 @@ type Move struct {
 	FromSite string `json:"from_site"`
 	// Route is the list of links crossed.
 	Route []int `json:"-"`
+	// Mode is how the VM migrates: ModeLive (pre-copy, the guest keeps
+	// running) or ModePause (the guest is paused and copied, when the
+	// policy allows it and pre-copy cannot save it in time).
+	Mode string `json:"mode"`
 	// Priority is the effective priority (raised by dependants).
 	Priority int `json:"priority"`
 	// Bytes is the predicted data to transfer (disk + memory rounds).
@@ -102,6 +109,12 @@ type Move struct {
 	Bottleneck string `json:"bottleneck"`
 	Reason     string `json:"reason"`
 }
+
+// Migration modes of a Move.
+const (
+	ModeLive  = "live"
+	ModePause = "pause"
+)
 
 // Unsaved is an at-risk VM left behind.
 type Unsaved struct {

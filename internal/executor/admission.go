@@ -1,0 +1,231 @@
+package executor
+
+import (
+	"container/heap"
+	"math"
+
+	"github.com/refuge-project/refuge/internal/model"
+	"github.com/refuge-project/refuge/internal/netpath"
+	"github.com/refuge-project/refuge/internal/planner"
+)
+
+// Admission. Every migration holds, while it runs, a share of each unit it
+// needs: the bandwidth resources of its path (source NIC, each WAN link
+// direction, destination NIC), in bytes/s, and the policy's count limits
+// (global, per fabric, per host out and in, per link). A queued move starts
+// only when every unit admits it; otherwise it waits ("parks") on the first
+// unit that does not, in plan order, and is woken when that unit frees
+// capacity. Each event therefore touches only the moves that wait on what
+// it freed: O(log n) per move started or parked, not a scan of the queue.
+
+// unitKind names what a unit limits.
+type unitKind uint8
+
+const (
+	// Bandwidth units (bytes/s).
+	uNICOut unitKind = iota
+	uNICIn
+	uLink
+	// Count units (migrations at once).
+	uGlobal
+	uFabric
+	uHostOutN
+	uHostInN
+	uLinkN
+)
+
+func (k unitKind) bandwidth() bool { return k <= uLink }
+
+type unitKey struct {
+	kind unitKind
+	a, b int
+}
+
+// admissionSlack lets a bandwidth unit admit a little more than its
+// capacity, so that a migration limited elsewhere (e.g. by its own 1 Gbit/s
+// NIC) can join a link already filled by a faster one: max-min sharing then
+// slows the faster one by at most this share.
+const admissionSlack = 0.1
+
+// unit is one admission-limited thing.
+type unit struct {
+	key unitKey
+	res netpath.Resource // bandwidth units: the resource
+	// capModel is the bandwidth the model gives the resource now (with
+	// announced link changes); est is what admission uses: capModel for
+	// NICs, the feedback controller's estimate for links. Count units: the
+	// limit, in both.
+	capModel, est float64
+	used          float64 // admitted demand (bytes/s) or migrations
+	holders       int
+	parked        moveHeap
+}
+
+// admits reports whether the unit can take a migration of demand d.
+func (u *unit) admits(d float64) bool {
+	if !u.key.kind.bandwidth() {
+		return u.used+1 <= u.est
+	}
+	if u.est <= 0 {
+		return false
+	}
+	return u.holders == 0 || u.used+d <= u.est*(1+admissionSlack)
+}
+
+// take and give account for a migration of demand d.
+func (u *unit) take(d float64) {
+	if !u.key.kind.bandwidth() {
+		d = 1
+	}
+	u.used += d
+	u.holders++
+}
+
+func (u *unit) give(d float64) {
+	if !u.key.kind.bandwidth() {
+		d = 1
+	}
+	u.used -= d
+	u.holders--
+	if u.holders <= 0 {
+		u.used, u.holders = 0, 0
+	}
+}
+
+// queued is a move waiting to start.
+type queued struct {
+	m      planner.Move
+	seq    int
+	path   netpath.Path
+	units  []*unit
+	demand float64 // bytes/s: the path's narrowest admitted capacity, within the flow cap
+	idx    int     // heap index
+}
+
+// moveHeap orders queued moves by plan position.
+type moveHeap []*queued
+
+func (h moveHeap) Len() int           { return len(h) }
+func (h moveHeap) Less(i, j int) bool { return h[i].seq < h[j].seq }
+func (h moveHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i]; h[i].idx = i; h[j].idx = j }
+func (h *moveHeap) Push(x any)        { q := x.(*queued); q.idx = len(*h); *h = append(*h, q) }
+func (h *moveHeap) Pop() any {
+	old := *h
+	q := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	q.idx = -1
+	return q
+}
+
+// unitFor returns the unit for key, creating it on first use.
+func (e *Executor) unitFor(k unitKey) *unit {
+	if u := e.units[k]; u != nil {
+		return u
+	}
+	u := &unit{key: k}
+	cc := e.cfg.Policy.Concurrency
+	switch k.kind {
+	case uNICOut:
+		u.res = netpath.Resource{Kind: netpath.HostOut, ID: k.a}
+	case uNICIn:
+		u.res = netpath.Resource{Kind: netpath.HostIn, ID: k.a}
+	case uLink:
+		u.res = netpath.Resource{Kind: netpath.Link, ID: k.a, Dir: k.b}
+	case uGlobal:
+		u.est = float64(cc.Global)
+	case uFabric:
+		u.est = float64(cc.PerFabric)
+	case uHostOutN:
+		u.est = float64(cc.PerHostOut)
+	case uHostInN:
+		u.est = float64(cc.PerHostIn)
+	case uLinkN:
+		u.est = float64(cc.PerLinkLimit)
+	}
+	if k.kind.bandwidth() {
+		u.capModel = netpath.Capacity(e.ix, u.res, e.linkMbps)
+		u.est = u.capModel
+	} else {
+		u.capModel = u.est
+	}
+	e.units[k] = u
+	return u
+}
+
+// unitsOf lists the units a move from host from to host to over path
+// needs. Bandwidth units belong to adaptive policies (refuge's); the
+// others only have the count limits they set.
+func (e *Executor) unitsOf(from, to int, path netpath.Path) []*unit {
+	cc := e.cfg.Policy.Concurrency
+	us := make([]*unit, 0, len(path.Resources)+4)
+	for _, r := range path.Resources {
+		switch {
+		case r.Kind == netpath.HostOut && cc.Adaptive:
+			us = append(us, e.unitFor(unitKey{uNICOut, r.ID, 0}))
+		case r.Kind == netpath.HostIn && cc.Adaptive:
+			us = append(us, e.unitFor(unitKey{uNICIn, r.ID, 0}))
+		case r.Kind == netpath.Link:
+			if cc.Adaptive {
+				us = append(us, e.unitFor(unitKey{uLink, r.ID, r.Dir}))
+			}
+			if cc.PerLinkLimit > 0 {
+				us = append(us, e.unitFor(unitKey{uLinkN, r.ID, r.Dir}))
+			}
+		}
+	}
+	if cc.Global > 0 {
+		us = append(us, e.unitFor(unitKey{kind: uGlobal}))
+	}
+	if cc.PerFabric > 0 {
+		fk := e.ix.HostFabricKey(from)
+		us = append(us, e.unitFor(unitKey{uFabric, fk[0], fk[1]}))
+	}
+	if cc.PerHostOut > 0 {
+		us = append(us, e.unitFor(unitKey{uHostOutN, from, 0}))
+	}
+	if cc.PerHostIn > 0 {
+		us = append(us, e.unitFor(unitKey{uHostInN, to, 0}))
+	}
+	return us
+}
+
+// demandOf is the rate a migration over path gets when nothing slows it:
+// the narrowest resource as admission sees it (the controller's estimate
+// for links), within the per-migration cap (policy bandwidth, TCP window
+// over the RTT).
+func (e *Executor) demandOf(path netpath.Path, us []*unit) float64 {
+	pol := e.cfg.Policy.Migration
+	d := netpath.FlowCap(pol.MaxBandwidthMiBps*model.MiB, path.RTT, pol.ParallelConnections)
+	for _, r := range path.Resources {
+		d = math.Min(d, netpath.Capacity(e.ix, r, e.linkMbps))
+	}
+	for _, u := range us {
+		if u.key.kind.bandwidth() {
+			d = math.Min(d, u.est)
+		}
+	}
+	return d
+}
+
+// blocking returns the first unit of q that does not admit it, or nil.
+func blocking(q *queued) *unit {
+	for _, u := range q.units {
+		if !u.admits(q.demand) {
+			return u
+		}
+	}
+	return nil
+}
+
+// park makes q wait on u.
+func park(u *unit, q *queued) { heap.Push(&u.parked, q) }
+
+// clearQueue drops every queued move (a new plan replaces them).
+func (e *Executor) clearQueue() {
+	e.ready = e.ready[:0]
+	for _, u := range e.units {
+		u.parked = u.parked[:0]
+	}
+	e.queuedN = 0
+}
