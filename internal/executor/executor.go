@@ -152,8 +152,8 @@ type running struct {
 	// "paused" once switched.
 	mode string
 	// last job statistics from the controller, and when they were taken.
-	info   hypervisor.JobInfo
-	infoAt time.Duration
+	info    hypervisor.JobInfo
+	infoAt  time.Duration
 	hasInfo bool
 }
 

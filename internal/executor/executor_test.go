@@ -144,8 +144,8 @@ func (j *fakeJob) Info() (hypervisor.JobInfo, error) {
 		DataTotal: uint64(total), DataProcessed: uint64(sent), DataRemaining: uint64(max(0, total-sent))}, nil
 }
 func (j *fakeJob) SetMaxSpeed(float64) error { return nil }
-func (j *fakeJob) Pause() error               { return nil }
-func (j *fakeJob) StartPostCopy() error       { return hypervisor.ErrNotAllowed }
+func (j *fakeJob) Pause() error              { return nil }
+func (j *fakeJob) StartPostCopy() error      { return hypervisor.ErrNotAllowed }
 func (j *fakeJob) Abort() error {
 	j.timer.Stop()
 	j.d.eng.AfterFunc(0, func() { j.end(hypervisor.ErrAborted) })
