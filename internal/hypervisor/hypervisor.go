@@ -233,9 +233,11 @@ type Job interface {
 	// (virDomainMigrateStartPostCopy): the guest runs at the destination
 	// from now (downtime: the switch-over only) and pulls the pages it
 	// still lacks. Until they have arrived the domain depends on both
-	// hosts and the path: losing any of them loses it. It returns
-	// ErrNotAllowed unless the migration was started live with
-	// Params.PostCopy, or when it is already switching over.
+	// hosts and the path: losing any of them loses it. Asked for before
+	// memory moves, the whole memory is pulled. It returns ErrNotAllowed
+	// unless the migration was started live with Params.PostCopy, and
+	// after Pause or during the final switch-over; a second call does
+	// nothing.
 	StartPostCopy() error
 }
 
