@@ -21,6 +21,7 @@
 package executor
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -68,6 +69,58 @@ type Config struct {
 	Plan func(planner.Input) (*planner.Plan, error)
 	// CallTimeout bounds every driver call (0: DefaultCallTimeout).
 	CallTimeout time.Duration
+	// Journal, if not nil, records every driver step before it is taken
+	// and its result after (see Journal).
+	Journal Journal
+	// Switcher, if not nil, is told, for each service of a VM, when the VM
+	// has switched over to its destination, so that the service's name
+	// follows it (package continuity's Coordinator). Its failures are
+	// reported in the timeline, never fatal to the evacuation.
+	Switcher Switcher
+}
+
+// Switcher keeps a service reachable when one of its VMs moves; package
+// continuity's Coordinator implements it.
+type Switcher interface {
+	Switchover(ctx context.Context, vm, service, fromSite, toSite string) error
+}
+
+// Step is one driver step of the executor, as a Journal sees it.
+type Step struct {
+	// Kind is StepStart, StepAbort, StepPause, StepPostCopy, StepProbe or
+	// StepEnd (a migration ended; recorded with Result only).
+	Kind    string   `json:"kind"`
+	VM      string   `json:"vm,omitempty"`
+	From    string   `json:"from,omitempty"`
+	To      string   `json:"to,omitempty"`
+	Attempt int      `json:"attempt,omitempty"`
+	Mode    string   `json:"mode,omitempty"`
+	Route   []string `json:"route,omitempty"`
+	// Host is the host a probe asks about.
+	Host string `json:"host,omitempty"`
+}
+
+// Step kinds.
+const (
+	StepStart    = "start"
+	StepAbort    = "abort"
+	StepPause    = "pause"
+	StepPostCopy = "post-copy"
+	StepProbe    = "probe"
+	StepEnd      = "end"
+)
+
+// Journal makes the executor's steps durable, so that another controller
+// can resume an evacuation exactly where this one stopped. Both methods
+// are called outside the executor's lock, in the order the steps happen.
+type Journal interface {
+	// Intent is called before a step is taken. An error — typically that
+	// this controller is no longer the leader — cancels the step and
+	// fences the executor: it takes no further step of any kind, and Done
+	// is closed.
+	Intent(Step) error
+	// Result records how a step ended (err nil: it succeeded).
+	Result(Step, error)
 }
 
 // Status of one VM in the report.
@@ -129,6 +182,8 @@ const (
 	EvFinished = "finished"
 	EvMode     = "mode" // a running migration switched to post-copy or was paused
 	EvWatch    = "watch"
+	// EvContinuity: the Switcher was told a VM's service moved (or failed).
+	EvContinuity = "continuity"
 )
 
 // running is one migration in flight.
@@ -187,6 +242,8 @@ type Executor struct {
 	seq     int
 	// pending driver calls, made by unlock outside the mutex.
 	pending []action
+	// fenced: the journal refused a step; nothing more is done.
+	fenced bool
 	// the last idle re-plan (at most one per moment)
 	idleReplanned bool
 	idleReplanAt  time.Duration
@@ -298,6 +355,8 @@ func (e *Executor) commit(v, h, sign int) {
 		e.affinity[h][g] += sign
 	}
 }
+
+func (e *Executor) fed() *model.Federation { return e.ix.Fed }
 
 func (e *Executor) now() time.Duration { return e.cfg.Clock.Now().Sub(e.cfg.Start) }
 

@@ -509,3 +509,106 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		}
 	}
 }
+
+// recJournal records steps and refuses intents after the first allow.
+type recJournal struct {
+	allow   int
+	intents []Step
+	results []Step
+}
+
+func (j *recJournal) Intent(s Step) error {
+	if len(j.intents) >= j.allow {
+		return errors.New("not the leader any more")
+	}
+	j.intents = append(j.intents, s)
+	return nil
+}
+func (j *recJournal) Result(s Step, _ error) { j.results = append(j.results, s) }
+
+func TestJournalRecordsEveryStepAndFences(t *testing.T) {
+	ix := testFederationMbps(t, 6, 4096, 400000)
+	eng := sim.NewEngine(epoch)
+	drv := newFakeDriver(eng, ix, 20*time.Second)
+	j := &recJournal{allow: 100}
+	ex, err := New(Config{Index: ix, Policy: fixedPolicy(), Driver: drv, Clock: eng, Start: epoch, Journal: j})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ex.Start(map[int]time.Duration{0: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	eng.Run()
+	starts, ends := 0, 0
+	for _, s := range j.intents {
+		if s.Kind == StepStart {
+			starts++
+		}
+	}
+	for _, s := range j.results {
+		if s.Kind == StepEnd {
+			ends++
+		}
+	}
+	if starts != 6 || ends != 6 || statuses(ex.Report())[StatusMigrated] != 6 {
+		t.Fatalf("%d start intents, %d ends journaled, statuses %v; want 6, 6, 6 migrated", starts, ends, statuses(ex.Report()))
+	}
+
+	// A journal that refuses the third intent fences the executor: the
+	// refused start is not made, nor anything after it.
+	eng = sim.NewEngine(epoch)
+	drv = newFakeDriver(eng, ix, 20*time.Second)
+	j = &recJournal{allow: 2}
+	ex, err = New(Config{Index: ix, Policy: fixedPolicy(), Driver: drv, Clock: eng, Start: epoch, Journal: j})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ex.Start(map[int]time.Duration{0: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	eng.Run()
+	calls := 0
+	for _, n := range drv.calls {
+		calls += n
+	}
+	select {
+	case <-ex.Done():
+	default:
+		t.Fatal("a fenced executor is not done")
+	}
+	if calls != 2 {
+		t.Errorf("%d migrations started, want the 2 the journal allowed", calls)
+	}
+}
+
+type recSwitcher struct{ calls []string }
+
+func (s *recSwitcher) Switchover(_ context.Context, vm, service, from, to string) error {
+	s.calls = append(s.calls, fmt.Sprintf("%s/%s:%s→%s", service, vm, from, to))
+	return nil
+}
+
+func TestSwitcherFollowsEachMigratedService(t *testing.T) {
+	ix := testFederationMbps(t, 4, 4096, 400000)
+	ix.Fed.Services = []model.Service{{Name: "web"}}
+	ix.Fed.VMs[0].Service, ix.Fed.VMs[2].Service = "web", "web"
+	ix = model.NewIndex(ix.Fed)
+	eng := sim.NewEngine(epoch)
+	sw := &recSwitcher{}
+	ex, err := New(Config{Index: ix, Policy: fixedPolicy(), Driver: newFakeDriver(eng, ix, 10*time.Second), Clock: eng, Start: epoch, Switcher: sw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ex.Start(map[int]time.Duration{0: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	eng.Run()
+	if len(sw.calls) != 2 {
+		t.Fatalf("switchovers %v, want one per migrated VM of service web", sw.calls)
+	}
+	for _, c := range sw.calls {
+		if !strings.HasPrefix(c, "web/vm0") || !strings.Contains(c, ":a→") {
+			t.Errorf("switchover %q", c)
+		}
+	}
+}

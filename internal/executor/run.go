@@ -314,6 +314,8 @@ const (
 	actPause
 	actPostCopy
 	actProbe
+	actEnd    // journal a migration's end (no driver call)
+	actSwitch // tell the Switcher a VM switched over
 )
 
 type action struct {
@@ -321,6 +323,36 @@ type action struct {
 	r    *running
 	req  hypervisor.MigrateRequest
 	host int // actProbe
+	// actEnd: the migration's outcome; actSwitch: the service and sites.
+	err             error
+	service         string
+	fromSite, toSite string
+	// fenced: the journal refused the step, which was not taken.
+	fenced bool
+}
+
+// step describes a for the journal.
+func (e *Executor) step(a action) Step {
+	st := Step{}
+	if r := a.r; r != nil {
+		st = Step{VM: r.move.Name, From: e.ix.Host(r.move.From).Name, To: e.ix.Host(r.move.To).Name,
+			Attempt: e.attempts[r.vm], Mode: r.mode, Route: a.req.Route}
+	}
+	switch a.kind {
+	case actStart:
+		st.Kind = StepStart
+	case actAbort:
+		st.Kind = StepAbort
+	case actPause:
+		st.Kind = StepPause
+	case actPostCopy:
+		st.Kind = StepPostCopy
+	case actProbe:
+		st.Kind, st.Host = StepProbe, e.ix.Host(a.host).Name
+	case actEnd:
+		st.Kind = StepEnd
+	}
+	return st
 }
 
 // unlock makes the pending driver calls outside the lock, settles their
@@ -328,22 +360,65 @@ type action struct {
 // releases the lock. Every method that takes e.mu releases it through
 // unlock.
 func (e *Executor) unlock() {
-	for len(e.pending) > 0 {
+	for len(e.pending) > 0 && !e.fenced {
 		acts := e.pending
 		e.pending = nil
+		steps := make([]Step, len(acts))
+		for i, a := range acts {
+			steps[i] = e.step(a)
+		}
 		e.mu.Unlock()
 		jobs := make([]hypervisor.Job, len(acts))
 		errs := make([]error, len(acts))
-		for i, a := range acts {
-			jobs[i], errs[i] = e.call(a)
+		fenced := false
+		for i := range acts {
+			a := &acts[i]
+			j := e.cfg.Journal
+			switch {
+			case fenced:
+				a.fenced = true
+				continue
+			case a.kind == actEnd || a.kind == actSwitch:
+			case j != nil:
+				if err := j.Intent(steps[i]); err != nil {
+					e.log.Warn("journal refused a step: fenced", "step", steps[i].Kind, "vm", steps[i].VM, "err", err)
+					a.fenced, fenced = true, true
+					continue
+				}
+			}
+			jobs[i], errs[i] = e.call(*a)
+			if j != nil && a.kind != actSwitch {
+				if a.kind == actEnd {
+					errs[i] = a.err
+				}
+				j.Result(steps[i], errs[i])
+			}
 		}
 		e.mu.Lock()
 		for i, a := range acts {
 			e.settle(a, jobs[i], errs[i])
 		}
+		if fenced {
+			e.fence()
+			break
+		}
 		e.pump()
 	}
 	e.mu.Unlock()
+}
+
+// fence stops the executor for good without another driver call: the
+// journal refused a step (another controller leads now).
+func (e *Executor) fence() {
+	e.fenced = true
+	e.pending = nil
+	e.clearQueue()
+	e.stopTimers()
+	if !e.finished {
+		e.finished = true
+		e.emit(Event{Kind: EvFinished, Detail: "fenced: the journal refused a step"})
+		close(e.done)
+	}
 }
 
 // call makes one driver call, with a bounded context where it takes one.
@@ -364,6 +439,12 @@ func (e *Executor) call(a action) (hypervisor.Job, error) {
 		defer cancel()
 		_, err := e.cfg.Driver.ListDomains(ctx, e.ix.Host(a.host).Name)
 		return nil, err
+	case actEnd:
+		return nil, nil
+	case actSwitch:
+		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.CallTimeout)
+		defer cancel()
+		return nil, e.cfg.Switcher.Switchover(ctx, a.r.move.Name, a.service, a.fromSite, a.toSite)
 	}
 	return nil, fmt.Errorf("executor: unknown action %d", a.kind)
 }
@@ -371,7 +452,25 @@ func (e *Executor) call(a action) (hypervisor.Job, error) {
 // settle records the outcome of a driver call.
 func (e *Executor) settle(a action, job hypervisor.Job, err error) {
 	r := a.r
+	if a.fenced {
+		if a.kind == actStart && e.running[r.vm] == r {
+			e.endRunning(r)
+			e.commit(r.vm, r.move.To, -1)
+			e.records[r.vm].Status, e.records[r.vm].To = StatusPending, ""
+		}
+		return
+	}
 	switch a.kind {
+	case actEnd:
+		return
+	case actSwitch:
+		detail := fmt.Sprintf("service %s follows it to %s", a.service, a.toSite)
+		if err != nil {
+			detail = fmt.Sprintf("service %s: continuity degraded: %v", a.service, err)
+			e.log.Warn("switchover failed", "vm", r.move.Name, "service", a.service, "err", err)
+		}
+		e.emit(Event{Kind: EvContinuity, VM: r.move.Name, From: a.fromSite, To: a.toSite, Detail: detail})
+		return
 	case actStart:
 		if e.running[r.vm] != r {
 			return // it already ended (a real driver may report the end first)
@@ -586,6 +685,7 @@ func (e *Executor) migrationDone(r *running, res hypervisor.Result) {
 		e.commit(v, r.move.From, -1)
 	}
 	e.placement[v] = runningOn
+	e.pending = append(e.pending, action{kind: actEnd, r: r, err: res.Err})
 	defer func() {
 		for _, u := range r.units {
 			e.wake(u)
@@ -600,6 +700,10 @@ func (e *Executor) migrationDone(r *running, res hypervisor.Result) {
 		e.emit(Event{Kind: EvDone, VM: rec.Name, From: e.ix.Host(r.move.From).Name, To: toName,
 			Detail: fmt.Sprintf("%s, downtime %s, %d rounds, %s", rec.Duration.Round(100*time.Millisecond), res.Downtime.Round(time.Millisecond), res.Rounds, r.mode)})
 		e.cfg.Metrics.done("migrated", rec.Duration, res.Downtime)
+		if svc := e.ix.Fed.VMs[v].Service; svc != "" && e.cfg.Switcher != nil {
+			e.pending = append(e.pending, action{kind: actSwitch, r: r, service: svc,
+				fromSite: e.fed().Sites[e.ix.HostSite(r.move.From)].Name, toSite: e.fed().Sites[e.ix.HostSite(r.move.To)].Name})
+		}
 		return
 	}
 	if r.aborting && r.ours && !e.hopeless[v] {
