@@ -249,8 +249,8 @@ func printEvacuation(w io.Writer, r *evacuate.Report) {
 	if r.Restarted > 0 {
 		fmt.Fprintf(w, "%d guests were dead after their switch-over and were restarted from disk at the destination\n", r.Restarted)
 	}
-	fmt.Fprintf(w, "mean migration %.1f s (simulator %.1f s), mean |error| %.1f %%, max downtime %.0f ms\n\n",
-		r.MeanMigrationS, r.PredictedMeanS, r.MeanAbsErrorPct, r.MaxDowntimeMS)
+	fmt.Fprintf(w, "mean migration %.1f s (simulator %.1f s, predicted in %.0f ms), mean |error| %.1f %%, max downtime %.0f ms\n\n",
+		r.MeanMigrationS, r.PredictedMeanS, r.PredictMS, r.MeanAbsErrorPct, r.MaxDowntimeMS)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "vm\tstatus\tto\tstart s\tmigration s\tdowntime ms\trestarted\tMiB\t\tpredicted to\tstart s\tmigration s\tdowntime ms\terror %\t")
 	for _, v := range r.VMs {

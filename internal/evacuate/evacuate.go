@@ -135,6 +135,9 @@ type Report struct {
 	PredictedMeanS   float64 `json:"predicted_mean_migration_s"`
 	MeanAbsErrorPct  float64 `json:"mean_abs_error_pct"`
 	MaxDowntimeMS    float64 `json:"max_downtime_ms"`
+	// PredictMS is the wall time the prediction took after the evacuation
+	// (sampling the guests' memory and the simulation).
+	PredictMS float64 `json:"predict_ms"`
 	// Restarted counts guests found dead after their switch-over and
 	// restarted from disk at the destination.
 	Restarted int              `json:"restarted"`
@@ -219,6 +222,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		Timeline: rep.Timeline, Steps: drv.Steps()}
 	var pred *prediction
 	if !o.NoPredict {
+		began := time.Now()
 		shares := map[string]float64{}
 		if o.NonLive {
 			shares = sampleMemory(ctx, drv, rep.VMs, o.Logger)
@@ -226,6 +230,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		if pred, err = predict(ix, o, inv, shares, ready); err != nil {
 			return nil, fmt.Errorf("prediction: %w", err)
 		}
+		out.PredictMS = ms(time.Since(began))
 	}
 	out.fill(ix, o, inv, rep.VMs, drv.Records(), pred)
 	return out, nil
