@@ -20,6 +20,7 @@ func newBenchCmd() *cobra.Command {
 		Short: "Measure whole-system figures (see also `make bench`)",
 	}
 	cmd.AddCommand(newBenchPlanCmd(), newBenchSimCmd())
+	cmd.AddCommand(newBenchSavedCmd())
 	return cmd
 }
 
