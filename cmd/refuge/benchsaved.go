@@ -274,10 +274,7 @@ func benchSavedFixture(dir string) (benchSavedCase, error) {
 func benchSavedRun(name string, fed *model.Federation, sc *model.Scenario) (benchSavedCase, error) {
 	t0 := time.Now()
 	ix := model.NewIndex(fed)
-	in := bound.Input{Index: ix, Deadlines: map[int]time.Duration{}}
-	for _, t := range sc.Threats {
-		in.Deadlines[ix.SiteByName[t.Site]] = t.Deadline.D()
-	}
+	in := bound.ForScenario(ix, sc)
 	saved, err := bound.SavedUpperBound(in)
 	if err != nil {
 		return benchSavedCase{}, err
@@ -294,12 +291,8 @@ func benchSavedRun(name string, fed *model.Federation, sc *model.Scenario) (benc
 	if err != nil {
 		return c, fmt.Errorf("simulating with the deadlines: %w", err)
 	}
-	far := *sc
-	far.Threats = append([]model.Threat(nil), sc.Threats...)
-	for i := range far.Threats {
-		far.Threats[i].Deadline = model.Duration(farDeadline)
-	}
-	withoutDeadlines, err := evacsim.Compare(evacsim.Options{Federation: fed, Scenario: &far, Policy: model.RefugePolicy()})
+	far := fedgen.WithDeadline(sc, farDeadline)
+	withoutDeadlines, err := evacsim.Compare(evacsim.Options{Federation: fed, Scenario: far, Policy: model.RefugePolicy()})
 	if err != nil {
 		return c, fmt.Errorf("simulating with deadlines %s away: %w", farDeadline, err)
 	}

@@ -447,3 +447,15 @@ func (st *state) nicInAndMemory(g group) (nic, mem float64) {
 	}
 	return nic, mem
 }
+
+// ForScenario returns the input for a scenario's initial state: the
+// federation's placement, every host up, the links' own bandwidth, and the
+// threats' deadlines (offsets from the scenario's start, Now = 0). The
+// scenario's events are not applied.
+func ForScenario(ix *model.Index, sc *model.Scenario) Input {
+	in := Input{Index: ix, Deadlines: make(map[int]time.Duration, len(sc.Threats))}
+	for _, t := range sc.Threats {
+		in.Deadlines[ix.SiteByName[t.Site]] = t.Deadline.D()
+	}
+	return in
+}

@@ -335,3 +335,12 @@ func TestBadInput(t *testing.T) {
 		t.Errorf("two VMs: %v (%s) over %d VMs (%v), want 40.28 s (vm:vm-000) over 2", m.Bound, m.Binding, m.VMs, err)
 	}
 }
+
+func TestForScenario(t *testing.T) {
+	in := transitFed(t)
+	sc := &model.Scenario{Threats: []model.Threat{{Site: "x", Deadline: model.Duration(time.Minute)}}}
+	got := ForScenario(in.Index, sc)
+	if len(got.Deadlines) != 1 || got.Deadlines[2] != time.Minute || got.Index != in.Index || got.Now != 0 {
+		t.Errorf("ForScenario = %+v", got)
+	}
+}

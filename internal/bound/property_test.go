@@ -40,19 +40,12 @@ func TestPropertyNoScheduleBeatsTheBounds(t *testing.T) {
 			sc.Threats[i].Deadline = model.Duration(time.Duration(float64(sc.Threats[i].Deadline) * scale).Truncate(time.Second))
 		}
 		ix := model.NewIndex(f)
-		in := bound.Input{Index: ix, Deadlines: map[int]time.Duration{}}
-		for _, th := range sc.Threats {
-			in.Deadlines[ix.SiteByName[th.Site]] = th.Deadline.D()
-		}
+		in := bound.ForScenario(ix, sc)
 		saved, err := bound.SavedUpperBound(in)
 		if err != nil {
 			rt.Fatal(err)
 		}
-		far := *sc
-		far.Threats = append([]model.Threat(nil), sc.Threats...)
-		for i := range far.Threats {
-			far.Threats[i].Deadline = model.Duration(farDeadline)
-		}
+		far := fedgen.WithDeadline(sc, farDeadline)
 		for _, name := range model.BaselineNames {
 			pol, err := model.PolicyByName(name)
 			if err != nil {
@@ -71,7 +64,7 @@ func TestPropertyNoScheduleBeatsTheBounds(t *testing.T) {
 				rt.Fatalf("%s: %d VMs at risk, the bound counts %d", name, s.VMsAtRisk, saved.AtRisk)
 			}
 			checkMakespan(rt, in, name+" with deadlines", res)
-			res, err = evacsim.Run(evacsim.Options{Federation: f, Scenario: &far, Policy: pol})
+			res, err = evacsim.Run(evacsim.Options{Federation: f, Scenario: far, Policy: pol})
 			if err != nil {
 				rt.Fatal(err)
 			}

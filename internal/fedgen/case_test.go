@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/refuge-project/refuge/internal/model"
 )
@@ -166,6 +167,12 @@ func TestCase(t *testing.T) {
 	}
 	if !topologies[2] && !topologies[3] {
 		t.Errorf("no case has a multi-hop route (longest routes seen: %v)", topologies)
+	}
+	_, sc, _ := Case(CaseOptions{Seed: 1})
+	before := sc.Threats[0].Deadline
+	far := WithDeadline(sc, 24*time.Hour)
+	if len(far.Threats) != len(sc.Threats) || far.Threats[0].Deadline.D() != 24*time.Hour || sc.Threats[0].Deadline != before {
+		t.Errorf("WithDeadline: %+v from %+v", far.Threats, sc.Threats)
 	}
 	small, _, err := Case(CaseOptions{Seed: 1, MaxHostsPerSite: 2, VMsPerHost: 2})
 	if err != nil {

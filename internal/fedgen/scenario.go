@@ -59,3 +59,14 @@ func Threaten(f *model.Federation, o ThreatOptions) *model.Scenario {
 	}
 	return sc
 }
+
+// WithDeadline returns a copy of sc whose threats all have deadline d (e.g.
+// far away, so that every VM must move and only the makespan matters).
+func WithDeadline(sc *model.Scenario, d time.Duration) *model.Scenario {
+	out := *sc
+	out.Threats = append([]model.Threat(nil), sc.Threats...)
+	for i := range out.Threats {
+		out.Threats[i].Deadline = model.Duration(d)
+	}
+	return &out
+}
