@@ -47,6 +47,12 @@ type unitKey struct {
 // slows the faster one by at most this share.
 const admissionSlack = 0.1
 
+// admissionShare is the least share of its demand a migration must find
+// free on every bandwidth unit to start: a unit with room for half of a
+// migration lets it start (it gets the rest as others end) rather than
+// idle, but a full one does not make every migration on it slower.
+const admissionShare = 0.5
+
 // unit is one admission-limited thing.
 type unit struct {
 	key unitKey
@@ -69,7 +75,7 @@ func (u *unit) admits(d float64) bool {
 	if u.est <= 0 {
 		return false
 	}
-	return u.holders == 0 || u.used+d <= u.est*(1+admissionSlack)
+	return u.holders == 0 || u.est*(1+admissionSlack)-u.used >= admissionShare*d
 }
 
 // take and give account for a migration of demand d.
@@ -208,10 +214,14 @@ func (e *Executor) demandOf(path netpath.Path, us []*unit) float64 {
 	return d
 }
 
-// blocking returns the first unit of q that does not admit it, or nil.
+// blocking returns the first unit of q that does not admit it, or nil. A
+// unit on which an earlier move of the plan waits does not admit q either:
+// every unit serves its waiting moves in plan order, so that moves needing
+// much of a unit are not starved by smaller ones arriving through other
+// units.
 func blocking(q *queued) *unit {
 	for _, u := range q.units {
-		if !u.admits(q.demand) {
+		if !u.admits(q.demand) || (u.parked.Len() > 0 && u.parked[0].seq < q.seq) {
 			return u
 		}
 	}

@@ -113,12 +113,31 @@ func (e *Executor) adaptLinks(live []*running) {
 		sum, demand, best float64
 		n                 int
 	}
+	// What the model expects each transfer to get: its demand, within its
+	// fair share of the NICs it crosses (which the model knows exactly), so
+	// that a shortfall caused by a shared NIC is not blamed on a link.
+	nicFlows := map[*unit]int{}
+	for _, r := range live {
+		if transferring(r.info) {
+			for _, u := range r.units {
+				if u.key.kind == uNICOut || u.key.kind == uNICIn {
+					nicFlows[u]++
+				}
+			}
+		}
+	}
 	per := map[*unit]*agg{}
 	for _, r := range live {
 		if !transferring(r.info) {
 			continue
 		}
 		rate := r.info.BytesPerSec()
+		expect := r.demand
+		for _, u := range r.units {
+			if n := nicFlows[u]; n > 0 {
+				expect = math.Min(expect, u.capModel/float64(n))
+			}
+		}
 		for _, u := range r.units {
 			if u.key.kind != uLink {
 				continue
@@ -129,7 +148,7 @@ func (e *Executor) adaptLinks(live []*running) {
 				per[u] = a
 			}
 			a.sum += rate
-			a.demand += r.demand
+			a.demand += expect
 			a.best = math.Max(a.best, rate)
 			a.n++
 		}

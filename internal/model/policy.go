@@ -16,6 +16,12 @@ const (
 	OrderPriority Order = "priority"
 	// OrderFIFO: inventory order, as simple tools do.
 	OrderFIFO Order = "fifo"
+	// OrderDeadline: earliest deadline first (a site lost sooner goes
+	// first, its transfers cannot wait); among VMs with the same deadline,
+	// the most priority per byte to move first (priority density: equal
+	// priorities give the smallest first, so that the most VMs fit), then
+	// dependencies first.
+	OrderDeadline Order = "deadline"
 )
 
 // Policy is how refuge (or a baseline) plans and executes an evacuation.
@@ -137,6 +143,7 @@ func basePolicy(name string) Policy {
 func RefugePolicy() Policy {
 	p := basePolicy("refuge")
 	p.DeadlineAware = true
+	p.Order = OrderDeadline
 	p.WatchSites = WatchAvoid
 	p.Migration.PauseAndCopy = true
 	// Admission is by bandwidth on every resource a migration crosses

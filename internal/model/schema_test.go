@@ -269,7 +269,7 @@ var schemaTypes = map[string]reflect.Type{
 var enumValues = map[reflect.Type][]string{
 	reflect.TypeFor[LinkMode]():    {string(LinkDedicated), string(LinkShared)},
 	reflect.TypeFor[StorageMode](): {string(StorageShared), string(StorageLocal)},
-	reflect.TypeFor[Order]():       {string(OrderPriority), string(OrderFIFO)},
+	reflect.TypeFor[Order]():       {string(OrderPriority), string(OrderDeadline), string(OrderFIFO)},
 	reflect.TypeFor[EventKind](): func() []string {
 		var out []string
 		for _, k := range EventKinds {

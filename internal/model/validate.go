@@ -587,7 +587,7 @@ func (p *Policy) Validate() error {
 	checkName(&errs, "name", p.Name)
 	validate.AtLeast(&errs, "vcpu_overcommit", p.VCPUOvercommit, 1)
 	validate.AtLeast(&errs, "safety_margin", p.SafetyMargin, 0)
-	oneOf(&errs, "order", p.Order, OrderPriority, OrderFIFO)
+	oneOf(&errs, "order", p.Order, OrderPriority, OrderDeadline, OrderFIFO)
 	if p.Placement != "" { // empty: PlacementEarliestFinish
 		oneOf(&errs, "placement", p.Placement, PlacementNames...)
 	}

@@ -332,7 +332,7 @@ func TestPolicyRules(t *testing.T) {
 		{"name", func(p *Policy) { p.Name = "my policy" }, []string{"name"}, "is not a valid name", rejectedBySchema},
 		{"overcommit", func(p *Policy) { p.VCPUOvercommit = 0.5 }, []string{"vcpu_overcommit"}, "must be >= 1, got 0.5", rejectedBySchema},
 		{"safety margin", func(p *Policy) { p.SafetyMargin = Duration(-time.Second) }, []string{"safety_margin"}, "must be >= 0s, got -1s", rejectedBySchema},
-		{"order", func(p *Policy) { p.Order = "lifo" }, []string{"order"}, `must be one of "priority", "fifo", got "lifo"`, rejectedBySchema},
+		{"order", func(p *Policy) { p.Order = "lifo" }, []string{"order"}, `must be one of "priority", "deadline", "fifo", got "lifo"`, rejectedBySchema},
 		{"bandwidth cap", func(p *Policy) { p.Migration.MaxBandwidthMiBps = -1 }, []string{"migration.max_bandwidth_mibps"}, "must be >= 0", rejectedBySchema},
 		{"downtime", func(p *Policy) { p.Migration.MaxDowntime = 0 }, []string{"migration.max_downtime"}, "must be > 0s, got 0s", acceptedBySchema},
 		{"parallel connections", func(p *Policy) { p.Migration.ParallelConnections = 256 }, []string{"migration.parallel_connections"}, "must be within [0, 255]", rejectedBySchema},

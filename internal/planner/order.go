@@ -142,7 +142,10 @@ func walk[T any](svcs []model.Service, edges [][]int, zero T, fold func(acc T, n
 // queue returns the at-risk VMs in the order they are planned. FIFO keeps
 // inventory order. Priority order sorts by effective priority (higher
 // first), deadline (earlier first), dependency depth (dependencies first),
-// predicted bytes (fewer first, so that more VMs fit) and name.
+// predicted bytes (fewer first, so that more VMs fit) and name. Deadline
+// order sorts by deadline, then priority density (effective priority over
+// least bytes: with equal priorities the smallest first, which saves the
+// most VMs through a bottleneck), then dependency depth and name.
 func (p *planner) queue(atRisk []int) []int {
 	q := append([]int(nil), atRisk...)
 	if p.in.Policy.Order == model.OrderFIFO {
@@ -168,8 +171,26 @@ func (p *planner) queue(atRisk []int) []int {
 		}
 		keys[i] = k
 	}
+	byDeadline := p.in.Policy.Order == model.OrderDeadline
 	sort.Slice(keys, func(i, j int) bool {
 		a, b := &keys[i], &keys[j]
+		if byDeadline {
+			// Earliest deadline, then priority density (priority per byte;
+			// a VM without priority counts as 1), then dependencies.
+			da := float64(max(a.prio, 1)) / max(a.bytes, 1)
+			db := float64(max(b.prio, 1)) / max(b.bytes, 1)
+			switch {
+			case a.deadline != b.deadline:
+				return a.deadline < b.deadline
+			case da != db:
+				return da > db
+			case a.depth != b.depth:
+				return a.depth < b.depth
+			case a.name != b.name:
+				return a.name < b.name
+			}
+			return a.vm < b.vm
+		}
 		switch {
 		case a.prio != b.prio:
 			return a.prio > b.prio

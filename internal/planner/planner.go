@@ -241,9 +241,9 @@ func sortedSites(m map[int]time.Duration) []int {
 // setPolicy checks and normalises the policy fields the planner uses.
 func (p *planner) setPolicy(pol model.Policy) error {
 	switch pol.Order {
-	case model.OrderPriority, model.OrderFIFO, "":
+	case model.OrderPriority, model.OrderDeadline, model.OrderFIFO, "":
 	default:
-		return fmt.Errorf("policy %q: unknown order %q (want %q or %q)", pol.Name, pol.Order, model.OrderPriority, model.OrderFIFO)
+		return fmt.Errorf("policy %q: unknown order %q (want %q, %q or %q)", pol.Name, pol.Order, model.OrderPriority, model.OrderDeadline, model.OrderFIFO)
 	}
 	switch {
 	case math.IsNaN(pol.VCPUOvercommit) || pol.VCPUOvercommit < 0:

@@ -308,8 +308,11 @@ func (p *planner) limiter(path []int, rate float64, rtt time.Duration) string {
 // whyFirst says why VM v is at position pos of the queue.
 func (p *planner) whyFirst(v, pos int) string {
 	pi := p.prio[v]
-	if p.in.Policy.Order == model.OrderFIFO {
+	switch p.in.Policy.Order {
+	case model.OrderFIFO:
 		return fmt.Sprintf("queue position %d (inventory order), priority %d", pos+1, pi.eff)
+	case model.OrderDeadline:
+		return fmt.Sprintf("queue position %d (earliest deadline, then priority per byte), priority %d", pos+1, pi.eff)
 	}
 	if pi.from >= 0 {
 		return fmt.Sprintf("priority %d (inherited from %s)", pi.eff, p.fed.VMs[pi.from].Name)
