@@ -324,8 +324,8 @@ type action struct {
 	req  hypervisor.MigrateRequest
 	host int // actProbe
 	// actEnd: the migration's outcome; actSwitch: the service and sites.
-	err             error
-	service         string
+	err              error
+	service          string
 	fromSite, toSite string
 	// fenced: the journal refused the step, which was not taken.
 	fenced bool
