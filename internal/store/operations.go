@@ -1,0 +1,263 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Operation kinds.
+const (
+	KindEvacuation = "evacuation"
+	KindDrill      = "drill"
+)
+
+// Operation statuses. An operation is live while pending, running or
+// paused; the others are final.
+const (
+	OpPending   = "pending"
+	OpRunning   = "running"
+	OpPaused    = "paused"
+	OpSucceeded = "succeeded"
+	OpFailed    = "failed"
+	OpCancelled = "cancelled"
+)
+
+// Live reports whether an operation with this status still has work.
+func Live(status string) bool {
+	return status == OpPending || status == OpRunning || status == OpPaused
+}
+
+// SiteDeadline is one threatened site and the absolute time it is lost.
+type SiteDeadline struct {
+	Site     string    `json:"site"`
+	Deadline time.Time `json:"deadline"`
+}
+
+// Progress counts an operation's VMs by state.
+type Progress struct {
+	Total    int `json:"total"`
+	Migrated int `json:"migrated"`
+	Running  int `json:"running"`
+	Pending  int `json:"pending"`
+	Failed   int `json:"failed"`
+	Missed   int `json:"missed"`
+	Lost     int `json:"lost"`
+	Unsaved  int `json:"unsaved"`
+}
+
+// Operation is long work (an evacuation, a drill) with an id, status and
+// progress.
+type Operation struct {
+	ID        string         `json:"id"`
+	Kind      string         `json:"kind"`
+	Status    string         `json:"status"`
+	Sites     []SiteDeadline `json:"sites"`
+	Policy    string         `json:"policy,omitempty"`
+	CreatedBy string         `json:"created_by,omitempty"`
+	Created   time.Time      `json:"created"`
+	Updated   time.Time      `json:"updated"`
+	// Leader is the controller that runs it now; Resumes counts how often
+	// another controller took it over.
+	Leader   string   `json:"leader,omitempty"`
+	Resumes  int      `json:"resumes"`
+	Error    string   `json:"error,omitempty"`
+	Progress Progress `json:"progress"`
+	// Result holds a drill's summary.
+	Result json.RawMessage `json:"result,omitempty"`
+}
+
+// VM step states in the journal.
+const (
+	// VMStarting: the start of a migration is about to be asked of the
+	// driver (intent written); whether it happened is in doubt until its
+	// result is written.
+	VMStarting = "starting"
+	// VMRunning: the driver started the migration.
+	VMRunning = "running"
+	// VMMigrated: it ended at the destination.
+	VMMigrated = "migrated"
+	// VMPending: not moved (yet): a refused start or a failed attempt.
+	VMPending = "pending"
+	// Final statuses written when an operation ends take the executor's
+	// names (missed, unsaved, lost, failed, safe, stranded, aborted).
+)
+
+// VMStep is the journal's record of one VM in an operation.
+type VMStep struct {
+	VM      string    `json:"vm"`
+	State   string    `json:"state"`
+	From    string    `json:"from,omitempty"`
+	To      string    `json:"to,omitempty"`
+	Attempt int       `json:"attempt,omitempty"`
+	Error   string    `json:"error,omitempty"`
+	Updated time.Time `json:"updated"`
+}
+
+// PutOperation writes op, guarded by f.
+func (s *Store) PutOperation(ctx context.Context, f Fence, op *Operation) error {
+	op.Updated = time.Now().UTC()
+	p, err := jsonKV(opsKey+op.ID, op)
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, f, []kv{p})
+}
+
+// Operation returns one operation.
+func (s *Store) Operation(ctx context.Context, id string) (*Operation, error) {
+	var op Operation
+	if err := s.getJSON(ctx, opsKey+id, &op); err != nil {
+		return nil, err
+	}
+	return &op, nil
+}
+
+// Operations lists operations, oldest first.
+func (s *Store) Operations(ctx context.Context) ([]Operation, error) {
+	return list[Operation](ctx, s, opsKey)
+}
+
+// PutSteps journals VM steps of operation id, guarded by f; a step whose
+// state is VMMigrated also records the VM's new placement, atomically.
+func (s *Store) PutSteps(ctx context.Context, f Fence, id string, steps ...VMStep) error {
+	kvs := make([]kv, 0, len(steps))
+	now := time.Now().UTC()
+	for _, st := range steps {
+		st.Updated = now
+		p, err := jsonKV(stepsKey+id+"/"+st.VM, st)
+		if err != nil {
+			return err
+		}
+		kvs = append(kvs, p)
+		if st.State == VMMigrated && st.To != "" {
+			kvs = append(kvs, kv{placementKey + st.VM, []byte(st.To)})
+		}
+	}
+	return s.write(ctx, f, kvs)
+}
+
+// Steps returns the journal of operation id, by VM name.
+func (s *Store) Steps(ctx context.Context, id string) ([]VMStep, error) {
+	return list[VMStep](ctx, s, stepsKey+id+"/")
+}
+
+// Placements returns the VM placements recorded by migrations (VM → host).
+func (s *Store) Placements(ctx context.Context) (map[string]string, error) {
+	resp, err := s.c.Get(ctx, placementKey, clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("store: list placements: %w", err)
+	}
+	out := make(map[string]string, len(resp.Kvs))
+	for _, p := range resp.Kvs {
+		out[string(p.Key[len(placementKey):])] = string(p.Value)
+	}
+	return out, nil
+}
+
+// Change is one change to operations or their steps.
+type Change struct {
+	Operation *Operation `json:"operation,omitempty"`
+	Step      *VMStep    `json:"step,omitempty"`
+	// OperationID names the step's operation.
+	OperationID string `json:"operation_id"`
+	Revision    int64  `json:"revision"`
+}
+
+// Watch streams changes to operations and steps from now on until ctx
+// ends; the channel is closed then.
+func (s *Store) Watch(ctx context.Context) <-chan Change {
+	out := make(chan Change, 64)
+	wch := s.c.Watch(clientv3.WithRequireLeader(ctx), Prefix, clientv3.WithPrefix())
+	go func() {
+		defer close(out)
+		for resp := range wch {
+			for _, ev := range resp.Events {
+				if ev.Type != clientv3.EventTypePut {
+					continue
+				}
+				c, ok := decodeChange(string(ev.Kv.Key), ev.Kv.Value)
+				if !ok {
+					continue
+				}
+				c.Revision = ev.Kv.ModRevision
+				select {
+				case out <- c:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out
+}
+
+func decodeChange(key string, val []byte) (Change, bool) {
+	var c Change
+	switch {
+	case len(key) > len(opsKey) && key[:len(opsKey)] == opsKey:
+		var op Operation
+		if json.Unmarshal(val, &op) != nil {
+			return c, false
+		}
+		c.Operation, c.OperationID = &op, op.ID
+	case len(key) > len(stepsKey) && key[:len(stepsKey)] == stepsKey:
+		var st VMStep
+		if json.Unmarshal(val, &st) != nil {
+			return c, false
+		}
+		rest := key[len(stepsKey):]
+		for i := range len(rest) {
+			if rest[i] == '/' {
+				c.OperationID = rest[:i]
+				break
+			}
+		}
+		c.Step = &st
+	default:
+		return c, false
+	}
+	return c, true
+}
+
+// AuditEntry records one write through the API: who, what, when.
+type AuditEntry struct {
+	At     time.Time `json:"at"`
+	Token  string    `json:"token"`
+	Name   string    `json:"name,omitempty"`
+	Role   Role      `json:"role"`
+	Method string    `json:"method"`
+	Path   string    `json:"path"`
+	Status int       `json:"status"`
+	// Detail: the operation started, or why the request was refused.
+	Detail string `json:"detail,omitempty"`
+}
+
+// Audit appends e to the audit log.
+func (s *Store) Audit(ctx context.Context, e AuditEntry) error {
+	if e.At.IsZero() {
+		e.At = time.Now().UTC()
+	}
+	key := fmt.Sprintf("%s%020d-%s", auditKey, e.At.UnixNano(), NewID("a")[len("a-")+len("20060102T150405.000-"):])
+	p, err := jsonKV(key, e)
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, nil, []kv{p})
+}
+
+// AuditLog returns the newest limit entries, oldest first.
+func (s *Store) AuditLog(ctx context.Context, limit int) ([]AuditEntry, error) {
+	es, err := list[AuditEntry](ctx, s, auditKey,
+		clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend), clientv3.WithLimit(int64(limit)))
+	if err != nil {
+		return nil, err
+	}
+	for i, j := 0, len(es)-1; i < j; i, j = i+1, j-1 {
+		es[i], es[j] = es[j], es[i]
+	}
+	return es, nil
+}
