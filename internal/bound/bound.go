@@ -30,6 +30,12 @@ type Input struct {
 	Deadlines map[int]time.Duration
 	// Now is the time the evacuation starts; nothing is in flight.
 	Now time.Duration
+	// LiveOnly bounds evacuations that keep every guest running while it
+	// moves: a VM's least bytes and time are those of pre-copy, and a
+	// paused copy counts only for a guest pre-copy cannot move at all.
+	// (With deadlines far away no policy pauses a guest, so makespans are
+	// compared with this bound.)
+	LiveOnly bool
 }
 
 // Ways a VM can move at its least time (VM.Mode).
@@ -70,6 +76,7 @@ func Migration() model.MigrationPolicy { return model.RefugePolicy().Migration }
 
 // state is the input checked and indexed.
 type state struct {
+	liveOnly   bool
 	ix         *model.Index
 	place      []int
 	up         []bool    // per host
@@ -115,7 +122,7 @@ func prepare(in Input) (*state, error) {
 		return nil, fmt.Errorf("%w: no federation index", ErrBadInput)
 	}
 	nh, nv, ns, nl := len(ix.Hosts), len(ix.Fed.VMs), len(ix.Fed.Sites), len(ix.Fed.Links)
-	st := &state{ix: ix, place: in.Placement, up: make([]bool, nh), threatened: make([]bool, ns), window: make([]float64, ns)}
+	st := &state{ix: ix, place: in.Placement, up: make([]bool, nh), threatened: make([]bool, ns), window: make([]float64, ns), liveOnly: in.LiveOnly}
 	if st.place == nil {
 		st.place = ix.VMHost
 	}
@@ -337,10 +344,17 @@ func (st *state) estimate() {
 				// Pause-and-copy: set-up, one copy of disk and memory, the
 				// switch-over.
 				pause := addSat(precopy.Setup(rtt)+precopy.SwitchoverOverhead, seconds(e.Bytes/rate))
-				if pause < e.Time {
+				live := precopy.Solo(g, cfg, rate, rtt)
+				if st.liveOnly && live.Converges {
+					if e.Mode != ModePreCopy || live.Total < e.Time {
+						e.Time, e.Mode, e.Bytes = live.Total, ModePreCopy, math.Min(live.Bytes, liveBytesOr(e))
+					}
+					continue
+				}
+				if pause < e.Time && e.Mode != ModePreCopy {
 					e.Time, e.Mode = pause, ModePauseAndCopy
 				}
-				if live := precopy.Solo(g, cfg, rate, rtt); live.Converges && live.Total < e.Time {
+				if !st.liveOnly && live.Converges && live.Total < e.Time {
 					e.Time, e.Mode = live.Total, ModePreCopy
 				}
 			}
@@ -350,6 +364,15 @@ func (st *state) estimate() {
 		}
 		st.vms = append(st.vms, e)
 	}
+}
+
+// liveBytesOr returns the least pre-copy bytes found so far for e, or
+// +Inf before any.
+func liveBytesOr(e VM) float64 {
+	if e.Mode == ModePreCopy {
+		return e.Bytes
+	}
+	return math.Inf(1)
 }
 
 func seconds(s float64) time.Duration {

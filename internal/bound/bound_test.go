@@ -344,3 +344,27 @@ func TestForScenario(t *testing.T) {
 		t.Errorf("ForScenario = %+v", got)
 	}
 }
+
+// LiveOnly: a dirtying guest's least bytes and time are pre-copy's, so the
+// makespan bound of a live evacuation is longer than with paused copies.
+func TestLiveOnly(t *testing.T) {
+	b := newFed(t)
+	b.site("src", 512, 10000)
+	b.site("dst", 1024, 10000)
+	b.link("src", "dst", 1000)
+	b.vms("src-0", 4, 4, 1)
+	in := b.input(t, map[string]float64{"src": 3600})
+	for i := range in.Index.Fed.VMs {
+		in.Index.Fed.VMs[i].DirtyRateMiBps = 40
+	}
+	paused := makespanOf(t, in)
+	in.LiveOnly = true
+	live := makespanOf(t, in)
+	st, _ := prepare(in)
+	if v := st.vms[0]; v.Mode != ModePreCopy || v.Bytes <= vmBytes {
+		t.Errorf("live only: %s with %g bytes; want pre-copy, more than the memory", v.Mode, v.Bytes)
+	}
+	if live.Bound <= paused.Bound {
+		t.Errorf("live-only makespan bound %v, not above the paused one %v", live.Bound, paused.Bound)
+	}
+}

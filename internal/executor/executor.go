@@ -77,6 +77,9 @@ type Config struct {
 	// follows it (package continuity's Coordinator). Its failures are
 	// reported in the timeline, never fatal to the evacuation.
 	Switcher Switcher
+	// Resume, if not nil, carries over an earlier executor's attempts and
+	// migrated VMs (see Resume).
+	Resume *Resume
 }
 
 // Switcher keeps a service reachable when one of its VMs moves; package
@@ -336,6 +339,9 @@ func New(cfg Config) (*Executor, error) {
 		} else {
 			e.records[v].Status = StatusLost
 		}
+	}
+	if err := e.applyResume(cfg.Resume); err != nil {
+		return nil, err
 	}
 	return e, nil
 }

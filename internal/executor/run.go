@@ -161,19 +161,37 @@ func (e *Executor) pump() {
 	e.checkFinished()
 }
 
-// wake tries the moves parked on u, in plan order, while u admits them.
+// wake tries the moves parked on u, in plan order, while u admits them. A
+// move that leaves the wait (started, or parked elsewhere) may have held
+// back later moves on its other units: those are woken too.
 func (e *Executor) wake(u *unit) {
-	for u.parked.Len() > 0 && !e.finished {
-		q := u.parked[0]
-		q.demand = e.demandOf(q.path, q.units)
-		if !u.admits(q.demand) {
-			return
-		}
-		heap.Pop(&u.parked)
-		if why := e.try(q); why != "" {
-			e.replan(why)
-			e.dropInfeasible()
-			return
+	todo := []*unit{u}
+	for len(todo) > 0 && !e.finished {
+		u := todo[len(todo)-1]
+		todo = todo[:len(todo)-1]
+		for u.parked.Len() > 0 && !e.finished {
+			q := u.parked[0]
+			q.demand = e.demandOf(q.path, q.units)
+			if !u.admits(q.demand) {
+				break
+			}
+			heap.Pop(&u.parked)
+			unpark(q)
+			if why := e.try(q); why != "" {
+				e.replan(why)
+				e.dropInfeasible()
+				return
+			}
+			if q.parked == u {
+				break // held back here by an earlier waiting move
+			}
+			if q.parked == nil { // started or dropped: its claims are gone
+				for _, w := range q.units {
+					if w != u && w.parked.Len() > 0 {
+						todo = append(todo, w)
+					}
+				}
+			}
 		}
 	}
 }
@@ -203,7 +221,7 @@ func (e *Executor) try(q *queued) string {
 		}
 	}
 	q.demand = e.demandOf(q.path, q.units)
-	if u := blocking(q); u != nil {
+	if u := blocking(q, e.now(), 2*e.interval()); u != nil {
 		park(u, q)
 		return ""
 	}

@@ -182,6 +182,8 @@ func (p *planner) queue(atRisk []int) []int {
 			switch {
 			case a.deadline != b.deadline:
 				return a.deadline < b.deadline
+			case p.largestFirst && a.bytes != b.bytes:
+				return a.bytes > b.bytes
 			case da != db:
 				return da > db
 			case a.depth != b.depth:

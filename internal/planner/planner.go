@@ -19,12 +19,39 @@ import (
 // algorithm and its bounds). It returns an error only for malformed input;
 // a situation in which VMs cannot be saved yields a Plan that lists them in
 // Unsaved with a code and a reason.
+//
+// With the deadline order, a plan that saves every VM it can move is
+// compared with one that takes the largest first (longest processing time
+// first, the classic rule against a long tail), and the one with the
+// shorter predicted makespan is returned.
 func Compute(in Input) (*Plan, error) {
 	p, err := newPlanner(in)
 	if err != nil {
 		return nil, fmt.Errorf("plan: %w", err)
 	}
-	return p.run(), nil
+	plan := p.run()
+	if in.Policy.Order != model.OrderDeadline || !savesAll(plan) || len(plan.Moves) < 2 {
+		return plan, nil
+	}
+	q, err := newPlanner(in)
+	if err != nil {
+		return nil, fmt.Errorf("plan: %w", err)
+	}
+	q.largestFirst = true
+	if alt := q.run(); savesAll(alt) && len(alt.Moves) == len(plan.Moves) && alt.Makespan < plan.Makespan {
+		return alt, nil
+	}
+	return plan, nil
+}
+
+// savesAll reports whether a plan leaves no VM behind for lack of time.
+func savesAll(p *Plan) bool {
+	for _, u := range p.Unsaved {
+		if u.Code == CodeDeadline {
+			return false
+		}
+	}
+	return true
 }
 
 // DeadlinesFrom converts a scenario's threats into Input.Deadlines.
@@ -79,15 +106,22 @@ type planner struct {
 	// (nil: the earliest predicted finish).
 	dest placement.Policy
 
+	// largestFirst: within a deadline, the most bytes first (Compute's
+	// second plan) instead of the most priority per byte.
+	largestFirst bool
 	// Policy, normalised.
 	pauseOK   bool   // migration.pause_and_copy
 	watchMode string // watch_sites
 	watch     []bool // per site: at threat level watch
-	cfg       precopy.Config
-	flowCap   float64 // bytes/s per migration (+Inf: none)
-	conns     int
-	vcpuRatio float64
-	margin    float64 // seconds
+	anyWatch  bool
+	// Per site and source host: pre-copy cannot send everything in time
+	// (markPressure).
+	pressSite, pressHost []bool
+	cfg                  precopy.Config
+	flowCap              float64 // bytes/s per migration (+Inf: none)
+	conns                int
+	vcpuRatio            float64
+	margin               float64 // seconds
 
 	// Bandwidth resources (dense, see outRes): capacity (bytes/s), time
 	// until in-flight work releases them (s), planned bytes.
@@ -217,6 +251,9 @@ func (p *planner) checkInput() error {
 	}
 	p.watch = make([]bool, len(p.fed.Sites))
 	copy(p.watch, in.Watch)
+	for _, w := range p.watch {
+		p.anyWatch = p.anyWatch || w
+	}
 	p.threatened = make([]bool, len(p.fed.Sites))
 	p.deadline = make([]time.Duration, len(p.fed.Sites))
 	for _, s := range sortedSites(in.Deadlines) {

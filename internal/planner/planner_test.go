@@ -21,10 +21,62 @@ func twoSites(bHosts ...model.Host) *fedBuilder {
 // refuge is refuge's policy with the migration parameters the tests'
 // expectations rest on pinned: QEMU's 128 MiB/s cap, 300 ms downtime,
 // auto-converge.
+// refuge is refuge's policy with a 128 MiB/s cap per migration, live
+// migrations only and the priority order, which the rule tests below are
+// written for (the deadline order and pause-and-copy have their own tests).
 func refuge() model.Policy {
 	p := model.RefugePolicy()
+	p.Order = model.OrderPriority
 	p.Migration = model.MigrationPolicy{MaxBandwidthMiBps: 128, MaxDowntime: model.Duration(300 * time.Millisecond), AutoConverge: true}
 	return p
+}
+
+func TestDeadlineOrder(t *testing.T) {
+	// Two threatened sites share the link into b; c's deadline comes first,
+	// so its VMs go first whatever their priority, the smallest first.
+	b := newFed().site("a", host("a1")).site("c", host("c1")).site("b", host("b1", memGiB(512))).
+		link("a", "b", 1000).link("c", "b", 1000)
+	b.vm("a-important", "a1", 2, dirty(0), prio(1000))
+	b.vm("c-big", "c1", 8, dirty(0), prio(10))
+	b.vm("c-small", "c1", 2, dirty(0), prio(10))
+	ix := b.index(t)
+	pol := refuge()
+	pol.Order = model.OrderDeadline
+	dl := map[int]time.Duration{ix.SiteByName["a"]: time.Hour, ix.SiteByName["c"]: 30 * time.Minute}
+	p := compute(t, Input{Index: ix, Policy: pol, Deadlines: dl})
+	if got, want := moved(p), []string{"c-small", "c-big", "a-important"}; !reflect.DeepEqual(got, want) &&
+		!reflect.DeepEqual(got, []string{"c-big", "c-small", "a-important"}) {
+		t.Fatalf("moved %v, want c's VMs before a's", got)
+	}
+}
+
+func TestPausedCopyUnderPressure(t *testing.T) {
+	// A dirty guest on a narrow link: pre-copy re-sends a lot. When the site
+	// cannot send everything live before its deadline, a policy that
+	// allows pause-and-copy plans more VMs, paused.
+	b := newFed().site("a", host("a1")).site("b", host("b1", memGiB(512))).link("a", "b", 1000)
+	for _, n := range []string{"v1", "v2", "v3", "v4", "v5", "v6"} {
+		b.vm(n, "a1", 4, dirty(60))
+	}
+	ix := b.index(t)
+	dl := threaten(t, ix, 3*time.Minute, "a")
+	live := refuge()
+	live.Migration.MaxBandwidthMiBps = 0
+	paused := live
+	paused.Migration.PauseAndCopy = true
+	pl := compute(t, Input{Index: ix, Policy: live, Deadlines: dl})
+	pp := compute(t, Input{Index: ix, Policy: paused, Deadlines: dl})
+	if len(pp.Moves) <= len(pl.Moves) {
+		t.Fatalf("pause-and-copy plans %d moves, live %d: want more", len(pp.Moves), len(pl.Moves))
+	}
+	for _, m := range pp.Moves {
+		if m.Mode != ModePause && m.Mode != ModeLive {
+			t.Errorf("%s: mode %q", m.Name, m.Mode)
+		}
+	}
+	if pp.Moves[0].Mode != ModePause {
+		t.Errorf("first move %+v, want paused under pressure", pp.Moves[0])
+	}
 }
 
 func TestMemoryNeverOvercommitted(t *testing.T) {

@@ -279,6 +279,7 @@ func TestSearchMatchesScan(t *testing.T) {
 			}
 		}
 		p.prepare(atRisk)
+		p.markPressure(atRisk)
 		plan := &Plan{}
 		st := &runState{}
 		for _, v := range p.queue(atRisk) {

@@ -21,6 +21,9 @@ type vmPre struct {
 	minBytes, minSolo float64
 	// fits: some reachable safe host has room for it before any move.
 	fits bool
+	// liveBytes: the least pre-copy bytes over its routes (+Inf: none
+	// converges); pauseBytes: what a paused copy sends.
+	liveBytes, pauseBytes float64
 }
 
 // run computes the plan.
@@ -37,6 +40,7 @@ func (p *planner) run() *Plan {
 	}
 	plan.AtRisk = len(atRisk)
 	p.prepare(atRisk)
+	p.markPressure(atRisk)
 	st := &runState{solos: make([]float64, 0, len(atRisk))}
 	for _, v := range p.queue(atRisk) {
 		p.planVM(v, plan, st)
@@ -80,10 +84,20 @@ func (p *planner) prepare(atRisk []int) {
 			p.ests = append(p.ests, p.solo(v, rate))
 		}
 		n := p.needOf(v)
+		pr.liveBytes = math.Inf(1)
+		if p.pauseOK {
+			g := guest(&p.fed.VMs[v])
+			pr.pauseBytes = g.DiskBytes + g.MemoryBytes
+		}
 		for k, rt := range p.routesFrom(pr.site) {
 			e := p.estimateOn(v, k)
-			if pe := p.pauseEstimate(v, e.rate); p.pauseOK && pe.ok && (!e.ok || pe.bytes < e.bytes) {
-				e = pe
+			if e.ok {
+				pr.liveBytes = min(pr.liveBytes, e.bytes)
+			}
+			if p.pauseOK && (!e.ok || pr.pauseBytes < e.bytes) {
+				if pe := p.pauseEstimate(v, e.rate); pe.ok {
+					e = pe
+				}
 			}
 			if !e.ok {
 				continue
@@ -96,6 +110,48 @@ func (p *planner) prepare(atRisk []int) {
 			}
 		}
 	}
+}
+
+// markPressure finds the threatened sites and source hosts that cannot send
+// the pre-copy bytes of all their at-risk VMs before their deadline: their
+// egress (the routed first hops) or their NIC is too narrow. There, a
+// paused copy of a dirtying guest, which sends each byte once, saves
+// bandwidth that pre-copy would spend re-sending dirtied memory.
+func (p *planner) markPressure(atRisk []int) {
+	p.pressSite = make([]bool, len(p.fed.Sites))
+	p.pressHost = make([]bool, p.nHost)
+	if !p.pauseOK {
+		return
+	}
+	siteBytes := make([]float64, len(p.fed.Sites))
+	hostBytes := map[int]float64{}
+	for _, v := range atRisk {
+		pr := &p.pre[v]
+		if !pr.converges {
+			continue
+		}
+		b := min(pr.liveBytes, pr.pauseBytes*4)
+		siteBytes[pr.site] += b
+		hostBytes[p.place[v]] += b
+	}
+	for s, b := range siteBytes {
+		if p.threatened[s] {
+			t := (p.deadline[s] - p.in.Now).Seconds()
+			p.pressSite[s] = b > p.egressCap[s]*t
+		}
+	}
+	for h, b := range hostBytes {
+		t := (p.deadline[p.ix.HostSite(h)] - p.in.Now).Seconds()
+		p.pressHost[h] = b > p.capR[p.outRes(h)]*t
+	}
+}
+
+// pausePreferred reports whether VM v should rather be paused and copied:
+// its site or host is under pressure (markPressure) and a paused copy
+// sends at least a tenth less than pre-copy.
+func (p *planner) pausePreferred(v int) bool {
+	pr := &p.pre[v]
+	return (p.pressSite[pr.site] || p.pressHost[p.place[v]]) && pr.pauseBytes < 0.9*pr.liveBytes
 }
 
 // planOpportunistic gives the VMs that a deadline-aware plan leaves out
@@ -182,12 +238,13 @@ func (p *planner) planVM(v int, plan *Plan, st *runState) {
 			short(p.in.Now+dur(f)), short(deadline), short(p.in.Policy.SafetyMargin.D()), why))
 		return
 	}
-	// Pause from the start only when pre-copy cannot save it even alone;
-	// otherwise it starts live and the executor pauses it if the deadline
-	// comes too close.
+	// A paused copy is planned from the start when pre-copy cannot save
+	// the VM even alone, or when the site or host is under pressure
+	// (pausePreferred); otherwise it starts live and the executor pauses
+	// it if the deadline comes too close.
 	mode := ModeLive
 	if c.est.pause {
-		if live := p.estimateOn(v, c.route); !live.ok || live.solo+rt.setup > limit {
+		if live := p.estimateOn(v, c.route); !live.ok || live.solo+rt.setup > limit || p.pausePreferred(v) {
 			mode = ModePause
 		}
 	}
@@ -244,12 +301,18 @@ func (p *planner) planVM(v int, plan *Plan, st *runState) {
 // (dense resources).
 func (p *planner) choose(v int, limit float64) (cand, float64, int, []int) {
 	opts := []searchOpts{{watch: p.watchMode == model.WatchAllow || p.watchMode == ""}}
-	if p.watchMode == model.WatchAvoid {
+	if p.watchMode == model.WatchAvoid && p.anyWatch {
 		opts = append(opts, searchOpts{watch: true})
 	}
 	if p.pauseOK {
 		for _, o := range opts {
 			opts = append(opts, searchOpts{pause: true, watch: o.watch})
+		}
+		if p.pausePreferred(v) {
+			// Under pressure a paused copy of a dirtying guest saves the
+			// bytes pre-copy would re-send: try it first.
+			n := len(opts) / 2
+			opts = append(opts[n:], opts[:n]...)
 		}
 	}
 	var first cand
@@ -312,6 +375,9 @@ func (p *planner) whyFirst(v, pos int) string {
 	case model.OrderFIFO:
 		return fmt.Sprintf("queue position %d (inventory order), priority %d", pos+1, pi.eff)
 	case model.OrderDeadline:
+		if pi.from >= 0 {
+			return fmt.Sprintf("queue position %d (earliest deadline, then priority per byte), priority %d (inherited from %s)", pos+1, pi.eff, p.fed.VMs[pi.from].Name)
+		}
 		return fmt.Sprintf("queue position %d (earliest deadline, then priority per byte), priority %d", pos+1, pi.eff)
 	}
 	if pi.from >= 0 {

@@ -196,7 +196,7 @@ func (p *planner) routesFrom(s int) []route {
 		}
 		links, ok := bySite[g.site]
 		if !ok {
-			links = netpath.Routes(p.ix, s, g.site, usable, maxRoutesPerGroup)
+			links = p.frontier(s, netpath.Routes(p.ix, s, g.site, usable, maxRoutesPerGroup))
 			bySite[g.site] = links
 		}
 		for _, ids := range links {
@@ -243,6 +243,48 @@ func (p *planner) routesFrom(s int) []route {
 		}
 	}
 	return p.fromSite[s]
+}
+
+// frontier keeps, of routes ordered by hops (then width), those that no
+// kept route beats on all of: fewer or equal hops, a wider or equally wide
+// narrowest link, and a later or equal deadline of the threatened sites it
+// crosses. An alternative is worth a search only if it is wider or
+// survives longer.
+func (p *planner) frontier(from int, routes [][]int) [][]int {
+	type key struct {
+		hops    int
+		width   float64
+		transit time.Duration // earliest deadline crossed; MaxInt64: none
+	}
+	var kept [][]int
+	var keys []key
+	for _, ids := range routes {
+		k := key{hops: len(ids), width: math.Inf(1), transit: math.MaxInt64}
+		at := from
+		for i, l := range ids {
+			d := 0
+			if p.ix.SiteByName[p.fed.Links[l].A] != at {
+				d = 1
+			}
+			k.width = min(k.width, p.capR[p.linkRes(l, d)])
+			at = p.ix.LinkPeer(l, at)
+			if i < len(ids)-1 && p.threatened[at] {
+				k.transit = min(k.transit, p.deadline[at])
+			}
+		}
+		dominated := false
+		for _, o := range keys {
+			if o.hops <= k.hops && o.width >= k.width && o.transit >= k.transit {
+				dominated = true
+				break
+			}
+		}
+		if !dominated {
+			kept = append(kept, ids)
+			keys = append(keys, k)
+		}
+	}
+	return kept
 }
 
 // transitLimit is the latest finish (seconds after Now) a move on rt may
