@@ -420,8 +420,10 @@ type watchLine struct {
 	Event  string    `json:"event_id,omitempty"`
 	Serial int       `json:"serial,omitempty"`
 	Detail string    `json:"detail,omitempty"`
-	// Deadlines (applied events) and Assessment (assessed events).
+	// Deadlines and Watch (applied events) and Assessment (assessed
+	// events).
 	Deadlines  map[string]time.Time `json:"deadlines,omitempty"`
+	Watch      []string             `json:"watch,omitempty"`
 	Assessment *threat.Assessment   `json:"assessment,omitempty"`
 }
 
@@ -502,7 +504,7 @@ func (pr *watchPrinter) pipelineEvent(ev pipeline.Event) {
 		pr.refused++
 	}
 	l := watchLine{At: ev.At, World: worldName(ev.Drill), Source: "pipeline", Kind: ev.Kind, Site: ev.Site, Event: ev.EventID,
-		Serial: ev.Serial, Detail: ev.Detail, Deadlines: ev.Deadlines, Assessment: ev.Assessment}
+		Serial: ev.Serial, Detail: ev.Detail, Deadlines: ev.Deadlines, Watch: ev.Watch, Assessment: ev.Assessment}
 	if !pr.json {
 		l.Assessment = nil
 		what := ev.EventID

@@ -4,8 +4,10 @@
 // versions are dropped, newer ones update the thread's threats, and
 // cancellations withdraw them. The wanted deadlines of all threads are
 // combined per site (the earliest wins) and handed to a Target — an
-// executor on a real or simulated federation — which plans and evacuates;
-// sites whose policy says "approve" wait for an operator first. Exercise
+// executor on a real or simulated federation — which plans and evacuates,
+// together with the sites threatened but not evacuated (at watch level,
+// or held), which it avoids as destinations; sites whose policy says
+// "approve" wait for an operator first. Exercise
 // and test alerts drive a separate drill target unless the operator lets
 // them act.
 //
@@ -92,7 +94,7 @@ const (
 	EvApproval  = "approval-needed" // a site's evacuation waits for an operator
 	EvApproved  = "approved"
 	EvDeclined  = "declined"
-	EvApplied   = "applied" // the target was given new deadlines
+	EvApplied   = "applied" // the target was given new deadlines or watch sites
 	EvFailed    = "failed"  // the target refused them
 )
 
@@ -111,6 +113,9 @@ type Event struct {
 	// Deadlines is set on applied events: every site the target now
 	// evacuates, with its deadline.
 	Deadlines map[string]time.Time `json:"deadlines,omitempty"`
+	// Watch is set on applied events: the sites the target now treats as
+	// being at threat level watch (see Target).
+	Watch []string `json:"watch,omitempty"`
 }
 
 // Pipeline deduplicates, assesses and applies alerts. Create it with New.
@@ -135,6 +140,7 @@ type world struct {
 	declined map[string]bool
 	pending  map[string]time.Time
 	applied  map[string]time.Time
+	watch    []string // applied with applied, sorted
 }
 
 // threadKey identifies an event's thread of messages. JMA gives an EEW,
@@ -416,7 +422,8 @@ func (w *world) wanted() map[string]want {
 }
 
 // reconcile works out the deadlines the target should have (holding sites
-// that wait for approval) and applies them if they changed.
+// that wait for approval) and the sites it should treat as watched, and
+// applies them if they changed.
 func (p *Pipeline) reconcile(w *world, now time.Time) error {
 	wanted := w.wanted()
 	for _, m := range []map[string]bool{w.approved, w.declined} {
@@ -450,27 +457,43 @@ func (p *Pipeline) reconcile(w *world, now time.Time) error {
 			delete(w.pending, site)
 		}
 	}
-	if maps.EqualFunc(out, w.applied, time.Time.Equal) {
+	// Threatened but not evacuated: at watch level, or held (waiting for
+	// approval, declined). None of them should receive VMs.
+	var watch []string
+	for _, site := range slices.Sorted(maps.Keys(wanted)) {
+		if _, evacuating := out[site]; !evacuating {
+			watch = append(watch, site)
+		}
+	}
+	if maps.EqualFunc(out, w.applied, time.Time.Equal) && slices.Equal(watch, w.watch) {
 		return nil
 	}
-	if err := w.target.Apply(out, p.cfg.AbortOnCancel); err != nil {
+	if err := w.target.Apply(out, slices.Clone(watch), p.cfg.AbortOnCancel); err != nil {
 		p.emit(Event{At: now, Kind: EvFailed, Drill: w.drill, Detail: err.Error()})
 		return fmt.Errorf("pipeline: target: %w", err)
 	}
-	w.applied = out
-	p.emit(Event{At: now, Kind: EvApplied, Drill: w.drill, Deadlines: maps.Clone(out), Detail: describeDeadlines(out, now)})
+	w.applied, w.watch = out, watch
+	p.emit(Event{At: now, Kind: EvApplied, Drill: w.drill, Deadlines: maps.Clone(out), Watch: slices.Clone(watch),
+		Detail: describeApplied(out, watch, now)})
 	return nil
 }
 
-func describeDeadlines(d map[string]time.Time, now time.Time) string {
-	if len(d) == 0 {
-		return "nothing (no site threatened)"
-	}
+func describeApplied(d map[string]time.Time, watch []string, now time.Time) string {
 	var parts []string
 	for _, site := range slices.Sorted(maps.Keys(d)) {
 		parts = append(parts, fmt.Sprintf("%s within %s", site, d[site].Sub(now).Round(100*time.Millisecond)))
 	}
-	return strings.Join(parts, ", ")
+	out := strings.Join(parts, ", ")
+	switch {
+	case len(d) == 0 && len(watch) == 0:
+		return "nothing (no site threatened)"
+	case len(d) == 0:
+		out = "no evacuation"
+	}
+	if len(watch) > 0 {
+		out += "; watch " + strings.Join(watch, ", ")
+	}
+	return out
 }
 
 // emit logs an event and passes it to OnEvent (under p.mu).

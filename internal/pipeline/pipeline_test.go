@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -42,21 +43,32 @@ func (c *manualClock) advance(d time.Duration) {
 
 // recorder is a Target that records what it is asked.
 type recorder struct {
-	mu    sync.Mutex
-	calls []map[string]time.Time
-	abort []bool
-	fail  error
+	mu      sync.Mutex
+	calls   []map[string]time.Time
+	watches [][]string
+	abort   []bool
+	fail    error
 }
 
-func (r *recorder) Apply(d map[string]time.Time, abort bool) error {
+func (r *recorder) Apply(d map[string]time.Time, watch []string, abort bool) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.fail != nil {
 		return r.fail
 	}
 	r.calls = append(r.calls, maps.Clone(d))
+	r.watches = append(r.watches, slices.Clone(watch))
 	r.abort = append(r.abort, abort)
 	return nil
+}
+
+func (r *recorder) lastWatch() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.watches) == 0 {
+		return nil
+	}
+	return r.watches[len(r.watches)-1]
 }
 
 func (r *recorder) last() map[string]time.Time {
@@ -355,12 +367,14 @@ func TestThreadsCombineAndWithdrawSeparately(t *testing.T) {
 		t.Fatal(err)
 	}
 	near(t, "tsunami deadline", h.target.last()["kochi"], t0.Add(10*time.Minute))
-	// The EEW of the same event id is another thread; its deadline is later.
+	// The EEW of the same event id is another thread; its deadline is
+	// later and leaves Kochi's, but the sites it watches reach the target.
 	if err := h.p.Submit(ctx, eew(1, t0.Add(8*time.Second))); err != nil {
 		t.Fatal(err)
 	}
-	if h.target.n() != 1 {
-		t.Errorf("a later deadline changed the target: %v", h.target.calls)
+	near(t, "combined deadline", h.target.last()["kochi"], t0.Add(10*time.Minute))
+	if got := h.target.lastWatch(); h.target.n() != 2 || !slices.Equal(got, []string{"kagawa", "osaka"}) {
+		t.Errorf("target calls %v, watch %v; want one more, watching kagawa and osaka", h.target.calls, got)
 	}
 	// Cancelling the tsunami warning leaves the EEW's deadline.
 	if err := h.p.Submit(ctx, cancelOf(tsunamiWarning(time.Time{}), 2, t0.Add(5*time.Minute))); err != nil {
@@ -427,8 +441,12 @@ func TestApproval(t *testing.T) {
 	if err := h.p.Submit(ctx, eew(1, t0.Add(8*time.Second))); err != nil {
 		t.Fatal(err)
 	}
-	if h.target.n() != 0 {
+	if len(h.target.last()) != 0 {
 		t.Fatalf("an approve site was evacuated without approval: %v", h.target.calls)
+	}
+	// While it waits it is threatened all the same: no VMs for it.
+	if got := h.target.lastWatch(); !slices.Equal(got, []string{"kagawa", "kochi"}) {
+		t.Errorf("watched %v, want kagawa and the held kochi", got)
 	}
 	pend := h.p.Pending()
 	if len(pend) != 1 || pend[0].ID != "kochi" || pend[0].Hazard != "earthquake" {
@@ -447,16 +465,20 @@ func TestApproval(t *testing.T) {
 		t.Fatal(err)
 	}
 	near(t, "approved deadline", h.target.last()["kochi"], kochiDeadline)
+	if got := h.target.lastWatch(); !slices.Equal(got, []string{"kagawa"}) {
+		t.Errorf("watched %v once kochi evacuates, want kagawa", got)
+	}
 	if len(h.p.Pending()) != 0 {
 		t.Errorf("still pending: %v", h.p.Pending())
 	}
 	// Updates of an approved threat go through.
+	calls := h.target.n()
 	s2 := eew(2, t0.Add(12*time.Second))
 	s2.Hypocenter.Lat = 33.0
 	if err := h.p.Submit(ctx, s2); err != nil {
 		t.Fatal(err)
 	}
-	if h.target.n() != 2 {
+	if h.target.n() != calls+1 || !h.target.last()["kochi"].Before(kochiDeadline) {
 		t.Errorf("update of an approved threat: %v", h.target.calls)
 	}
 	// Withdrawn, then raised again: approval is asked again; decline it.
@@ -478,8 +500,8 @@ func TestApproval(t *testing.T) {
 	if len(st.Sites) != 2 || st.Sites[1].Site != "kochi" || !st.Sites[1].Declined || st.Sites[1].Evacuating || st.Sites[0].Level != threat.LevelWatch {
 		t.Errorf("status %+v, want kagawa watched and kochi declined", st.Sites)
 	}
-	if len(h.target.last()) != 0 {
-		t.Errorf("declined site evacuated: %v", h.target.last())
+	if len(h.target.last()) != 0 || !slices.Equal(h.target.lastWatch(), []string{"kagawa", "kochi"}) {
+		t.Errorf("declined site evacuated (%v), or not watched (%v)", h.target.last(), h.target.lastWatch())
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/refuge-project/refuge/internal/clock"
@@ -22,14 +23,20 @@ type Target interface {
 	// deadlines (times on the pipeline's clock): sites not evacuated yet
 	// start, moved deadlines move, and sites left out are withdrawn —
 	// their running migrations finish, or are aborted with abortRunning.
-	Apply(deadlines map[string]time.Time, abortRunning bool) error
+	// watch names exactly the sites threatened but not evacuated (at
+	// threat level watch, or waiting for an operator's approval): the
+	// evacuation policy's watch_sites says whether they still receive
+	// VMs.
+	Apply(deadlines map[string]time.Time, watch []string, abortRunning bool) error
 }
 
 // TargetFunc adapts a function to Target.
-type TargetFunc func(deadlines map[string]time.Time, abortRunning bool) error
+type TargetFunc func(deadlines map[string]time.Time, watch []string, abortRunning bool) error
 
 // Apply implements Target.
-func (f TargetFunc) Apply(d map[string]time.Time, abort bool) error { return f(d, abort) }
+func (f TargetFunc) Apply(d map[string]time.Time, watch []string, abort bool) error {
+	return f(d, watch, abort)
+}
 
 // ExecutorConfig sets up an ExecutorTarget.
 type ExecutorConfig struct {
@@ -59,8 +66,9 @@ type ExecutorConfig struct {
 }
 
 // ExecutorTarget evacuates through executors: the first deadline starts
-// one, later changes go to it (SetDeadline, CancelThreat), and a change
-// after it has finished starts a new one from the current placement.
+// one, later changes go to it (SetDeadline, CancelThreat, SetWatch), and a
+// change after it has finished starts a new one from the current
+// placement.
 type ExecutorTarget struct {
 	cfg ExecutorConfig
 
@@ -68,6 +76,7 @@ type ExecutorTarget struct {
 	exec    *executor.Executor
 	start   time.Time
 	applied map[int]time.Time
+	watch   map[int]bool
 	reports []executor.Report
 	runs    int
 }
@@ -88,25 +97,45 @@ func NewExecutorTarget(cfg ExecutorConfig) (*ExecutorTarget, error) {
 	if cfg.Do == nil {
 		cfg.Do = func(f func()) { f() }
 	}
-	return &ExecutorTarget{cfg: cfg, applied: map[int]time.Time{}}, nil
+	return &ExecutorTarget{cfg: cfg, applied: map[int]time.Time{}, watch: map[int]bool{}}, nil
 }
 
 // Apply implements Target.
-func (t *ExecutorTarget) Apply(deadlines map[string]time.Time, abortRunning bool) error {
+func (t *ExecutorTarget) Apply(deadlines map[string]time.Time, watch []string, abortRunning bool) error {
 	want := make(map[int]time.Time, len(deadlines))
 	for name, at := range deadlines {
-		s, ok := t.cfg.Index.SiteByName[name]
-		if !ok {
-			return fmt.Errorf("no site %q in the federation", name)
+		s, err := t.site(name)
+		if err != nil {
+			return err
 		}
 		want[s] = at
 	}
+	watched := make(map[int]bool, len(watch))
+	for _, name := range watch {
+		s, err := t.site(name)
+		if err != nil {
+			return err
+		}
+		watched[s] = true
+	}
 	var err error
-	t.cfg.Do(func() { err = t.apply(want, abortRunning) })
+	t.cfg.Do(func() { err = t.apply(want, watched, abortRunning) })
 	return err
 }
 
-func (t *ExecutorTarget) apply(want map[int]time.Time, abort bool) error {
+func (t *ExecutorTarget) site(name string) (int, error) {
+	s, ok := t.cfg.Index.SiteByName[name]
+	if !ok {
+		return 0, fmt.Errorf("no site %q in the federation", name)
+	}
+	return s, nil
+}
+
+// apply hands the changes to the running executor in an order that never
+// lets a threatened site receive VMs in between: new watch sites first,
+// then withdrawn and moved deadlines, and only then sites no longer
+// watched (a watched site that now evacuates has its deadline by then).
+func (t *ExecutorTarget) apply(want map[int]time.Time, watch map[int]bool, abort bool) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	changed := false // a site added or a deadline moved
@@ -126,6 +155,11 @@ func (t *ExecutorTarget) apply(want map[int]time.Time, abort bool) error {
 	running := t.exec != nil && !isDone(t.exec)
 	switch {
 	case running:
+		for _, s := range slices.Sorted(maps.Keys(watch)) {
+			if !t.watch[s] {
+				t.exec.SetWatch(s, true)
+			}
+		}
 		for _, s := range slices.Sorted(maps.Keys(t.applied)) {
 			if _, ok := want[s]; !ok {
 				t.exec.CancelThreat(s, abort)
@@ -136,12 +170,17 @@ func (t *ExecutorTarget) apply(want map[int]time.Time, abort bool) error {
 				t.exec.SetDeadline(s, want[s].Sub(t.start))
 			}
 		}
+		for _, s := range slices.Sorted(maps.Keys(t.watch)) {
+			if !watch[s] {
+				t.exec.SetWatch(s, false)
+			}
+		}
 	case changed && len(want) > 0:
-		if err := t.startExecutor(want); err != nil {
+		if err := t.startExecutor(want, watch); err != nil {
 			return err
 		}
 	}
-	t.applied = maps.Clone(want)
+	t.applied, t.watch = maps.Clone(want), maps.Clone(watch)
 	return nil
 }
 
@@ -154,8 +193,9 @@ func isDone(e *executor.Executor) bool {
 	}
 }
 
-// startExecutor starts a new executor for the wanted deadlines.
-func (t *ExecutorTarget) startExecutor(want map[int]time.Time) error {
+// startExecutor starts a new executor for the wanted deadlines, with the
+// watched sites.
+func (t *ExecutorTarget) startExecutor(want map[int]time.Time, watch map[int]bool) error {
 	if t.exec != nil {
 		t.reports = append(t.reports, t.exec.Report())
 	}
@@ -163,6 +203,23 @@ func (t *ExecutorTarget) startExecutor(want map[int]time.Time) error {
 	cfg := executor.Config{
 		Index: t.cfg.Index, Policy: t.cfg.Policy, Driver: t.cfg.Driver, Clock: t.cfg.Clock, Start: start,
 		Logger: t.cfg.Logger, Metrics: t.cfg.Metrics, Plan: t.cfg.Plan,
+	}
+	// An executor can be told the watched sites only once started, and
+	// Start already plans and starts migrations: until it has been told,
+	// its plans see them through the planner's input.
+	var told atomic.Bool
+	watched := slices.Sorted(maps.Keys(watch))
+	if len(watched) > 0 {
+		plan := cfg.Plan
+		if plan == nil {
+			plan = planner.Compute
+		}
+		cfg.Plan = func(in planner.Input) (*planner.Plan, error) {
+			if !told.Load() {
+				in.Watch = withWatch(in.Watch, len(t.cfg.Index.Fed.Sites), watched)
+			}
+			return plan(in)
+		}
 	}
 	if t.cfg.State != nil {
 		cfg.Placement, cfg.HostDown = t.cfg.State()
@@ -181,9 +238,23 @@ func (t *ExecutorTarget) startExecutor(want map[int]time.Time) error {
 	if err := ex.Start(deadlines); err != nil {
 		return err
 	}
+	for _, s := range watched {
+		ex.SetWatch(s, true)
+	}
+	told.Store(true)
 	t.exec, t.start = ex, start
 	t.runs++
 	return nil
+}
+
+// withWatch returns w (for n sites) with the given sites marked.
+func withWatch(w []bool, n int, sites []int) []bool {
+	out := make([]bool, max(n, len(w)))
+	copy(out, w)
+	for _, s := range sites {
+		out[s] = true
+	}
+	return out
 }
 
 // Executions returns how many executors have been started.

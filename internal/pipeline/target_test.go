@@ -19,21 +19,33 @@ import (
 	"github.com/refuge-project/refuge/internal/sim"
 )
 
-// TestExecutorTargetOnTheEngine drives an ExecutorTarget on a simulated
-// federation stepped by hand: deterministic.
-func TestExecutorTargetOnTheEngine(t *testing.T) {
-	fed := loadExample(t)
-	ix := model.NewIndex(fed)
+// engineTarget returns the example federation simulated on an engine
+// stepped by hand, and an ExecutorTarget on it set up by cfg (Index,
+// Driver, Clock and State are filled in).
+func engineTarget(t *testing.T, cfg ExecutorConfig) (*ExecutorTarget, *model.Index, *sim.Engine, *simhv.Cluster) {
+	t.Helper()
+	ix := model.NewIndex(loadExample(t))
 	eng := sim.NewEngine(evacsim.Epoch)
 	cluster, err := simhv.New(eng, ix)
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.Index, cfg.Driver, cfg.Clock = ix, cluster, eng
+	cfg.State = func() ([]int, []bool) { return cluster.Placement(), nil }
+	tg, err := NewExecutorTarget(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tg, ix, eng, cluster
+}
+
+// TestExecutorTargetOnTheEngine drives an ExecutorTarget on a simulated
+// federation stepped by hand: deterministic.
+func TestExecutorTargetOnTheEngine(t *testing.T) {
+	var ix *model.Index
 	var timeline []string
 	var deadlines []string
-	tg, err := NewExecutorTarget(ExecutorConfig{
-		Index: ix, Driver: cluster, Clock: eng,
-		State: func() ([]int, []bool) { return cluster.Placement(), nil },
+	tg, ix, eng, cluster := engineTarget(t, ExecutorConfig{
 		OnDeadline: func(s int, at time.Time, ok bool) {
 			deadlines = append(deadlines, ix.Fed.Sites[s].Name+" "+map[bool]string{true: at.Sub(evacsim.Epoch).String(), false: "withdrawn"}[ok])
 		},
@@ -41,11 +53,8 @@ func TestExecutorTargetOnTheEngine(t *testing.T) {
 			timeline = append(timeline, at.Sub(evacsim.Epoch).Round(time.Second).String()+" "+ev.Kind+" "+ev.Detail)
 		},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	kochi := ix.SiteByName["kochi"]
-	if err := tg.Apply(map[string]time.Time{"kochi": evacsim.Epoch.Add(20 * time.Minute)}, false); err != nil {
+	if err := tg.Apply(map[string]time.Time{"kochi": evacsim.Epoch.Add(20 * time.Minute)}, nil, false); err != nil {
 		t.Fatal(err)
 	}
 	if tg.Executions() != 1 || cluster.Running() == 0 {
@@ -53,13 +62,13 @@ func TestExecutorTargetOnTheEngine(t *testing.T) {
 	}
 	eng.RunUntil(2 * time.Minute)
 	// Moved earlier by an update.
-	if err := tg.Apply(map[string]time.Time{"kochi": evacsim.Epoch.Add(15 * time.Minute)}, false); err != nil {
+	if err := tg.Apply(map[string]time.Time{"kochi": evacsim.Epoch.Add(15 * time.Minute)}, nil, false); err != nil {
 		t.Fatal(err)
 	}
 	eng.RunUntil(3 * time.Minute)
 	// Withdrawn: running migrations finish, nothing new starts from Kochi.
 	running := cluster.Running()
-	if err := tg.Apply(map[string]time.Time{}, false); err != nil {
+	if err := tg.Apply(map[string]time.Time{}, nil, false); err != nil {
 		t.Fatal(err)
 	}
 	startsBefore := countPrefix(timeline, "start")
@@ -98,7 +107,7 @@ func TestExecutorTargetOnTheEngine(t *testing.T) {
 	// A new threat after the executor finished starts another one from the
 	// current placement: VMs already moved stay where they are.
 	again := map[string]time.Time{"kochi": eng.Now().Add(30 * time.Minute)}
-	if err := tg.Apply(again, false); err != nil {
+	if err := tg.Apply(again, nil, false); err != nil {
 		t.Fatal(err)
 	}
 	if tg.Executions() != 2 {
@@ -119,11 +128,79 @@ func TestExecutorTargetOnTheEngine(t *testing.T) {
 		t.Errorf("%d VMs left on kochi with 30 min to go", left)
 	}
 	// Re-applying what the finished executor had starts nothing.
-	if err := tg.Apply(again, false); err != nil || tg.Executions() != 2 {
+	if err := tg.Apply(again, nil, false); err != nil || tg.Executions() != 2 {
 		t.Errorf("re-applied: %v, %d executions", err, tg.Executions())
 	}
-	if err := tg.Apply(map[string]time.Time{"atlantis": eng.Now()}, false); err == nil {
+	if err := tg.Apply(map[string]time.Time{"atlantis": eng.Now()}, nil, false); err == nil {
 		t.Error("unknown site accepted")
+	}
+}
+
+// TestExecutorTargetWatch: the sites the pipeline says are at watch level
+// reach the executor (SetWatch) — before its first plan when it starts,
+// before a deadline is withdrawn, after a watched site's new deadline —
+// and, with watch_sites: exclude, no VM ever moves to a watched site.
+func TestExecutorTargetWatch(t *testing.T) {
+	pol := model.RefugePolicy()
+	pol.WatchSites = model.WatchExclude
+	var ix *model.Index
+	var timeline []string
+	watched := map[string]bool{}
+	tg, ix, eng, cluster := engineTarget(t, ExecutorConfig{
+		Policy: pol,
+		OnEvent: func(at time.Time, ev executor.Event) {
+			switch ev.Kind {
+			case executor.EvStart:
+				if to := ix.Fed.Sites[ix.HostSite(ix.HostByName[ev.To])].Name; watched[to] {
+					t.Errorf("%s started towards %s, which is at watch level", ev.VM, to)
+				}
+			case executor.EvWatch, executor.EvDeadline:
+				timeline = append(timeline, ev.Detail)
+			}
+		},
+	})
+	apply := func(deadlines map[string]time.Time, watch ...string) {
+		t.Helper()
+		clear(watched)
+		for _, s := range watch {
+			watched[s] = true
+		}
+		timeline = nil
+		if err := tg.Apply(deadlines, watch, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	at := func(d time.Duration) time.Time { return evacsim.Epoch.Add(d) }
+	// Kochi evacuates, Kagawa and Osaka are watched: every VM goes to
+	// Tokyo, from the first plan on.
+	apply(map[string]time.Time{"kochi": at(30 * time.Minute)}, "kagawa", "osaka")
+	if tg.Executions() != 1 || cluster.Running() == 0 {
+		t.Fatalf("executions %d, %d migrations running", tg.Executions(), cluster.Running())
+	}
+	if want := "kagawa at watch level, osaka at watch level"; strings.Join(timeline, ", ") != want {
+		t.Errorf("timeline %q, want %q", timeline, want)
+	}
+	eng.RunUntil(2 * time.Minute)
+	// Kagawa evacuates too: its deadline first, then its watch cleared.
+	apply(map[string]time.Time{"kochi": at(30 * time.Minute), "kagawa": at(90 * time.Minute)}, "osaka")
+	if want := "kagawa deadline now 1h30m0s, kagawa no longer at watch level"; strings.Join(timeline, ", ") != want {
+		t.Errorf("timeline %q, want %q", timeline, want)
+	}
+	eng.RunUntil(4 * time.Minute)
+	// Kochi's threat falls to watch: watched before it is withdrawn.
+	apply(map[string]time.Time{"kagawa": at(90 * time.Minute)}, "kochi", "osaka")
+	if want := "kochi at watch level, kochi threat withdrawn"; strings.Join(timeline, ", ") != want {
+		t.Errorf("timeline %q, want %q", timeline, want)
+	}
+	eng.RunUntil(6 * time.Minute)
+	// Osaka and Kochi are clear: they may receive VMs again.
+	apply(map[string]time.Time{"kagawa": at(90 * time.Minute)})
+	if want := "kochi no longer at watch level, osaka no longer at watch level"; strings.Join(timeline, ", ") != want {
+		t.Errorf("timeline %q, want %q", timeline, want)
+	}
+	eng.Run()
+	if left := cluster.Running(); left != 0 {
+		t.Errorf("%d migrations still running", left)
 	}
 }
 
@@ -277,7 +354,7 @@ func TestSimWorldLosesSiteAtDeadline(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	if err := w.Target().Apply(map[string]time.Time{"kochi": w.Clock().Now().Add(time.Minute)}, false); err != nil {
+	if err := w.Target().Apply(map[string]time.Time{"kochi": w.Clock().Now().Add(time.Minute)}, nil, false); err != nil {
 		t.Fatal(err)
 	}
 	select {
