@@ -107,6 +107,15 @@ func (p *planner) pauseEstimate(v int, rate float64) estimate {
 	return e
 }
 
+// pauseAt is pauseEstimate from the bytes prepare recorded.
+func (p *planner) pauseAt(v int, rate float64) estimate {
+	b := p.pre[v].pauseBytes
+	if !(rate > 0) || b/rate > maxCopySeconds {
+		return estimate{rate: rate, pause: true}
+	}
+	return estimate{rate: rate, pause: true, ok: true, bytes: b, solo: p.setup0 + b/rate + p.switchover}
+}
+
 // setupOver is what the migration handshake over a path with round-trip
 // time rtt adds to a zero-RTT estimate (precopy.Setup is affine in the RTT).
 func setupOver(rtt time.Duration) float64 { return (precopy.Setup(rtt) - precopy.Setup(0)).Seconds() }

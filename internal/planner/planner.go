@@ -118,10 +118,15 @@ type planner struct {
 	// (markPressure).
 	pressSite, pressHost []bool
 	cfg                  precopy.Config
-	flowCap              float64 // bytes/s per migration (+Inf: none)
-	conns                int
-	vcpuRatio            float64
-	margin               float64 // seconds
+	// setup0 and switchover: precopy.Setup(0) and the switch-over, seconds.
+	setup0, switchover float64
+	// siteLimit: per site, its deadline in seconds after Now (threatened
+	// sites only).
+	siteLimit []float64
+	flowCap   float64 // bytes/s per migration (+Inf: none)
+	conns     int
+	vcpuRatio float64
+	margin    float64 // seconds
 
 	// Bandwidth resources (dense, see outRes): capacity (bytes/s), time
 	// until in-flight work releases them (s), planned bytes.
@@ -262,6 +267,10 @@ func (p *planner) checkInput() error {
 		}
 		p.threatened[s], p.deadline[s] = true, in.Deadlines[s]
 	}
+	p.siteLimit = make([]float64, len(p.fed.Sites))
+	for s := range p.siteLimit {
+		p.siteLimit[s] = (p.deadline[s] - in.Now).Seconds()
+	}
 	return nil
 }
 
@@ -299,6 +308,7 @@ func (p *planner) setPolicy(pol model.Policy) error {
 	}
 	p.watchMode = pol.WatchSites
 	p.pauseOK = pol.Migration.PauseAndCopy
+	p.setup0, p.switchover = precopy.Setup(0).Seconds(), precopy.SwitchoverOverhead.Seconds()
 	p.vcpuRatio = pol.VCPUOvercommit
 	if p.vcpuRatio == 0 {
 		p.vcpuRatio = 1

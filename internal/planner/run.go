@@ -56,6 +56,9 @@ type runState struct {
 	solos    []float64 // per move, seconds
 	finishes []float64 // per move, seconds after Now
 	late     int
+	// lateF: the predicted finish of each VM left out for its deadline
+	// (planOpportunistic retries only those predicted within it).
+	lateF map[int]float64
 }
 
 // prepare computes, for every at-risk VM, its estimates on the routes from
@@ -166,7 +169,9 @@ func (p *planner) planOpportunistic(plan *Plan, st *runState) {
 	var retry []int
 	kept := plan.Unsaved[:0]
 	for _, u := range plan.Unsaved {
-		if u.Code == CodeDeadline {
+		// Only a VM predicted to end within its deadline can make it now:
+		// more has been charged to every resource since.
+		if f, ok := st.lateF[u.VM]; u.Code == CodeDeadline && ok && f <= p.siteLimit[p.pre[u.VM].site] {
 			retry = append(retry, u.VM)
 			continue
 		}
@@ -211,7 +216,7 @@ func (p *planner) planVM(v int, plan *Plan, st *runState) {
 		return
 	}
 	deadline := p.deadline[pr.site]
-	limit := (deadline - p.in.Now).Seconds() - p.margin
+	limit := p.siteLimit[pr.site] - p.margin
 	c, f, bott, path := p.choose(v, limit)
 	if !c.ok {
 		unsaved(CodeNoCapacity, p.noCapacityReason(v))
@@ -234,6 +239,10 @@ func (p *planner) planVM(v int, plan *Plan, st *runState) {
 		} else {
 			why = fmt.Sprintf("bottleneck %s, already carrying %s of earlier moves", bottName, bytesStr(p.bytesR[bott]))
 		}
+		if st.lateF == nil {
+			st.lateF = map[int]float64{}
+		}
+		st.lateF[v] = f
 		unsaved(CodeDeadline, fmt.Sprintf("predicted to finish at %s, after its deadline %s minus the %s safety margin; %s",
 			short(p.in.Now+dur(f)), short(deadline), short(p.in.Policy.SafetyMargin.D()), why))
 		return

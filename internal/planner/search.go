@@ -294,7 +294,7 @@ func (p *planner) transitLimit(rt *route) float64 {
 	if rt.transit < 0 {
 		return math.Inf(1)
 	}
-	return (p.deadline[rt.transit] - p.in.Now).Seconds() - p.margin
+	return p.siteLimit[rt.transit] - p.margin
 }
 
 // need is what a VM asks of a destination host.
@@ -431,7 +431,7 @@ func (p *planner) search(v int, o searchOpts) cand {
 	for k, rt := range p.routesFrom(p.ix.HostSite(src)) {
 		e := p.estimateOn(v, k)
 		if o.pause {
-			e = p.pauseEstimate(v, e.rate)
+			e = p.pauseAt(v, e.rate)
 		}
 		if !e.ok {
 			continue
