@@ -113,15 +113,16 @@ func (e *Executor) adaptLinks(live []*running) {
 		sum, demand, best float64
 		n                 int
 	}
-	// What the model expects each transfer to get: its demand, within its
-	// fair share of the NICs it crosses (which the model knows exactly), so
-	// that a shortfall caused by a shared NIC is not blamed on a link.
-	nicFlows := map[*unit]int{}
+	// What each transfer should get on a link: its demand, within its fair
+	// share of every other resource it crosses (NICs and other links, as
+	// admission sees them), so that a shortfall caused elsewhere is not
+	// blamed on this link.
+	flows := map[*unit]int{}
 	for _, r := range live {
 		if transferring(r.info) {
 			for _, u := range r.units {
-				if u.key.kind == uNICOut || u.key.kind == uNICIn {
-					nicFlows[u]++
+				if u.key.kind.bandwidth() {
+					flows[u]++
 				}
 			}
 		}
@@ -132,20 +133,20 @@ func (e *Executor) adaptLinks(live []*running) {
 			continue
 		}
 		rate := r.info.BytesPerSec()
-		expect := r.demand
-		for _, u := range r.units {
-			if n := nicFlows[u]; n > 0 {
-				expect = math.Min(expect, u.capModel/float64(n))
-			}
-		}
-		for _, u := range r.units {
-			if u.key.kind != uLink {
+		for _, l := range r.units {
+			if l.key.kind != uLink {
 				continue
 			}
-			a := per[u]
+			expect := r.demand
+			for _, u := range r.units {
+				if u != l && u.key.kind.bandwidth() {
+					expect = math.Min(expect, u.est/float64(flows[u]))
+				}
+			}
+			a := per[l]
 			if a == nil {
 				a = &agg{}
-				per[u] = a
+				per[l] = a
 			}
 			a.sum += rate
 			a.demand += expect

@@ -245,6 +245,8 @@ type Executor struct {
 	seq     int
 	// pending driver calls, made by unlock outside the mutex.
 	pending []action
+	// admitted, if set (tests), sees every unit a move takes, before.
+	admitted func(u *unit, demand float64)
 	// fenced: the journal refused a step; nothing more is done.
 	fenced bool
 	// the last idle re-plan (at most one per moment)

@@ -310,6 +310,9 @@ func (e *Executor) reserve(q *queued) {
 	}
 	r := &running{vm: v, move: m, path: q.path, units: q.units, demand: q.demand, started: e.now(), mode: mode}
 	for _, u := range r.units {
+		if e.admitted != nil {
+			e.admitted(u, r.demand)
+		}
 		u.take(r.demand)
 	}
 	e.commit(v, m.To, 1)
