@@ -17,6 +17,7 @@ type estimate struct {
 	solo  float64 // seconds: set-up, disk copy, memory rounds, downtime
 	ok    bool    // the migration converges
 	pause bool    // a pause-and-copy estimate (pauseEstimate)
+	known bool    // computed (estimateClass)
 }
 
 // maxCopySeconds: a migration whose first copy alone would take longer
@@ -70,7 +71,18 @@ func (p *planner) classesOf(h int) *rateClasses {
 
 // estimateOn returns at-risk VM v's estimate on route k of its site.
 func (p *planner) estimateOn(v, k int) estimate {
-	return p.ests[p.pre[v].estOff+int(p.classesOf(p.place[v]).classOf[k])]
+	return p.estimateClass(v, int(p.classesOf(p.place[v]).classOf[k]))
+}
+
+// estimateClass returns at-risk VM v's estimate at rate class c of its
+// host, computing it on first use.
+func (p *planner) estimateClass(v, c int) estimate {
+	e := &p.ests[p.pre[v].estOff+c]
+	if !e.known {
+		*e = p.solo(v, e.rate)
+		e.known = true
+	}
+	return *e
 }
 
 // solo estimates VM v's migration at rate.

@@ -2,6 +2,7 @@ package planner
 
 import (
 	"io"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"testing"
@@ -284,7 +285,7 @@ func TestSearchMatchesScan(t *testing.T) {
 		st := &runState{}
 		for _, v := range p.queue(atRisk) {
 			if !p.down[p.place[v]] && len(p.groups) > 0 && p.pre[v].converges {
-				got, want := p.search(v, searchOpts{watch: true}), naiveSearch(p, v)
+				got, want := p.search(v, searchOpts{watch: true}, math.Inf(1)), naiveSearch(p, v)
 				if got.ok != want.ok || got.host != want.host || got.f != want.f || got.route != want.route {
 					t.Fatalf("VM %s: search found %+v, a scan %+v", p.fed.VMs[v].Name, got, want)
 				}

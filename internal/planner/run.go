@@ -73,44 +73,56 @@ func (p *planner) prepare(atRisk []int) {
 			total += len(p.classesOf(src).rates)
 		}
 	}
+	// Estimates are computed when first needed (estimateOn): only the
+	// fastest rate class of each VM is needed here, for its least bytes,
+	// least solo time and whether it converges at all (a migration that
+	// does not converge at the best rate converges at none).
 	p.ests = make([]estimate, 0, total)
 	for _, v := range atRisk {
 		src := p.place[v]
 		pr := &p.pre[v]
 		pr.site = p.ix.HostSite(src)
 		pr.estOff = len(p.ests)
-		pr.minBytes, pr.minSolo = math.Inf(1), math.Inf(1)
+		pr.minBytes, pr.minSolo, pr.liveBytes = math.Inf(1), math.Inf(1), math.Inf(1)
 		if p.down[src] {
 			continue
 		}
-		for _, rate := range p.classesOf(src).rates {
-			p.ests = append(p.ests, p.solo(v, rate))
+		cls := p.classesOf(src)
+		best := 0
+		for i, rate := range cls.rates {
+			p.ests = append(p.ests, estimate{rate: rate})
+			if rate > cls.rates[best] {
+				best = i
+			}
 		}
-		n := p.needOf(v)
-		pr.liveBytes = math.Inf(1)
 		if p.pauseOK {
 			g := guest(&p.fed.VMs[v])
 			pr.pauseBytes = g.DiskBytes + g.MemoryBytes
 		}
+		n := p.needOf(v)
+		checked := map[int]bool{}
+		setup := math.Inf(1)
 		for k, rt := range p.routesFrom(pr.site) {
-			e := p.estimateOn(v, k)
-			if e.ok {
-				pr.liveBytes = min(pr.liveBytes, e.bytes)
+			if int(cls.classOf[k]) == best {
+				setup = min(setup, rt.setup)
 			}
-			if p.pauseOK && (!e.ok || pr.pauseBytes < e.bytes) {
-				if pe := p.pauseEstimate(v, e.rate); pe.ok {
-					e = pe
-				}
-			}
-			if !e.ok {
-				continue
-			}
-			pr.converges = true
-			pr.minBytes = min(pr.minBytes, e.bytes)
-			pr.minSolo = min(pr.minSolo, e.solo+rt.setup)
-			if !pr.fits {
+			if !pr.fits && !checked[rt.group] {
+				checked[rt.group] = true
 				pr.fits = p.anyFit(p.groups[rt.group], 1, &n)
 			}
+		}
+		if len(cls.rates) == 0 {
+			continue
+		}
+		e := p.estimateClass(v, best)
+		if e.ok {
+			pr.converges = true
+			pr.liveBytes, pr.minBytes, pr.minSolo = e.bytes, e.bytes, e.solo+setup
+		}
+		if pe := p.pauseAt(v, e.rate); p.pauseOK && pe.ok {
+			pr.converges = true
+			pr.minBytes = min(pr.minBytes, pe.bytes)
+			pr.minSolo = min(pr.minSolo, pe.solo+setup)
 		}
 	}
 }
@@ -218,6 +230,19 @@ func (p *planner) planVM(v int, plan *Plan, st *runState) {
 	deadline := p.deadline[pr.site]
 	limit := p.siteLimit[pr.site] - p.margin
 	c, f, bott, path := p.choose(v, limit)
+	if !c.ok && c.late {
+		if st.lateF == nil {
+			st.lateF = map[int]float64{}
+		}
+		st.lateF[v] = c.lateF
+		why := "its own migration time"
+		if c.lateRes >= 0 {
+			why = fmt.Sprintf("bottleneck %s, already carrying %s of earlier moves", netpath.Name(p.ix, p.resource(c.lateRes)), bytesStr(p.bytesR[c.lateRes]))
+		}
+		unsaved(CodeDeadline, fmt.Sprintf("predicted to finish at %s or later, after its deadline %s minus the %s safety margin; %s",
+			short(p.in.Now+dur(c.lateF)), short(deadline), short(p.in.Policy.SafetyMargin.D()), why))
+		return
+	}
 	if !c.ok {
 		unsaved(CodeNoCapacity, p.noCapacityReason(v))
 		return
@@ -324,13 +349,23 @@ func (p *planner) choose(v int, limit float64) (cand, float64, int, []int) {
 			opts = append(opts[n:], opts[:n]...)
 		}
 	}
+	// A deadline-aware plan only wants destinations in time: the search
+	// prunes the others (cheaper at scale) and says how late the VM would
+	// be. The baselines take the earliest finish, in time or not.
+	searchLimit := math.Inf(1)
+	if p.in.Policy.DeadlineAware {
+		searchLimit = limit
+	}
 	var first cand
 	var ff float64
 	var fb int
 	var fp []int
 	for i, o := range opts {
-		c := p.search(v, o)
+		c := p.search(v, o, searchLimit)
 		if !c.ok {
+			if c.late && (!first.ok && (!first.late || c.lateF < first.lateF)) {
+				first = c
+			}
 			continue
 		}
 		f, bott, path := p.finishOf(v, c)

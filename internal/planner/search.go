@@ -342,12 +342,19 @@ func (p *planner) anyFit(g *group, node int, n *need) bool {
 
 // cand is a candidate destination.
 type cand struct {
-	ok    bool
-	f     float64 // predicted finish, seconds after Now
-	free  int64   // free memory before placement, MiB
-	host  int
-	route int // index into routesFrom(site)
-	est   estimate
+	// late is set when no candidate was found only because none can finish
+	// within the search's limit; lateF is then a lower bound of the
+	// earliest finish (seconds after Now) and lateRes the resource that
+	// sets it (-1: the VM's own time).
+	late    bool
+	lateF   float64
+	lateRes int
+	ok      bool
+	f       float64 // predicted finish, seconds after Now
+	free    int64   // free memory before placement, MiB
+	host    int
+	route   int // index into routesFrom(site)
+	est     estimate
 }
 
 // query is one destination search within one group.
@@ -357,6 +364,9 @@ type query struct {
 	a     float64 // finish term common to the group's hosts
 	perIn float64 // seconds the move adds to a destination NIC
 	limit float64 // latest finish the route allows (transit deadlines)
+	// pruned: some host was skipped only because it could not finish
+	// within limit.
+	pruned bool
 	route int
 	est   estimate
 	best  cand
@@ -386,7 +396,11 @@ func (p *planner) descend(q *query, node int) {
 		return
 	}
 	bound := max(q.a, t.minL[node]+q.perIn)
-	if bound > q.limit || !q.canBeat(t, node, bound) {
+	if bound > q.limit {
+		q.pruned = true
+		return
+	}
+	if !q.canBeat(t, node, bound) {
 		return
 	}
 	if node >= t.size {
@@ -421,37 +435,78 @@ type searchOpts struct {
 // predicted finish (ties: more free memory, then lower host index) among
 // hosts with room, over every route from its site on which it converges
 // and that no threatened transit site cuts before the move ends.
-func (p *planner) search(v int, o searchOpts) cand {
+func (p *planner) search(v int, o searchOpts, limit float64) cand {
 	if p.dest != nil {
 		return p.searchWithPolicy(v)
 	}
 	src := p.place[v]
 	out := p.outRes(src)
 	q := query{n: p.needOf(v)}
+	minB := p.pre[v].minBytes
+	cls := p.classesOf(src)
+	lateF, lateRes := math.Inf(1), -1
 	for k, rt := range p.routesFrom(p.ix.HostSite(src)) {
-		e := p.estimateOn(v, k)
-		if o.pause {
-			e = p.pauseAt(v, e.rate)
-		}
-		if !e.ok {
-			continue
-		}
 		g := p.groups[rt.group]
 		if (p.watch[g.site] && !o.watch) || !g.t.fitsAgg(1, &q.n) {
 			continue
 		}
-		b := e.bytes
-		a := e.solo + rt.setup
-		a = max(a, p.busyR[out]+(p.bytesR[out]+b)/p.capR[out])
+		// A lower bound of the finish on this route, from the VM's least
+		// bytes over every route: skip the route before estimating the
+		// migration at its rate when it cannot be in time or cannot beat
+		// the best host so far.
+		lb, lbRes := p.busyR[out]+(p.bytesR[out]+minB)/p.capR[out], out
 		for _, r := range rt.links {
-			a = max(a, p.busyR[r]+(p.bytesR[r]+b)/p.capR[r])
+			if t := p.busyR[r] + (p.bytesR[r]+minB)/p.capR[r]; t > lb {
+				lb, lbRes = t, r
+			}
 		}
-		q.limit = p.transitLimit(&rt)
-		if a > q.limit {
+		rlimit := min(limit, p.transitLimit(&rt))
+		if lb > rlimit {
+			if lb < lateF {
+				lateF, lateRes = lb, lbRes
+			}
 			continue
 		}
-		q.g, q.a, q.perIn, q.route, q.est = g, a, b/g.capIn, k, e
+		if q.best.ok && lb > q.best.f {
+			continue
+		}
+		var e estimate
+		if o.pause {
+			e = p.pauseAt(v, cls.rates[cls.classOf[k]])
+		} else {
+			e = p.estimateOn(v, k)
+		}
+		if !e.ok {
+			continue
+		}
+		b := e.bytes
+		a := e.solo + rt.setup
+		bott := -1
+		if t := p.busyR[out] + (p.bytesR[out]+b)/p.capR[out]; t > a {
+			a, bott = t, out
+		}
+		for _, r := range rt.links {
+			if t := p.busyR[r] + (p.bytesR[r]+b)/p.capR[r]; t > a {
+				a, bott = t, r
+			}
+		}
+		q.limit = rlimit
+		if a > q.limit {
+			if a < lateF {
+				lateF, lateRes = a, bott
+			}
+			continue
+		}
+		q.g, q.a, q.perIn, q.route, q.est, q.pruned = g, a, b/g.capIn, k, e, false
 		p.descend(&q, 1)
+		if !q.best.ok && q.pruned && limit < lateF {
+			// The hosts' NICs pushed every host of the group past the
+			// limit.
+			lateF, lateRes = limit, -1
+		}
+	}
+	if !q.best.ok && !math.IsInf(lateF, 1) {
+		q.best.late, q.best.lateF, q.best.lateRes = true, lateF, lateRes
 	}
 	return q.best
 }
