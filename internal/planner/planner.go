@@ -150,6 +150,7 @@ type planner struct {
 	// Destinations: groups of safe, up hosts with identical paths, and for
 	// each site the routes from it to every group.
 	groups    []*group
+	groupSeen []int32 // prepare: the VM (+1) a group was last checked for
 	hostGroup []int32 // -1: not a destination
 	hostLeaf  []int32
 	fromSite  [][]route

@@ -282,7 +282,7 @@ func TestSearchMatchesScan(t *testing.T) {
 		p.prepare(atRisk)
 		p.markPressure(atRisk)
 		plan := &Plan{}
-		st := &runState{}
+		st := &runState{lateF: make([]float64, p.nVM)}
 		for _, v := range p.queue(atRisk) {
 			if !p.down[p.place[v]] && len(p.groups) > 0 && p.pre[v].converges {
 				got, want := p.search(v, searchOpts{watch: true}, math.Inf(1)), naiveSearch(p, v)

@@ -41,7 +41,7 @@ func (p *planner) run() *Plan {
 	plan.AtRisk = len(atRisk)
 	p.prepare(atRisk)
 	p.markPressure(atRisk)
-	st := &runState{solos: make([]float64, 0, len(atRisk))}
+	st := &runState{solos: make([]float64, 0, len(atRisk)), lateF: make([]float64, p.nVM)}
 	for _, v := range p.queue(atRisk) {
 		p.planVM(v, plan, st)
 	}
@@ -56,9 +56,9 @@ type runState struct {
 	solos    []float64 // per move, seconds
 	finishes []float64 // per move, seconds after Now
 	late     int
-	// lateF: the predicted finish of each VM left out for its deadline
-	// (planOpportunistic retries only those predicted within it).
-	lateF map[int]float64
+	// lateF: per VM, the predicted finish of a VM left out for its
+	// deadline (planOpportunistic retries only those predicted within it).
+	lateF []float64
 }
 
 // prepare computes, for every at-risk VM, its estimates on the routes from
@@ -78,6 +78,7 @@ func (p *planner) prepare(atRisk []int) {
 	// least solo time and whether it converges at all (a migration that
 	// does not converge at the best rate converges at none).
 	p.ests = make([]estimate, 0, total)
+	p.groupSeen = make([]int32, len(p.groups))
 	for _, v := range atRisk {
 		src := p.place[v]
 		pr := &p.pre[v]
@@ -100,14 +101,13 @@ func (p *planner) prepare(atRisk []int) {
 			pr.pauseBytes = g.DiskBytes + g.MemoryBytes
 		}
 		n := p.needOf(v)
-		checked := map[int]bool{}
 		setup := math.Inf(1)
 		for k, rt := range p.routesFrom(pr.site) {
 			if int(cls.classOf[k]) == best {
 				setup = min(setup, rt.setup)
 			}
-			if !pr.fits && !checked[rt.group] {
-				checked[rt.group] = true
+			if !pr.fits && p.groupSeen[rt.group] != int32(v)+1 {
+				p.groupSeen[rt.group] = int32(v) + 1
 				pr.fits = p.anyFit(p.groups[rt.group], 1, &n)
 			}
 		}
@@ -183,7 +183,7 @@ func (p *planner) planOpportunistic(plan *Plan, st *runState) {
 	for _, u := range plan.Unsaved {
 		// Only a VM predicted to end within its deadline can make it now:
 		// more has been charged to every resource since.
-		if f, ok := st.lateF[u.VM]; u.Code == CodeDeadline && ok && f <= p.siteLimit[p.pre[u.VM].site] {
+		if u.Code == CodeDeadline && st.lateF[u.VM] <= p.siteLimit[p.pre[u.VM].site] {
 			retry = append(retry, u.VM)
 			continue
 		}
@@ -231,9 +231,6 @@ func (p *planner) planVM(v int, plan *Plan, st *runState) {
 	limit := p.siteLimit[pr.site] - p.margin
 	c, f, bott, path := p.choose(v, limit)
 	if !c.ok && c.late {
-		if st.lateF == nil {
-			st.lateF = map[int]float64{}
-		}
 		st.lateF[v] = c.lateF
 		why := "its own migration time"
 		if c.lateRes >= 0 {
@@ -263,9 +260,6 @@ func (p *planner) planVM(v int, plan *Plan, st *runState) {
 			why = fmt.Sprintf("even alone it needs %s at %s", short(dur(solo)), ownRate())
 		} else {
 			why = fmt.Sprintf("bottleneck %s, already carrying %s of earlier moves", bottName, bytesStr(p.bytesR[bott]))
-		}
-		if st.lateF == nil {
-			st.lateF = map[int]float64{}
 		}
 		st.lateF[v] = f
 		unsaved(CodeDeadline, fmt.Sprintf("predicted to finish at %s, after its deadline %s minus the %s safety margin; %s",
@@ -360,8 +354,19 @@ func (p *planner) choose(v int, limit float64) (cand, float64, int, []int) {
 	var ff float64
 	var fb int
 	var fp []int
+	var hopeless [2]bool // per watch setting: no way can be in time
 	for i, o := range opts {
+		w := 0
+		if o.watch {
+			w = 1
+		}
+		if hopeless[w] {
+			continue
+		}
 		c := p.search(v, o, searchLimit)
+		if c.late && c.lbOnly {
+			hopeless[w] = true
+		}
 		if !c.ok {
 			if c.late && (!first.ok && (!first.late || c.lateF < first.lateF)) {
 				first = c

@@ -3,6 +3,7 @@ package planner
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -349,12 +350,15 @@ type cand struct {
 	late    bool
 	lateF   float64
 	lateRes int
-	ok      bool
-	f       float64 // predicted finish, seconds after Now
-	free    int64   // free memory before placement, MiB
-	host    int
-	route   int // index into routesFrom(site)
-	est     estimate
+	// lbOnly: every route was ruled out by the lower bound from the VM's
+	// least bytes, so no other way of migrating it can be in time either.
+	lbOnly bool
+	ok     bool
+	f      float64 // predicted finish, seconds after Now
+	free   int64   // free memory before placement, MiB
+	host   int
+	route  int // index into routesFrom(site)
+	est    estimate
 }
 
 // query is one destination search within one group.
@@ -367,9 +371,9 @@ type query struct {
 	// pruned: some host was skipped only because it could not finish
 	// within limit.
 	pruned bool
-	route int
-	est   estimate
-	best  cand
+	route  int
+	est    estimate
+	best   cand
 }
 
 // canBeat reports whether a subtree whose hosts finish no earlier than
@@ -445,7 +449,12 @@ func (p *planner) search(v int, o searchOpts, limit float64) cand {
 	minB := p.pre[v].minBytes
 	cls := p.classesOf(src)
 	lateF, lateRes := math.Inf(1), -1
-	for k, rt := range p.routesFrom(p.ix.HostSite(src)) {
+	lbOnly := true
+	routes := p.routesFrom(p.ix.HostSite(src))
+	var lb float64
+	lbRes, lbFor := -1, -1
+	for k := range routes {
+		rt := &routes[k]
 		g := p.groups[rt.group]
 		if (p.watch[g.site] && !o.watch) || !g.t.fitsAgg(1, &q.n) {
 			continue
@@ -453,20 +462,25 @@ func (p *planner) search(v int, o searchOpts, limit float64) cand {
 		// A lower bound of the finish on this route, from the VM's least
 		// bytes over every route: skip the route before estimating the
 		// migration at its rate when it cannot be in time or cannot beat
-		// the best host so far.
-		lb, lbRes := p.busyR[out]+(p.bytesR[out]+minB)/p.capR[out], out
-		for _, r := range rt.links {
-			if t := p.busyR[r] + (p.bytesR[r]+minB)/p.capR[r]; t > lb {
-				lb, lbRes = t, r
+		// the best host so far. Routes to the groups of one site share
+		// their links, and follow each other.
+		if lbFor < 0 || !slices.Equal(rt.ids, routes[lbFor].ids) {
+			lbFor = k
+			lb, lbRes = p.busyR[out]+(p.bytesR[out]+minB)/p.capR[out], out
+			for _, r := range rt.links {
+				if t := p.busyR[r] + (p.bytesR[r]+minB)/p.capR[r]; t > lb {
+					lb, lbRes = t, r
+				}
 			}
 		}
-		rlimit := min(limit, p.transitLimit(&rt))
+		rlimit := min(limit, p.transitLimit(rt))
 		if lb > rlimit {
 			if lb < lateF {
 				lateF, lateRes = lb, lbRes
 			}
 			continue
 		}
+		lbOnly = false
 		if q.best.ok && lb > q.best.f {
 			continue
 		}
@@ -492,6 +506,7 @@ func (p *planner) search(v int, o searchOpts, limit float64) cand {
 		}
 		q.limit = rlimit
 		if a > q.limit {
+
 			if a < lateF {
 				lateF, lateRes = a, bott
 			}
@@ -506,7 +521,7 @@ func (p *planner) search(v int, o searchOpts, limit float64) cand {
 		}
 	}
 	if !q.best.ok && !math.IsInf(lateF, 1) {
-		q.best.late, q.best.lateF, q.best.lateRes = true, lateF, lateRes
+		q.best.late, q.best.lateF, q.best.lateRes, q.best.lbOnly = true, lateF, lateRes, lbOnly
 	}
 	return q.best
 }
