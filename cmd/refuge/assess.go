@@ -57,17 +57,23 @@ func scenarioFor(as *threat.Assessment, drill bool) assessOutput {
 	return assessOutput{Assessment: as, Scenario: as.Scenario()}
 }
 
+// assessOutputs is what `refuge alert assess --json` prints for a
+// document holding several alerts (a feed): one object.
+type assessOutputs struct {
+	Assessments []assessOutput `json:"assessments"`
+}
+
 func newAlertAssessCmd() *cobra.Command {
-	var federation, policyFile, at, scenarioOut string
+	var federation, threatPolicy, at, scenarioOut string
 	var asJSON, drill bool
 	cmd := &cobra.Command{
-		Use:   "assess FILE --federation F [--policy-file threat.yaml] [--at TIME] [--json]",
+		Use:   "assess FILE --federation F [--threat-policy T] [--at TIME] [--write-scenario S] [--drill] [--json]",
 		Short: "Print what an alert means for each site of a federation: threat level and deadline",
 		Long: `assess reads an alert document (any format refuge reads), estimates for
 every site of the federation the shaking (distances, P/S arrivals, JMA intensity
 from Si & Midorikawa 1999, or the intensity the alert forecasts for the site's
 area), the tsunami forecast for its coast and whether it lies in an area the
-alert draws, and applies the threat policy (--policy-file, a threat policy
+alert draws, and applies the threat policy (--threat-policy, a threat policy
 document; see docs/threat.md) to give each site a level (none, watch, evacuate)
 and, to evacuate, a deadline.
 
@@ -81,6 +87,9 @@ assessed all the same, but every line of the output says so ([EXERCISE],
 unless --drill asks for a drill, which writes a scenario marked as one
 (name drill-…, every note tagged). --drill on a real alert also writes a
 drill scenario.
+
+--json prints the assessment and its scenario as one JSON object; for a
+document holding several alerts (a feed), one object {"assessments": [...]}.
 A document that does not parse, or a policy that does not validate, exits
 non-zero with a message; a cancellation raises no threat.`,
 		Args: cobra.ExactArgs(1),
@@ -89,7 +98,7 @@ non-zero with a message; a cancellation raises no threat.`,
 			if err != nil {
 				return err
 			}
-			pol, err := loadThreatPolicy(policyFile, fed)
+			pol, err := loadThreatPolicy(threatPolicy, fed)
 			if err != nil {
 				return err
 			}
@@ -141,7 +150,7 @@ non-zero with a message; a cancellation raises no threat.`,
 				if len(outs) == 1 {
 					return enc.Encode(outs[0])
 				}
-				return enc.Encode(outs)
+				return enc.Encode(assessOutputs{Assessments: outs})
 			}
 			for i, o := range outs {
 				if i > 0 {
@@ -155,10 +164,12 @@ non-zero with a message; a cancellation raises no threat.`,
 		},
 	}
 	cmd.Flags().StringVar(&federation, "federation", "", "federation YAML file (required)")
-	cmd.Flags().StringVar(&policyFile, "policy-file", "", "threat policy YAML file (default: the built-in policy; see docs/threat.md)")
+	registerThreatPolicy(cmd, &threatPolicy)
+	cmd.Flags().StringVar(&threatPolicy, "policy-file", "", "threat policy YAML file: the old name of --threat-policy")
+	_ = cmd.Flags().MarkDeprecated("policy-file", "use --threat-policy")
 	cmd.Flags().StringVar(&at, "at", "", `count deadlines from this time (RFC 3339, or "now"; default: the alert's issue time)`)
 	cmd.Flags().StringVar(&scenarioOut, "write-scenario", "", "write the sites to evacuate as a scenario file")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the assessment and its scenario as JSON")
+	jsonObjectFlag(cmd, &asJSON, `the assessment and its scenario (several alerts: {"assessments": [...]})`)
 	cmd.Flags().BoolVar(&drill, "drill", false, "make the scenario a drill (required to write one for an exercise, test or draft alert)")
 	_ = cmd.MarkFlagRequired("federation")
 	return cmd

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -15,12 +16,19 @@ const (
 	drillDir      = exampleDir + "/drill"
 )
 
-func assessJSON(t *testing.T, file string, extra ...string) map[string]any {
+// assessOut runs refuge alert assess --json on the example federation.
+func assessOut(t *testing.T, file string, extra ...string) string {
 	t.Helper()
 	out, _, err := runCLI(t, append([]string{"alert", "assess", file, "--federation", exampleDir + "/federation.yaml", "--json"}, extra...)...)
 	if err != nil {
 		t.Fatalf("assess %s: %v", file, err)
 	}
+	return out
+}
+
+func assessJSON(t *testing.T, file string, extra ...string) map[string]any {
+	t.Helper()
+	out := assessOut(t, file, extra...)
 	var got map[string]any
 	if err := json.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatalf("not one JSON object: %v\n%s", err, out)
@@ -66,9 +74,43 @@ func TestAlertAssessFixtures(t *testing.T) {
 	if err := os.WriteFile(pol, []byte("tsunami:\n  advisory: evacuate\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	got = assessJSON(t, alertFixtures+"/jma/jmasample_32-39_11_02_250206_VTSE41.xml", "--policy-file", pol)
+	got = assessJSON(t, alertFixtures+"/jma/jmasample_32-39_11_02_250206_VTSE41.xml", "--threat-policy", pol)
 	if l := siteLevels(t, got); l["kochi"] != "evacuate 1h39m0s" {
 		t.Errorf("kochi under an advisory policy: %q", l["kochi"])
+	}
+	// --policy-file, its old name, still works, with a warning on stderr.
+	var out, errOut bytes.Buffer
+	code := run([]string{"alert", "assess", alertFixtures + "/jma/jmasample_32-39_11_02_250206_VTSE41.xml",
+		"--federation", exampleDir + "/federation.yaml", "--policy-file", pol, "--json"}, &out, &errOut)
+	var old map[string]any
+	if err := json.Unmarshal(out.Bytes(), &old); err != nil || code != 0 || siteLevels(t, old)["kochi"] != "evacuate 1h39m0s" ||
+		!strings.Contains(errOut.String(), "Flag --policy-file has been deprecated, use --threat-policy") {
+		t.Errorf("--policy-file: status %d, %v, stderr %q", code, err, errOut.String())
+	}
+}
+
+// TestAlertAssessFeedJSON: a document with several alerts (a USGS feed)
+// prints one JSON object, {"assessments": [...]}, an assessment per alert.
+func TestAlertAssessFeedJSON(t *testing.T) {
+	feed := alertFixtures + "/usgs/usgs_4.5_week_20180612.geojson"
+	parsed, _, err := runCLI(t, "alert", "parse", feed, "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alerts, err := parsedAlerts(parsed)
+	if err != nil || len(alerts) < 2 {
+		t.Fatalf("%s holds %d alerts (%v), want several", feed, len(alerts), err)
+	}
+	var got struct {
+		Assessments []map[string]any `json:"assessments"`
+	}
+	if err := json.Unmarshal([]byte(assessOut(t, feed)), &got); err != nil || len(got.Assessments) != len(alerts) {
+		t.Fatalf("%d assessments for %d alerts (%v)", len(got.Assessments), len(alerts), err)
+	}
+	for i, as := range got.Assessments {
+		if as["event_id"] != alerts[i]["event_id"] || len(as["sites"].([]any)) != 4 {
+			t.Errorf("assessment %d: event %v, want %v, with 4 sites", i, as["event_id"], alerts[i]["event_id"])
+		}
 	}
 }
 
@@ -211,8 +253,8 @@ func TestAlertAssessBadInput(t *testing.T) {
 		{[]string{"alert", "assess", trunc, "--federation", fed}, "truncated"},
 		{[]string{"alert", "assess", filepath.Join(dir, "missing.xml"), "--federation", fed}, "no such file"},
 		{[]string{"alert", "assess", drillDir + "/01-eew.json"}, `"federation" not set`},
-		{[]string{"alert", "assess", drillDir + "/01-eew.json", "--federation", fed, "--policy-file", badPolicy}, "sites.kochy"},
-		{[]string{"alert", "assess", drillDir + "/01-eew.json", "--federation", fed, "--policy-file", badPolicy}, "shaking.power_loss_intensity"},
+		{[]string{"alert", "assess", drillDir + "/01-eew.json", "--federation", fed, "--threat-policy", badPolicy}, "sites.kochy"},
+		{[]string{"alert", "assess", drillDir + "/01-eew.json", "--federation", fed, "--threat-policy", badPolicy}, "shaking.power_loss_intensity"},
 		{[]string{"alert", "assess", drillDir + "/01-eew.json", "--federation", fed, "--at", "yesterday"}, "--at"},
 	} {
 		_, _, err := runCLI(t, c.args...)
