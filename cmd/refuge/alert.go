@@ -54,7 +54,8 @@ func newAlertParseCmd() *cobra.Command {
 		Short: "Print the normalized alert(s) of a document",
 		Long: `parse reads an alert document, recognises its format (or takes --format),
 checks it strictly and prints the normalized alert: a summary, or with --json
-the alert as one JSON object (a JSON array for a feed holding several).
+the alert as one JSON object; a feed holding several alerts (or none) as one
+object {"alerts": [...]}.
 A malformed document exits non-zero with a message naming what is wrong.
 Formats: ` + strings.Join(alert.Formats(), ", ") + `.`,
 		Args: cobra.ExactArgs(1),
@@ -79,7 +80,9 @@ Formats: ` + strings.Join(alert.Formats(), ", ") + `.`,
 				if len(alerts) == 1 {
 					return enc.Encode(alerts[0])
 				}
-				return enc.Encode(alerts)
+				return enc.Encode(struct {
+					Alerts []*alert.Alert `json:"alerts"`
+				}{append([]*alert.Alert{}, alerts...)})
 			}
 			if len(alerts) == 0 {
 				_, err := fmt.Fprintln(out, "no alerts (an empty feed)")
@@ -94,7 +97,7 @@ Formats: ` + strings.Join(alert.Formats(), ", ") + `.`,
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the alert as JSON")
+	jsonObjectFlag(cmd, &asJSON, `the alert (several: {"alerts": [...]})`)
 	cmd.Flags().StringVar(&format, "format", "", "the document's format, if not to be recognised: "+strings.Join(alert.Formats(), ", "))
 	return cmd
 }
@@ -209,30 +212,55 @@ func describeTsunami(f *alert.TsunamiForecast) string {
 }
 
 // secretEnv is the environment variable sign reads the secret from when
-// --secret is not given (keeping it out of shell history).
+// --secret-file is not given (keeping it out of ps and shell history).
 const secretEnv = "REFUGE_RELAY_SECRET"
 
+// relaySecret returns the relay's secret for alert sign: the content of
+// --secret-file (surrounding white space removed), else the deprecated
+// --secret, else the environment.
+func relaySecret(file, argv string) (string, error) {
+	switch {
+	case file != "" && argv != "":
+		return "", errors.New("give the secret once: --secret-file or the deprecated --secret, not both")
+	case file != "":
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("--secret-file: %w", err)
+		}
+		s := strings.TrimSpace(string(data))
+		if s == "" {
+			return "", fmt.Errorf("--secret-file %s is empty", file)
+		}
+		return s, nil
+	case argv != "":
+		return argv, nil
+	case os.Getenv(secretEnv) != "":
+		return os.Getenv(secretEnv), nil
+	}
+	return "", fmt.Errorf("no secret: give --secret-file or set %s", secretEnv)
+}
+
 func newAlertSignCmd() *cobra.Command {
-	var secret, relay, url, nonce string
+	var secret, secretFile, relay, url, nonce string
 	var unix int64
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "sign FILE --secret S [--relay ID] [--url URL]",
+		Use:   "sign FILE [--secret-file F] [--relay ID] [--url URL] [--timestamp UNIX] [--nonce N] [--json]",
 		Short: "Print a signed relay webhook request carrying a document, for relay apps to imitate",
 		Long: `sign prints the HTTP request a relay app sends to refuge's alert webhook to
 forward FILE: the headers (X-Refuge-Relay, X-Refuge-Timestamp and
 X-Refuge-Signature = "sha256=" + hex HMAC-SHA256 of timestamp + "." + body
 under the relay's secret), the JSON body, and the same request as a curl
 command. FILE is an alert document (embedded in the body as "document"; it
-must parse) or a relay body already. The secret comes from --secret or the
-` + secretEnv + ` environment variable. See docs/alerts.md.`,
+must parse) or a relay body already. The secret comes from --secret-file (the
+file's content, surrounding white space removed) or the ` + secretEnv + `
+environment variable; --secret, which shows it in ps and shell history, is
+deprecated. See docs/alerts.md.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if secret == "" {
-				secret = os.Getenv(secretEnv)
-			}
-			if secret == "" {
-				return fmt.Errorf("no secret: give --secret or set %s", secretEnv)
+			key, err := relaySecret(secretFile, secret)
+			if err != nil {
+				return err
 			}
 			data, err := readAlertFile(args[0])
 			if err != nil {
@@ -246,19 +274,21 @@ must parse) or a relay body already. The secret comes from --secret or the
 			if cmd.Flags().Changed("timestamp") {
 				ts = time.Unix(unix, 0)
 			}
-			req, err := webhook.NewRequest(context.Background(), url, relay, []byte(secret), body, ts)
+			req, err := webhook.NewRequest(context.Background(), url, relay, []byte(key), body, ts)
 			if err != nil {
 				return err
 			}
 			return printRequest(cmd.OutOrStdout(), req.Header, url, body, asJSON)
 		},
 	}
-	cmd.Flags().StringVar(&secret, "secret", "", "the relay's shared secret (at least 16 bytes; or set "+secretEnv+")")
+	cmd.Flags().StringVar(&secretFile, "secret-file", "", "file holding the relay's shared secret (at least 16 bytes; or set "+secretEnv+")")
+	cmd.Flags().StringVar(&secret, "secret", "", "the relay's shared secret")
+	_ = cmd.Flags().MarkDeprecated("secret", "a secret on the command line shows in ps and in shell history: use --secret-file or "+secretEnv)
 	cmd.Flags().StringVar(&relay, "relay", "", `relay id (default: the body's relay_id, or "refuge-cli")`)
 	cmd.Flags().StringVar(&url, "url", "http://127.0.0.1:8080/v1/alerts/relay", "the webhook's URL")
 	cmd.Flags().StringVar(&nonce, "nonce", "", "a nonce to put in the body (to send the same document twice within a second)")
 	cmd.Flags().Int64Var(&unix, "timestamp", 0, "sign as of this Unix time instead of now")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print {method, url, headers, body, curl} as JSON")
+	jsonObjectFlag(cmd, &asJSON, "the request ({method, url, headers, body, curl})")
 	return cmd
 }
 

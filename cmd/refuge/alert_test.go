@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,25 +20,24 @@ import (
 )
 
 // TestAlertParseEveryFixture runs "alert parse F --json" and "alert parse
-// F" on every fixture: the JSON must carry the fields the issue names.
+// F" on every fixture: the JSON must be one object, an alert or
+// {"alerts": [...]} for a feed of several, and carry the fields the issue
+// names.
 func TestAlertParseEveryFixture(t *testing.T) {
+	feeds := 0
 	for _, path := range alerttest.Fixtures(t) {
 		out, _, err := runCLI(t, "alert", "parse", path, "--json")
 		if err != nil {
 			t.Errorf("%s: %v", path, err)
 			continue
 		}
-		var objs []map[string]any
-		if strings.HasPrefix(out, "[") {
-			err = json.Unmarshal([]byte(out), &objs)
-		} else {
-			var one map[string]any
-			err = json.Unmarshal([]byte(out), &one)
-			objs = append(objs, one)
-		}
+		objs, err := parsedAlerts(out)
 		if err != nil || len(objs) == 0 {
-			t.Errorf("%s: --json output is not an alert or a list of them: %v", path, err)
+			t.Errorf("%s: --json output is not one object, an alert or {\"alerts\": [...]}: %v", path, err)
 			continue
+		}
+		if len(objs) > 1 {
+			feeds++
 		}
 		for _, o := range objs {
 			for _, k := range []string{"format", "kind", "status", "msg_type", "event_id", "issued_at"} {
@@ -50,6 +51,30 @@ func TestAlertParseEveryFixture(t *testing.T) {
 			t.Errorf("%s: summary %q, %v", path, human, err)
 		}
 	}
+	if feeds == 0 {
+		t.Error("no fixture holds several alerts: the {\"alerts\": [...]} form went untested")
+	}
+}
+
+// parsedAlerts decodes alert parse --json: one alert, or {"alerts": [...]}.
+func parsedAlerts(out string) ([]map[string]any, error) {
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		return nil, err
+	}
+	list, ok := doc["alerts"].([]any)
+	if !ok {
+		return []map[string]any{doc}, nil
+	}
+	var objs []map[string]any
+	for _, a := range list {
+		m, ok := a.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("alerts holds %T", a)
+		}
+		objs = append(objs, m)
+	}
+	return objs, nil
 }
 
 func TestAlertParseShowsWhatMatters(t *testing.T) {
@@ -115,8 +140,10 @@ func TestAlertSignEveryFixture(t *testing.T) {
 	}
 	srv := httptest.NewServer(h)
 	defer srv.Close()
+	secretFile := filepath.Join(t.TempDir(), "secret")
+	writeFile(t, secretFile, []byte(secret+"\n"))
 	for _, path := range alerttest.Fixtures(t) {
-		out, _, err := runCLI(t, "alert", "sign", path, "--secret", secret, "--relay", "kochi-phone-1",
+		out, _, err := runCLI(t, "alert", "sign", path, "--secret-file", secretFile, "--relay", "kochi-phone-1",
 			"--timestamp", "1713363299", "--url", srv.URL, "--json")
 		if err != nil {
 			t.Errorf("%s: %v", path, err)
@@ -162,8 +189,9 @@ func (c fixedClock) AfterFunc(time.Duration, func()) clock.Timer { panic("no tim
 
 func TestAlertSignHumanOutputAndRelayBodies(t *testing.T) {
 	const secret = "0123456789abcdef-secret"
+	t.Setenv(secretEnv, secret)
 	out, _, err := runCLI(t, "alert", "sign", filepath.Join(alerttest.Testdata(), "cap/oasisspec_example3.xml"),
-		"--secret", secret, "--timestamp", "1713363299")
+		"--timestamp", "1713363299")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,19 +206,61 @@ func TestAlertSignHumanOutputAndRelayBodies(t *testing.T) {
 		`"msg_type":"alert","issued_at":"2024-04-17T23:15:01+09:00"}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, _, err = runCLI(t, "alert", "sign", body, "--secret", secret)
+	out, _, err = runCLI(t, "alert", "sign", body)
 	if err != nil || !strings.Contains(out, "X-Refuge-Relay: phone-7") {
 		t.Errorf("a relay body is signed as its relay: %v\n%s", err, out)
 	}
-	if _, _, err := runCLI(t, "alert", "sign", body, "--secret", secret, "--relay", "other"); err == nil || !strings.Contains(err.Error(), `relay_id is "phone-7"`) {
+	if _, _, err := runCLI(t, "alert", "sign", body, "--relay", "other"); err == nil || !strings.Contains(err.Error(), `relay_id is "phone-7"`) {
 		t.Errorf("relay mismatch: %v", err)
 	}
 	t.Setenv(secretEnv, "")
-	if _, _, err := runCLI(t, "alert", "sign", body); err == nil || !strings.Contains(err.Error(), "no secret") {
+	if _, _, err := runCLI(t, "alert", "sign", body); err == nil || !strings.Contains(err.Error(), "no secret: give --secret-file or set "+secretEnv) {
 		t.Errorf("no secret: %v", err)
 	}
-	t.Setenv(secretEnv, secret)
-	if _, _, err := runCLI(t, "alert", "sign", body); err != nil {
-		t.Errorf("secret from %s: %v", secretEnv, err)
+}
+
+// TestAlertSignSecretOffTheCommandLine: the secret comes from
+// --secret-file before the environment; the deprecated --secret still
+// works with a warning on stderr, never in the output; no secret is ever
+// echoed in an error.
+func TestAlertSignSecretOffTheCommandLine(t *testing.T) {
+	const fileSecret, envSecret = "file-secret-0123456789", "env-secret-0123456789"
+	dir := t.TempDir()
+	doc := filepath.Join(alerttest.Testdata(), "cap/oasisspec_example3.xml")
+	file, empty := filepath.Join(dir, "secret"), filepath.Join(dir, "empty")
+	writeFile(t, file, []byte("  "+fileSecret+"\n"))
+	writeFile(t, empty, []byte("\n"))
+	signedWith := func(out, secret string) bool {
+		var req struct {
+			Headers map[string]string `json:"headers"`
+			Body    string            `json:"body"`
+		}
+		return json.Unmarshal([]byte(out), &req) == nil &&
+			webhook.Verify([]byte(secret), []byte(req.Body), req.Headers[webhook.HeaderTimestamp], req.Headers[webhook.HeaderSignature])
+	}
+	t.Setenv(secretEnv, envSecret)
+	if out, _, err := runCLI(t, "alert", "sign", doc, "--secret-file", file, "--json"); err != nil || !signedWith(out, fileSecret) {
+		t.Errorf("--secret-file before %s: %v", secretEnv, err)
+	}
+	if out, _, err := runCLI(t, "alert", "sign", doc, "--json"); err != nil || !signedWith(out, envSecret) {
+		t.Errorf("%s: %v", secretEnv, err)
+	}
+	var out, errOut bytes.Buffer
+	if code := run([]string{"alert", "sign", doc, "--secret", "argv-secret-0123456789", "--json"}, &out, &errOut); code != 0 ||
+		!signedWith(out.String(), "argv-secret-0123456789") || !strings.Contains(errOut.String(), "Flag --secret has been deprecated") {
+		t.Errorf("--secret: status %d, stderr %q", code, errOut.String())
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--secret-file", filepath.Join(dir, "nope")}, "--secret-file: open"},
+		{[]string{"--secret-file", empty}, "is empty"},
+		{[]string{"--secret-file", file, "--secret", "argv-secret-0123456789"}, "not both"},
+	} {
+		_, _, err := runCLI(t, append([]string{"alert", "sign", doc}, tc.args...)...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "secret-0123456789") {
+			t.Errorf("%v: error %v, want one with %q (and no secret)", tc.args, err, tc.want)
+		}
 	}
 }
