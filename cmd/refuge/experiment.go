@@ -66,7 +66,7 @@ docs/seed004.md states every assumption and discusses the differences.`,
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"figures":[{"figure","method","x","value","paper",…}], "variants":[…], "diagnostics":[…], "scale":…} as JSON`)
+	jsonObjectFlag(cmd, &asJSON, `the results ({"figures":[{"figure","method","x","value","paper",…}], "variants":[…], "diagnostics":[…], "scale":…})`)
 	cmd.Flags().BoolVar(&quick, "quick", false, "one replicate per point instead of five (faster, noisier)")
 	cmd.Flags().BoolVar(&noScale, "no-scale", false, "skip the measurements beyond the paper (10 000 hosts, 1 000 000-host assignment, consolidation loop)")
 	cmd.Flags().Uint64Var(&seed, "seed", 1, "seed of the workloads and of power-of-two's choices")

@@ -355,18 +355,11 @@ func TestRelaySecretsOffTheCommandLine(t *testing.T) {
 	}
 }
 
-// Commands whose flags are owned elsewhere and do not follow docs/cli.md
-// yet (its "Still to do"): they are tolerated, not required.
-var (
-	threatPolicyPending = map[string]bool{"refuge alert assess": true}
-	jsonUsagePending    = map[string]bool{"refuge alert parse": true, "refuge alert sign": true, "refuge alert assess": true, "refuge sim experiment": true}
-	argvSecretPending   = map[string]bool{"refuge alert sign": true}
-)
-
 // TestFlagsMeanOneThing walks every command: --policy-file is an
 // evacuation policy, a threat policy is --threat-policy, a secret is not
-// taken on the command line unless deprecated, and --json is what
-// docs/cli.md's table says (one object or JSON lines).
+// taken on the command line, and --json is what docs/cli.md's table says
+// (one object or JSON lines). Deprecated flags (old names kept working)
+// are exempt.
 func TestFlagsMeanOneThing(t *testing.T) {
 	doc := string(readFile(t, "../../docs/cli.md"))
 	documented := map[string]string{}
@@ -381,11 +374,12 @@ func TestFlagsMeanOneThing(t *testing.T) {
 		c.LocalFlags().VisitAll(func(f *pflag.Flag) {
 			usage := strings.ToLower(f.Usage)
 			switch {
-			case f.Name == "policy-file" && !strings.Contains(usage, "evacuation policy") && !threatPolicyPending[path]:
+			case f.Deprecated != "":
+			case f.Name == "policy-file" && !strings.Contains(usage, "evacuation policy"):
 				t.Errorf("%s --policy-file: %q is not an evacuation policy", path, f.Usage)
-			case strings.Contains(usage, "threat policy") && f.Name != "threat-policy" && f.Deprecated == "" && !threatPolicyPending[path]:
+			case strings.Contains(usage, "threat policy") && f.Name != "threat-policy":
 				t.Errorf("%s --%s names a threat policy: call it --threat-policy", path, f.Name)
-			case strings.Contains(f.Name, "secret") && !strings.HasSuffix(f.Name, "-file") && f.Deprecated == "" && !argvSecretPending[path]:
+			case strings.Contains(f.Name, "secret") && !strings.HasSuffix(f.Name, "-file"):
 				t.Errorf("%s --%s takes a secret on the command line", path, f.Name)
 			case f.Name == "json":
 				kind, ok := documented[path]
@@ -393,7 +387,6 @@ func TestFlagsMeanOneThing(t *testing.T) {
 				switch {
 				case !ok:
 					t.Errorf("%s --json is not in docs/cli.md's table", path)
-				case jsonUsagePending[path]:
 				case kind == "one object" && !strings.Contains(f.Usage, "one JSON object"),
 					kind == "JSON lines" && !strings.Contains(f.Usage, "JSON lines"):
 					t.Errorf("%s --json: help %q, docs/cli.md says %s", path, f.Usage, kind)
