@@ -179,6 +179,7 @@ func TestWatchBadInput(t *testing.T) {
 	}
 
 	fed := exampleDir + "/federation.yaml"
+	t.Setenv(relaySecretsEnv, "")
 	for _, c := range []struct {
 		args []string
 		want string
@@ -187,7 +188,6 @@ func TestWatchBadInput(t *testing.T) {
 		{[]string{"watch", "--federation", fed, "--simulate"}, "--source"},
 		{[]string{"watch", "--federation", fed, "--simulate", "--source", "gopher:x"}, "unknown kind"},
 		{[]string{"watch", "--federation", fed, "--simulate", "--source", "webhook:127.0.0.1:0"}, "relay secrets"},
-		{[]string{"watch", "--federation", fed, "--simulate", "--source", "file:x", "--relay-secret", "nosecret"}, "ID=SECRET"},
 		{[]string{"watch", "--federation", fed, "--simulate", "--source", "file:x", "--act-on", "drill"}, "--act-on"},
 		{[]string{"watch", "--federation", fed, "--simulate", "--source", "file:x", "--speed", "0"}, "--speed"},
 		{[]string{"watch", "--federation", fed, "--simulate", "--source", "file:x", "--speed", "10", "--replay=false"}, "--replay=false"},
@@ -196,6 +196,10 @@ func TestWatchBadInput(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: error %v, want one mentioning %q", c.args, err, c.want)
 		}
+	}
+	t.Setenv(relaySecretsEnv, "nosecret")
+	if _, _, err := runCLI(t, "watch", "--federation", fed, "--simulate", "--source", "file:x"); err == nil || !strings.Contains(err.Error(), "ID=SECRET") {
+		t.Errorf("malformed %s: error %v", relaySecretsEnv, err)
 	}
 }
 
@@ -274,10 +278,11 @@ func TestWatchWebhookAccelerated(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	defer http.DefaultClient.CloseIdleConnections()
 	secret := "watch-test-relay-secret-0123"
+	t.Setenv(relaySecretsEnv, "drill="+secret)
 	out := &watchBuffer{want: "relay receiver on http://", seen: make(chan struct{})}
 	root := newRoot(out, io.Discard)
 	root.SetArgs([]string{"watch", "--federation", exampleDir + "/federation.yaml", "--simulate", "--speed", "100", "--json",
-		"--duration", "3s", "--source", "webhook:127.0.0.1:0", "--relay-secret", "drill=" + secret})
+		"--duration", "3s", "--source", "webhook:127.0.0.1:0"})
 	done := make(chan error, 1)
 	go func() { done <- root.Execute() }()
 	select {
