@@ -121,7 +121,10 @@ func (u *unit) admits(d float64) bool {
 	if u.est <= 0 {
 		return false
 	}
-	return u.holders == 0 || u.est*(1+admissionSlack)-u.used >= admissionShare*d
+	// A migration that asks for no more than its fair share takes only
+	// what it asks (max-min sharing): it joins, and the others each give
+	// up a little.
+	return u.holders == 0 || u.est*(1+admissionSlack)-u.used >= admissionShare*d || d <= u.est/float64(u.holders+1)
 }
 
 // take and give account for a migration of demand d.
