@@ -266,6 +266,8 @@ type Executor struct {
 	// affinity counts, per host, the VMs of each anti-affinity group
 	// placed or arriving there.
 	affinity []map[string]int
+	// resume: migrations of an earlier executor still in flight.
+	resume resumeState
 }
 
 // New checks cfg and returns an executor.

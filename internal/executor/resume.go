@@ -12,6 +12,18 @@ type Resume struct {
 	// Migrated names the VMs the earlier executor migrated: they are never
 	// migrated again and are reported migrated.
 	Migrated map[string]bool
+	// InFlight maps VMs whose migration the earlier executor started, and
+	// which may still be under way in the hypervisors, to the destination
+	// host it started towards. They are left alone, and the destination's
+	// room stays reserved for them, until Settle says where they ended;
+	// the executor does not finish before.
+	InFlight map[string]string
+}
+
+// resumeState is what the executor keeps of a Resume.
+type resumeState struct {
+	// inFlight maps a VM still in flight to its destination host.
+	inFlight map[int]int
 }
 
 // applyResume marks what r carries over; New calls it.
@@ -35,5 +47,70 @@ func (e *Executor) applyResume(r *Resume) error {
 		e.migrated[v] = true
 		e.records[v].Status = StatusMigrated
 	}
+	e.resume.inFlight = map[int]int{}
+	for name, to := range r.InFlight {
+		v, ok := e.ix.VMByName[name]
+		if !ok {
+			return fmt.Errorf("executor: resume: unknown VM %q in flight", name)
+		}
+		h, ok := e.ix.HostByName[to]
+		if !ok {
+			return fmt.Errorf("executor: resume: VM %s in flight to unknown host %q", name, to)
+		}
+		e.resume.inFlight[v] = h
+		e.migrated[v] = true // frozen until settled
+		e.commit(v, h, 1)
+		e.records[v].Status, e.records[v].To = StatusRunning, to
+	}
+	return nil
+}
+
+// Settle tells the executor where a VM that Resume.InFlight named runs now
+// that its migration has ended (host: a host name, "" if it was lost). A
+// VM back on its source is planned again.
+func (e *Executor) Settle(vm, host string) error {
+	e.mu.Lock()
+	defer e.unlock()
+	v, ok := e.ix.VMByName[vm]
+	if !ok {
+		return fmt.Errorf("executor: settle: unknown VM %q", vm)
+	}
+	dst, ok := e.resume.inFlight[v]
+	if !ok {
+		return fmt.Errorf("executor: settle: VM %s was not in flight", vm)
+	}
+	h := -1
+	if host != "" {
+		if h, ok = e.ix.HostByName[host]; !ok {
+			return fmt.Errorf("executor: settle: VM %s on unknown host %q", vm, host)
+		}
+	}
+	delete(e.resume.inFlight, v)
+	e.commit(v, dst, -1)
+	if old := e.placement[v]; old != h {
+		if old >= 0 {
+			e.commit(v, old, -1)
+		}
+		if h >= 0 {
+			e.commit(v, h, 1)
+		}
+		e.placement[v] = h
+	}
+	rec := &e.records[v]
+	switch {
+	case h < 0:
+		rec.Status, rec.To, rec.Reason = StatusLost, "", "lost while the previous leader migrated it"
+	case h == dst:
+		rec.Status, rec.Finished = StatusMigrated, e.now()
+	default:
+		e.migrated[v] = false
+		rec.Status, rec.To = StatusPending, ""
+	}
+	if e.finished || !e.started {
+		return nil
+	}
+	e.replan("a migration started by the previous leader ended")
+	e.dropInfeasible()
+	e.pump()
 	return nil
 }

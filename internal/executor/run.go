@@ -782,7 +782,7 @@ func (e *Executor) savableLeft() bool {
 }
 
 func (e *Executor) checkFinished() {
-	if e.finished || !e.started || len(e.running) > 0 || e.queuedN > 0 || len(e.pending) > 0 {
+	if e.finished || !e.started || len(e.running) > 0 || e.queuedN > 0 || len(e.pending) > 0 || len(e.resume.inFlight) > 0 {
 		return
 	}
 	// Idle with time left: the plan's predictions were pessimistic (earlier
