@@ -103,23 +103,9 @@ func soloAt(g precopy.Guest, cfg precopy.Config, rate float64) estimate {
 	return e
 }
 
-// pauseEstimate is VM v's migration at rate as a pause-and-copy: the guest
-// stops, its disk (local storage) and memory are sent once, and it resumes
-// at the destination.
-func (p *planner) pauseEstimate(v int, rate float64) estimate {
-	g := guest(&p.fed.VMs[v])
-	e := estimate{rate: rate, pause: true}
-	bytes := g.DiskBytes + g.MemoryBytes
-	if !(rate > 0) || bytes/rate > maxCopySeconds {
-		return e
-	}
-	e.bytes = bytes
-	e.solo = precopy.Setup(0).Seconds() + bytes/rate + precopy.SwitchoverOverhead.Seconds()
-	e.ok = true
-	return e
-}
-
-// pauseAt is pauseEstimate from the bytes prepare recorded.
+// pauseAt is VM v's migration at rate as a pause-and-copy: the guest
+// stops, its disk (local storage) and memory (the bytes prepare recorded)
+// are sent once, and it resumes at the destination.
 func (p *planner) pauseAt(v int, rate float64) estimate {
 	b := p.pre[v].pauseBytes
 	if !(rate > 0) || b/rate > maxCopySeconds {
