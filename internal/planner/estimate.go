@@ -16,7 +16,7 @@ type estimate struct {
 	bytes float64
 	solo  float64 // seconds: set-up, disk copy, memory rounds, downtime
 	ok    bool    // the migration converges
-	pause bool    // a pause-and-copy estimate (pauseEstimate)
+	pause bool    // a pause-and-copy estimate (pauseAt)
 	known bool    // computed (estimateClass)
 }
 
