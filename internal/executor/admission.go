@@ -3,7 +3,6 @@ package executor
 import (
 	"container/heap"
 	"math"
-	"time"
 
 	"github.com/refuge-project/refuge/internal/model"
 	"github.com/refuge-project/refuge/internal/netpath"
@@ -67,10 +66,6 @@ type unit struct {
 	holders       int
 	// parked: the moves waiting for this unit's capacity, in plan order.
 	parked moveHeap
-	// waiters: every waiting move that needs this unit (parked here or on
-	// another of its units), earliest in the plan first; entries of moves
-	// no longer waiting are skipped lazily.
-	waiters waitHeap
 }
 
 // free is the bandwidth (or count) the unit can still admit.
@@ -79,38 +74,6 @@ func (u *unit) free() float64 {
 		return u.est - u.used
 	}
 	return u.est*(1+admissionSlack) - u.used
-}
-
-// firstWaiter returns the earliest waiting move that needs u, or nil.
-func (u *unit) firstWaiter() *queued {
-	for u.waiters.Len() > 0 {
-		w := u.waiters[0]
-		if w.q.parked != nil && w.q.parkGen == w.gen {
-			return w.q
-		}
-		heap.Pop(&u.waiters)
-	}
-	return nil
-}
-
-// waitEntry is one move waiting for a unit (valid while q.parkGen == gen).
-type waitEntry struct {
-	seq, gen int
-	q        *queued
-}
-
-// waitHeap orders wait entries by plan position.
-type waitHeap []waitEntry
-
-func (h waitHeap) Len() int           { return len(h) }
-func (h waitHeap) Less(i, j int) bool { return h[i].seq < h[j].seq }
-func (h waitHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *waitHeap) Push(x any)        { *h = append(*h, x.(waitEntry)) }
-func (h *waitHeap) Pop() any {
-	old := *h
-	w := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return w
 }
 
 // admits reports whether the unit can take a migration of demand d.
@@ -155,10 +118,8 @@ type queued struct {
 	units  []*unit
 	demand float64 // bytes/s: the path's narrowest admitted capacity, within the flow cap
 	idx    int     // heap index
-	// parked is the unit q waits on (nil: not waiting); parkGen counts
-	// its parkings, to tell current wait entries from stale ones.
-	parked  *unit
-	parkGen int
+	// parked is the unit q waits on (nil: not waiting).
+	parked *unit
 }
 
 // moveHeap orders queued moves by plan position.
@@ -268,40 +229,27 @@ func (e *Executor) demandOf(path netpath.Path, us []*unit) float64 {
 }
 
 // blocking returns the first unit of q that does not admit it, or nil.
-// A unit also refuses q when a move earlier in the plan that is already
-// late (past its predicted start by more than lateBy) waits for it,
-// parked on it or on another of its units, and q would not leave that
-// move at least admissionShare of its demand. So a move needing two busy
-// resources is not starved by later moves that each need only one, while
-// moves that are on time do not hold resources idle for each other.
-func blocking(q *queued, now, lateBy time.Duration) *unit {
+//
+// Units do not hold capacity back for moves earlier in the plan that wait
+// elsewhere: on the benchmark federations (refuge bench saved) every such
+// reservation tried — for all waiting moves, or only for those already
+// late — left resources idle and cost more than it gained; a move needing
+// much of a unit still gets in through the half-demand and fair-share
+// rules of admits, and each unit wakes its own waiting moves in plan
+// order.
+func blocking(q *queued) *unit {
 	for _, u := range q.units {
 		if !u.admits(q.demand) {
-			return u
-		}
-		w := u.firstWaiter()
-		if w == nil || w == q || w.seq > q.seq || now <= w.m.PredStart+lateBy {
-			continue
-		}
-		need, d := 1.0, 1.0
-		if u.key.kind.bandwidth() {
-			need, d = admissionShare*w.demand, q.demand
-		}
-		if u.free()-d < need {
 			return u
 		}
 	}
 	return nil
 }
 
-// park makes q wait on u, and marks it waiting on all its units.
+// park makes q wait on u.
 func park(u *unit, q *queued) {
-	q.parkGen++
 	q.parked = u
 	heap.Push(&u.parked, q)
-	for _, w := range q.units {
-		heap.Push(&w.waiters, waitEntry{seq: q.seq, gen: q.parkGen, q: q})
-	}
 }
 
 // unpark ends q's wait (it was taken from u.parked).
@@ -315,7 +263,6 @@ func (e *Executor) clearQueue() {
 			unpark(q)
 		}
 		u.parked = u.parked[:0]
-		u.waiters = u.waiters[:0]
 	}
 	e.queuedN = 0
 }

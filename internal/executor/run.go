@@ -161,9 +161,7 @@ func (e *Executor) pump() {
 	e.checkFinished()
 }
 
-// wake tries the moves parked on u, in plan order, while u admits them. A
-// move that leaves the wait (started, or parked elsewhere) may have held
-// back later moves on its other units: those are woken too.
+// wake tries the moves parked on u, in plan order, while u admits them.
 func (e *Executor) wake(u *unit) {
 	todo := []*unit{u}
 	for len(todo) > 0 && !e.finished {
@@ -181,9 +179,6 @@ func (e *Executor) wake(u *unit) {
 				e.replan(why)
 				e.dropInfeasible()
 				return
-			}
-			if q.parked == u {
-				break // held back here by an earlier waiting move
 			}
 			if q.parked == nil { // started or dropped: its claims are gone
 				for _, w := range q.units {
@@ -221,7 +216,7 @@ func (e *Executor) try(q *queued) string {
 		}
 	}
 	q.demand = e.demandOf(q.path, q.units)
-	if u := blocking(q, e.now(), 2*e.interval()); u != nil {
+	if u := blocking(q); u != nil {
 		park(u, q)
 		return ""
 	}
