@@ -139,3 +139,45 @@ func TestBenchSavedFlagErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchSavedAcceptance holds the scheduler to the scheduling issue's
+// acceptance on the benchmark's own federations (seeds 1–20, full size) and
+// the two regression fixtures: refuge saves at least as many VMs as every
+// baseline on every case and, on average, at least 90 % of the
+// schedule-independent upper bound; with deadlines far away its makespan is
+// on average within 10 % of the lower bound; it misses no VM a run could
+// move. The simulations are deterministic, so the figures are exact.
+func TestBenchSavedAcceptance(t *testing.T) {
+	fixtures := filepath.Join("..", "..", "internal", "evacsim", "testdata", "scenarios")
+	out, errOut, err := runCLI(t, "bench", "saved", "--seeds", "1-20", "--fixtures", fixtures, "--json")
+	if err != nil {
+		t.Fatal(err, errOut)
+	}
+	var res benchSavedResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatal(err)
+	}
+	s := res.Summary
+	t.Logf("refuge/bound mean %.3f (total %.3f), worst refuge/best baseline %.2f (%s), makespan ratio %v",
+		s.MeanRefugeOverBound, s.TotalRefugeOverBound, s.WorstRefugeOverBestBaseline, s.WorstCase, s.MeanMakespanRatio)
+	if s.Cases != 20 || len(res.Fixtures) != 2 {
+		t.Fatalf("%d cases, %d fixtures; want 20 and 2", s.Cases, len(res.Fixtures))
+	}
+	for _, c := range append(res.Cases, res.Fixtures...) {
+		refuge := c.Policies[0]
+		for _, b := range c.Policies[1:] {
+			if b.Saved > refuge.Saved {
+				t.Errorf("%s: %s saves %d, refuge %d", c.Name, b.Policy, b.Saved, refuge.Saved)
+			}
+		}
+		if !refuge.Complete {
+			t.Errorf("%s: with far deadlines refuge moved %d of %d", c.Name, refuge.Moved, c.Movable)
+		}
+	}
+	if s.MeanRefugeOverBound < 0.90 {
+		t.Errorf("refuge saves on average %.3f of the upper bound, want ≥ 0.90", s.MeanRefugeOverBound)
+	}
+	if r := s.MeanMakespanRatio["refuge"]; r > 1.10 {
+		t.Errorf("refuge's mean makespan is %.3f × the lower bound, want ≤ 1.10", r)
+	}
+}
