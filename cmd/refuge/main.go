@@ -97,10 +97,15 @@ VMs to safe sites with adaptive WAN concurrency, and keeps services reachable.`,
 		newValidateCmd(),
 		withSubcommands(newAlertCmd(), newAlertAssessCmd()),
 		newWatchCmd(g),
-		newEvacuateCmd(g),
+		withRemoteEvacuate(newEvacuateCmd(g)),
 		newPlaceCmd(),
 		newAgentCmd(g),
 		newGatewayCmd(g),
+		newServeCmd(g),
+		newTokenCmd(),
+		newStatusCmd(),
+		newOperationsCmd(),
+		newDrillCmd(),
 	)
 	// pflag writes its warnings (a deprecated flag used) to the flag set's
 	// output, which cobra prints to the command's output: stdout, where

@@ -1,0 +1,290 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+	"go.etcd.io/etcd/client/pkg/v3/transport"
+
+	"github.com/refuge-project/refuge/internal/controller"
+	"github.com/refuge-project/refuge/internal/model"
+	"github.com/refuge-project/refuge/internal/server"
+	"github.com/refuge-project/refuge/internal/store"
+)
+
+type serveFlags struct {
+	simulate       string
+	speed          float64
+	dataDir        string
+	listen         string
+	id             string
+	etcdEndpoints  string
+	initialCluster string
+	peerURL        string
+	clientURL      string
+	tlsCert        string
+	tlsKey         string
+	peerCert       string
+	peerKey        string
+	peerCA         string
+	leaseTTL       int
+	policy         string
+}
+
+func newServeCmd(g *globalFlags) *cobra.Command {
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:   "serve --simulate DIR --data-dir D --listen ADDR",
+		Short: "Run the controller service: REST API, etcd state, leadership, operations",
+		Long: `serve runs refuge as a long-lived controller: the REST API on --listen
+(docs/api.md), its state in etcd — an embedded member in --data-dir by default,
+an external cluster with --etcd-endpoints, or one cluster of the embedded members
+of three sites' controllers with --initial-cluster — and leader election, so that
+only one controller evacuates at a time and another resumes its operations when
+it dies.
+
+--simulate DIR (a directory holding federation.yaml, or the file) runs against the
+simulated federation, in real time or --speed times faster.
+
+Logs are JSON lines on stderr (--log-level). Create tokens first with
+'refuge token create --role admin --data-dir D'.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runServe(cmd, g, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.simulate, "simulate", "", "run against the simulated federation of this example directory (or federation file)")
+	fl.Float64Var(&f.speed, "speed", 1, "with --simulate: simulated seconds per wall-clock second")
+	fl.StringVar(&f.dataDir, "data-dir", "", "controller data directory (the embedded etcd member's data); required unless --etcd-endpoints")
+	fl.StringVar(&f.listen, "listen", "127.0.0.1:8443", "address the API listens on")
+	fl.StringVar(&f.id, "id", "", "this controller's name (default: the host name); with --initial-cluster, its member's name")
+	fl.StringVar(&f.etcdEndpoints, "etcd-endpoints", "", "comma-separated client URLs of an external etcd cluster (no embedded member)")
+	fl.StringVar(&f.initialCluster, "initial-cluster", "", "name=peerURL,… of every controller's embedded member (3 sites: survives losing one)")
+	fl.StringVar(&f.peerURL, "peer-url", "", "this member's peer URL (default: kept in the data directory, or a free port)")
+	fl.StringVar(&f.clientURL, "client-url", "", "this member's client URL (default: a free port on 127.0.0.1)")
+	fl.StringVar(&f.tlsCert, "tls-cert", "", "serve the API over TLS with this certificate (PEM)")
+	fl.StringVar(&f.tlsKey, "tls-key", "", "the TLS certificate's key (PEM)")
+	fl.StringVar(&f.peerCert, "peer-tls-cert", "", "mutual TLS between controllers' members: this member's certificate")
+	fl.StringVar(&f.peerKey, "peer-tls-key", "", "mutual TLS between members: its key")
+	fl.StringVar(&f.peerCA, "peer-tls-ca", "", "mutual TLS between members: the CA that signs every member's certificate")
+	fl.IntVar(&f.leaseTTL, "lease-ttl", 5, "leader lease in seconds: how long a dead leader blocks a new one")
+	fl.StringVar(&f.policy, "policy", "refuge", fmt.Sprintf("built-in evacuation policy: %v", model.PolicyNames()))
+	return cmd
+}
+
+// checkServeFlags refuses inconsistent flags before anything starts.
+func (f *serveFlags) check() error {
+	switch {
+	case f.simulate == "":
+		return errors.New("--simulate DIR is required: the libvirt driver is not wired into serve yet (use refuge evacuate --federation for real hosts)")
+	case f.dataDir == "" && f.etcdEndpoints == "":
+		return errors.New("give --data-dir D (embedded etcd) or --etcd-endpoints URLS")
+	case f.dataDir != "" && f.etcdEndpoints != "":
+		return errors.New("--data-dir and --etcd-endpoints exclude each other")
+	case (f.tlsCert == "") != (f.tlsKey == ""):
+		return errors.New("--tls-cert and --tls-key go together")
+	case f.peerCert != "" && (f.peerKey == "" || f.peerCA == ""):
+		return errors.New("--peer-tls-cert needs --peer-tls-key and --peer-tls-ca")
+	case f.speed <= 0:
+		return fmt.Errorf("--speed %g: must be positive", f.speed)
+	case f.leaseTTL < 1:
+		return fmt.Errorf("--lease-ttl %d: at least 1 second", f.leaseTTL)
+	}
+	if _, _, err := net.SplitHostPort(f.listen); err != nil {
+		return fmt.Errorf("--listen %q: %w", f.listen, err)
+	}
+	return nil
+}
+
+// simulatedFederation loads --simulate: a directory with federation.yaml
+// or a federation file.
+func simulatedFederation(path string) (*model.Federation, error) {
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		path = filepath.Join(path, "federation.yaml")
+	}
+	return model.LoadFederation(path)
+}
+
+func runServe(cmd *cobra.Command, g *globalFlags, f serveFlags) error {
+	if err := f.check(); err != nil {
+		return err
+	}
+	fed, err := simulatedFederation(f.simulate)
+	if err != nil {
+		return fmt.Errorf("--simulate: %w", err)
+	}
+	pol, err := model.PolicyByName(f.policy)
+	if err != nil {
+		return fmt.Errorf("--policy: %w", err)
+	}
+	if f.id == "" {
+		f.id, _ = os.Hostname()
+		if f.initialCluster == "" || f.id == "" {
+			f.id = "refuge"
+		}
+	}
+	lg := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: g.logLevel.Level}))
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	endpoints := splitList(f.etcdEndpoints)
+	if f.dataDir != "" {
+		release, err := store.LockDataDir(f.dataDir)
+		if err != nil {
+			return err
+		}
+		defer release()
+		m, err := startDataDirMember(f.dataDir, f)
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		endpoints = []string{m.ClientURL()}
+		lg.Info("etcd member started", "name", m.Name(), "client", m.ClientURL(), "peer", m.PeerURL())
+	}
+	st, err := store.Open(endpoints)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	if err := applyPlacements(ctx, st, fed); err != nil {
+		return err
+	}
+	world, err := controller.NewSimWorld(fed, f.speed)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics, err := controller.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	ctl, err := controller.New(controller.Config{ID: f.id, Store: st, World: world, Policy: pol, TTL: f.leaseTTL,
+		Logger: lg, Metrics: metrics})
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(server.Config{Controller: ctl, Registry: reg, Logger: lg})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return fmt.Errorf("--listen: %w", err)
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(lg.Handler(), slog.LevelWarn)}
+	scheme := "http"
+	if f.tlsCert != "" {
+		scheme = "https"
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "refuge serve: controller %s, API on %s://%s, simulated federation %s (%g× real time)\n",
+		f.id, scheme, ln.Addr(), fed.Name, f.speed)
+
+	errc := make(chan error, 3)
+	wctx, cancelWorld := context.WithCancel(context.Background())
+	defer cancelWorld()
+	go func() { _ = world.Run(wctx) }()
+	go func() { errc <- ctl.Run(ctx) }()
+	go func() {
+		var err error
+		if f.tlsCert != "" {
+			err = hs.ServeTLS(ln, f.tlsCert, f.tlsKey)
+		} else {
+			err = hs.Serve(ln)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("API server: %w", err)
+		}
+	}()
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	stop()
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = hs.Shutdown(shutdown)
+	if runErr == nil {
+		runErr = <-errc // the controller resigns
+	}
+	return runErr
+}
+
+// memberFile keeps a data directory's member name and peer URL, so that
+// the member keeps them across restarts (and token create and serve agree).
+const memberFile = "member.json"
+
+// startDataDirMember starts the embedded member of data directory dir.
+func startDataDirMember(dir string, f serveFlags) (*store.Member, error) {
+	cfg := store.MemberConfig{Name: f.id, DataDir: filepath.Join(dir, "etcd"), PeerURL: f.peerURL, ClientURL: f.clientURL,
+		InitialCluster: f.initialCluster}
+	if f.peerCert != "" {
+		cfg.PeerTLS = transport.TLSInfo{CertFile: f.peerCert, KeyFile: f.peerKey, TrustedCAFile: f.peerCA, ClientCertAuth: true}
+	}
+	var saved struct {
+		Name    string `json:"name"`
+		PeerURL string `json:"peer_url"`
+	}
+	path := filepath.Join(dir, memberFile)
+	if b, err := os.ReadFile(path); err == nil {
+		if err := json.Unmarshal(b, &saved); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if cfg.PeerURL == "" {
+			cfg.PeerURL = saved.PeerURL
+		}
+		if f.initialCluster == "" || cfg.Name == "" {
+			cfg.Name = saved.Name
+		}
+	}
+	if cfg.Name == "" {
+		cfg.Name = "refuge"
+	}
+	m, err := store.StartMember(cfg)
+	if err != nil {
+		return nil, err
+	}
+	saved.Name, saved.PeerURL = m.Name(), m.PeerURL()
+	b, _ := json.Marshal(saved)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	return m, nil
+}
+
+// applyPlacements moves the simulated federation's VMs to where earlier
+// runs' migrations left them (the store's placements), so that a
+// restarted controller's simulation goes on from there.
+func applyPlacements(ctx context.Context, st *store.Store, fed *model.Federation) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	pl, err := st.Placements(ctx)
+	if err != nil {
+		return err
+	}
+	for i := range fed.VMs {
+		if h, ok := pl[fed.VMs[i].Name]; ok {
+			fed.VMs[i].Host = h
+		}
+	}
+	return nil
+}

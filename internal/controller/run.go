@@ -1,0 +1,316 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/refuge-project/refuge/internal/executor"
+	"github.com/refuge-project/refuge/internal/store"
+)
+
+// opRun is a live operation on the leader: its executor and journal.
+type opRun struct {
+	c    *Controller
+	op   store.Operation
+	lead *store.Leadership
+	j    *journal
+	exec *executor.Executor
+	// finished is closed once the run has ended and written its outcome.
+	finished chan struct{}
+	// abandoned is closed when the controller steps down.
+	abandoned chan struct{}
+
+	mu         sync.Mutex
+	stopStatus string // set by stop: paused or cancelled
+}
+
+func (r *opRun) sites() []string {
+	out := make([]string, len(r.op.Sites))
+	for i, s := range r.op.Sites {
+		out[i] = s.Site
+	}
+	return out
+}
+
+// start runs op's evacuation: an executor from the hypervisors' current
+// state, journaled under lead.
+func (c *Controller) start(op *store.Operation, lead *store.Leadership, stopped *atomic.Bool, resume *executor.Resume) error {
+	w := c.cfg.World
+	r := &opRun{c: c, op: *op, lead: lead, finished: make(chan struct{}), abandoned: make(chan struct{}),
+		j: &journal{c: c, op: op.ID, lead: lead, stopped: stopped}}
+	var err error
+	w.Do(func() {
+		placement, down := w.State()
+		start := w.Clock().Now()
+		deadlines := map[int]time.Duration{}
+		for _, s := range op.Sites {
+			deadlines[c.ix.SiteByName[s.Site]] = s.Deadline.Sub(start)
+		}
+		r.exec, err = executor.New(executor.Config{
+			Index: c.ix, Policy: c.cfg.Policy, Driver: w.Driver(), Clock: w.Clock(), Start: start,
+			Placement: placement, HostDown: down, Logger: c.log.With("op", op.ID),
+			Metrics: c.cfg.Metrics.executor(), Journal: r.j, Resume: resume,
+		})
+		if err != nil {
+			return
+		}
+		if resume == nil {
+			// Journal every VM at risk as pending, so that progress counts
+			// them all from the start.
+			var steps []store.VMStep
+			for v, h := range placement {
+				if h < 0 {
+					continue
+				}
+				if _, ok := deadlines[c.ix.HostSite(h)]; ok {
+					steps = append(steps, store.VMStep{VM: c.ix.Fed.VMs[v].Name, State: store.VMPending, From: c.ix.Host(h).Name})
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+			defer cancel()
+			if err = c.cfg.Store.PutSteps(ctx, lead, op.ID, steps...); err != nil {
+				err = mapStoreErr(err)
+				return
+			}
+		}
+		for s, d := range deadlines {
+			w.SiteDeadline(s, start.Add(d))
+		}
+		err = r.exec.Start(deadlines)
+	})
+	if err != nil {
+		return fmt.Errorf("controller: start %s: %w", op.ID, err)
+	}
+	c.mu.Lock()
+	c.runs[op.ID] = r
+	c.mu.Unlock()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer close(r.finished)
+		select {
+		case <-r.exec.Done():
+			r.finish()
+		case <-r.abandoned:
+		}
+	}()
+	return nil
+}
+
+// stop ends the run on the operator's request (status paused or
+// cancelled): running migrations are aborted.
+func (r *opRun) stop(status string) {
+	r.mu.Lock()
+	r.stopStatus = status
+	r.mu.Unlock()
+	r.c.cfg.World.Do(r.exec.Stop)
+}
+
+// abandon ends the run when its controller steps down: the executor takes
+// no further step (its journal refuses them), nothing is written.
+func (r *opRun) abandon() {
+	r.j.stopped.Store(true)
+	close(r.abandoned)
+	r.c.cfg.World.Do(r.exec.Stop)
+}
+
+// finish writes the run's outcome: each at-risk VM's final state and the
+// operation's status and progress. A fenced or abandoned run writes
+// nothing: the next leader resumes it.
+func (r *opRun) finish() {
+	c := r.c
+	defer func() {
+		c.mu.Lock()
+		if c.runs[r.op.ID] == r {
+			delete(c.runs, r.op.ID)
+		}
+		c.mu.Unlock()
+	}()
+	if r.j.fenced.Load() || r.j.stopped.Load() {
+		return
+	}
+	var rep executor.Report
+	c.cfg.World.Do(func() { rep = r.exec.Report() })
+	r.mu.Lock()
+	status := r.stopStatus
+	r.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	steps, err := c.cfg.Store.Steps(ctx, r.op.ID)
+	if err != nil {
+		c.log.Error("finish: read journal", "op", r.op.ID, "err", err)
+		return
+	}
+	recs := map[string]*executor.VMRecord{}
+	for i := range rep.VMs {
+		recs[rep.VMs[i].Name] = &rep.VMs[i]
+	}
+	var final []store.VMStep
+	for i := range steps {
+		st := &steps[i]
+		rec := recs[st.VM]
+		if rec == nil || st.State == store.VMMigrated {
+			continue
+		}
+		state := string(rec.Status)
+		switch {
+		case rec.Status == executor.StatusMigrated:
+			state = store.VMMigrated
+		case status == store.OpPaused && rec.Status != executor.StatusLost && rec.Status != executor.StatusFailed:
+			state = store.VMPending // resumable
+		}
+		if state != st.State || rec.Reason != st.Error {
+			st.State, st.Error, st.Attempt = state, rec.Reason, rec.Attempts
+			if rec.To != "" {
+				st.To = rec.To
+			}
+			final = append(final, *st)
+		}
+	}
+	if err := c.cfg.Store.PutSteps(ctx, r.lead, r.op.ID, final...); err != nil {
+		c.log.Warn("finish: journal not written", "op", r.op.ID, "err", err)
+		return
+	}
+	op, err := c.cfg.Store.Operation(ctx, r.op.ID)
+	if err != nil {
+		c.log.Error("finish: read operation", "op", r.op.ID, "err", err)
+		return
+	}
+	if status == "" {
+		status = store.OpSucceeded
+	}
+	if steps, err = c.cfg.Store.Steps(ctx, r.op.ID); err == nil {
+		op.Progress = Progress(steps)
+	}
+	if status == store.OpSucceeded && op.Progress.Migrated == 0 && op.Progress.Total > 0 {
+		status, op.Error = store.OpFailed, "no VM could be migrated"
+	}
+	op.Status = status
+	if err := c.cfg.Store.PutOperation(ctx, r.lead, op); err != nil {
+		c.log.Warn("finish: operation not written", "op", r.op.ID, "err", err)
+	}
+	c.log.Info("operation ended", "op", op.ID, "status", op.Status, "migrated", op.Progress.Migrated)
+}
+
+// resume continues op after a leader change.
+func (c *Controller) resume(ctx context.Context, op *store.Operation) error {
+	lead, stopped, err := c.leadership()
+	if err != nil {
+		return err
+	}
+	return c.resumeWith(ctx, op, lead, stopped)
+}
+
+// resumeWith reads op's journal and starts an executor that carries over
+// attempts, never migrates a migrated VM again, and leaves alone the VMs
+// whose last step is in doubt (a migration a dead leader started) until
+// the hypervisors have finished them: a watcher settles each one, from
+// where the VM then runs.
+func (c *Controller) resumeWith(ctx context.Context, op *store.Operation, lead *store.Leadership, stopped *atomic.Bool) error {
+	steps, err := c.cfg.Store.Steps(ctx, op.ID)
+	if err != nil {
+		return err
+	}
+	res := &executor.Resume{Attempts: map[string]int{}, Migrated: map[string]bool{}, InFlight: map[string]string{}}
+	var doubt []store.VMStep
+	for _, st := range steps {
+		if _, ok := c.ix.VMByName[st.VM]; !ok {
+			return fmt.Errorf("journal of %s names unknown VM %q", op.ID, st.VM)
+		}
+		if st.Attempt > 0 {
+			res.Attempts[st.VM] = st.Attempt
+		}
+		switch st.State {
+		case store.VMMigrated:
+			res.Migrated[st.VM] = true
+		case store.VMStarting, store.VMRunning:
+			res.InFlight[st.VM] = st.To
+			doubt = append(doubt, st)
+		}
+	}
+	op.Leader, op.Status = c.cfg.ID, store.OpRunning
+	op.Resumes++
+	if err := c.start(op, lead, stopped, res); err != nil {
+		return err
+	}
+	if err := c.cfg.Store.PutOperation(ctx, lead, op); err != nil {
+		return mapStoreErr(err)
+	}
+	c.mu.Lock()
+	r := c.runs[op.ID]
+	c.mu.Unlock()
+	if r != nil && len(doubt) > 0 {
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			r.settle(doubt)
+		}()
+	}
+	c.log.Info("operation resumed", "op", op.ID, "in_doubt", len(doubt), "migrated", len(res.Migrated))
+	return nil
+}
+
+// settle waits for the in-doubt VMs' migrations to end in the
+// hypervisors, journals where each VM ended and tells the executor.
+func (r *opRun) settle(doubt []store.VMStep) {
+	c := r.c
+	w := c.cfg.World
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for len(doubt) > 0 {
+		select {
+		case <-tick.C:
+		case <-r.abandoned:
+			return
+		case <-r.finished:
+			return
+		}
+		var ended []store.VMStep
+		w.Do(func() {
+			placement, _ := w.State()
+			kept := doubt[:0]
+			for _, st := range doubt {
+				v := c.ix.VMByName[st.VM]
+				if w.InFlight(v) {
+					kept = append(kept, st)
+					continue
+				}
+				st.State = store.VMPending
+				if h := placement[v]; h >= 0 && c.ix.Host(h).Name == st.To {
+					st.State = store.VMMigrated
+				} else if h >= 0 {
+					st.From = c.ix.Host(h).Name
+				} else {
+					st.State, st.Error = string(executor.StatusLost), "lost while migrating"
+				}
+				ended = append(ended, st)
+			}
+			doubt = kept
+		})
+		if len(ended) == 0 {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+		err := c.cfg.Store.PutSteps(ctx, r.lead, r.op.ID, ended...)
+		cancel()
+		if err != nil || r.j.stopped.Load() {
+			c.log.Warn("settle: not journaled; the next leader settles", "op", r.op.ID, "err", err)
+			return
+		}
+		w.Do(func() {
+			placement, _ := w.State()
+			for _, st := range ended {
+				host := ""
+				if h := placement[c.ix.VMByName[st.VM]]; h >= 0 {
+					host = c.ix.Host(h).Name
+				}
+				if err := r.exec.Settle(st.VM, host); err != nil {
+					c.log.Warn("settle", "vm", st.VM, "err", err)
+				}
+			}
+		})
+	}
+}
