@@ -169,7 +169,7 @@ func TestOpenAPIDocument(t *testing.T) {
 	}
 	// Every documented path and method is routed (no 404/405).
 	var d struct {
-		OpenAPI string                     `json:"openapi"`
+		OpenAPI string                    `json:"openapi"`
 		Paths   map[string]map[string]any `json:"paths"`
 	}
 	if err := json.Unmarshal(want, &d); err != nil || !strings.HasPrefix(d.OpenAPI, "3.1") {
