@@ -315,11 +315,11 @@ func TestDeadlineAnchoredAtStart(t *testing.T) {
 		t.Errorf("timeline starts at %v; want 23s from the start", rep.Timeline)
 	}
 
-	// Connecting used most of the warning: 60 s, 43 s of them gone, and
-	// the policy keeps a 30 s safety margin. Nothing can leave in time and
-	// nothing is started (from the end of the inventory, 60 s would have
-	// been enough).
-	hv, o = setup(t, time.Minute, 40*time.Second, nil)
+	// Connecting used the whole warning: 42 s, 43 s of them gone by the
+	// end of the inventory. Nothing can leave in time and nothing is
+	// started (from the end of the inventory, 42 s would have been plenty
+	// for these small VMs).
+	hv, o = setup(t, 42*time.Second, 40*time.Second, nil)
 	o.NoPredict = true
 	rep, err = run(t, o)
 	if err != nil {
