@@ -3,7 +3,6 @@ package controller
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -12,7 +11,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/refuge-project/refuge/examples"
+	"github.com/refuge-project/refuge/internal/controller/controllertest"
 	"github.com/refuge-project/refuge/internal/hypervisor"
 	"github.com/refuge-project/refuge/internal/model"
 	"github.com/refuge-project/refuge/internal/store"
@@ -60,19 +59,6 @@ func (o countingObserver) MigrationDone(r hypervisor.Result) {
 		o.w.mu.Unlock()
 	}
 	o.obs.MigrationDone(r)
-}
-
-func nankai(t *testing.T) *model.Federation {
-	t.Helper()
-	data, err := fs.ReadFile(examples.FS, "nankai-trough/federation.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := model.ParseFederation(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f
 }
 
 // site is one controller with its embedded member, as at one site.
@@ -196,7 +182,7 @@ func (c *cluster) close() {
 // leader waits for a leader that has taken over, or fails.
 func (c *cluster) leader(timeout time.Duration) *site {
 	var l *site
-	if !poll(timeout, func() bool {
+	if !controllertest.Poll(timeout, func() bool {
 		for _, s := range c.sites {
 			if s.ctl.IsLeader() {
 				l = s
@@ -210,28 +196,13 @@ func (c *cluster) leader(timeout time.Duration) *site {
 	return l
 }
 
-// poll calls cond every 10 ms until it holds (true) or timeout passes.
-func poll(timeout time.Duration, cond func() bool) bool {
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(timeout)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			return cond()
-		}
-	}
-	return true
-}
-
 // TestFailover evacuates the 123 VMs of Kochi while killing the leader at
 // five failpoints in turn (the third time each is reached), restarting
 // each killed site after its successor took over. A new leader must
 // resume within 5 s; at the end every VM runs on exactly one host, every
 // Kochi VM is out, and none was migrated twice.
 func TestFailover(t *testing.T) {
-	fed := nankai(t)
+	fed := controllertest.Nankai(t)
 	sw, err := NewSimWorld(fed, 30)
 	if err != nil {
 		t.Fatal(err)
@@ -290,7 +261,7 @@ func TestFailover(t *testing.T) {
 		c.kill(lead)
 		var next *site
 		var resumed time.Duration
-		if !poll(10*time.Second, func() bool {
+		if !controllertest.Poll(10*time.Second, func() bool {
 			for _, s := range c.sites {
 				if s == lead {
 					continue
@@ -315,7 +286,7 @@ func TestFailover(t *testing.T) {
 		lead = next
 	}
 	var final *store.Operation
-	if !poll(60*time.Second, func() bool {
+	if !controllertest.Poll(60*time.Second, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		got, err := lead.st.Operation(ctx, op.ID)

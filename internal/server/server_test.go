@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"flag"
 	"io"
-	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,9 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
-	"github.com/refuge-project/refuge/examples"
 	"github.com/refuge-project/refuge/internal/controller"
-	"github.com/refuge-project/refuge/internal/model"
+	"github.com/refuge-project/refuge/internal/controller/controllertest"
 	"github.com/refuge-project/refuge/internal/store"
 )
 
@@ -40,14 +38,7 @@ type env struct {
 
 func newEnv(t *testing.T, speed float64) *env {
 	t.Helper()
-	data, err := fs.ReadFile(examples.FS, "nankai-trough/federation.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fed, err := model.ParseFederation(data)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fed := controllertest.Nankai(t)
 	m, err := store.StartMember(store.MemberConfig{DataDir: t.TempDir(), Fast: true})
 	if err != nil {
 		t.Fatal(err)
@@ -96,24 +87,10 @@ func newEnv(t *testing.T, speed float64) *env {
 		}
 		e.tokens[string(r)] = secret
 	}
-	if !poll(10*time.Second, ctl.IsLeader) {
+	if !controllertest.Poll(10*time.Second, ctl.IsLeader) {
 		t.Fatal("the controller did not become leader")
 	}
 	return e
-}
-
-func poll(timeout time.Duration, cond func() bool) bool {
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(timeout)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			return cond()
-		}
-	}
-	return true
 }
 
 // do sends a request with role's token ("" for none) and returns the
@@ -315,7 +292,7 @@ func TestEvacuation(t *testing.T) {
 		t.Errorf("second evacuation of kochi: %d %s, want 409", code, body)
 	}
 	var d OperationDetail
-	if !poll(30*time.Second, func() bool {
+	if !controllertest.Poll(30*time.Second, func() bool {
 		_, body, _ := e.do("GET", "/v1/operations/"+a.OperationID, "viewer", "")
 		return json.Unmarshal(body, &d) == nil && !store.Live(d.Status)
 	}) {
@@ -330,7 +307,7 @@ func TestEvacuation(t *testing.T) {
 		}
 	}
 	got := ""
-	if !poll(5*time.Second, func() bool {
+	if !controllertest.Poll(5*time.Second, func() bool {
 		for {
 			select {
 			case s := <-events:
@@ -361,11 +338,7 @@ func TestEvacuation(t *testing.T) {
 // and names the leader; it still serves reads of the store.
 func TestNotLeader(t *testing.T) {
 	e := newEnv(t, 1)
-	data, _ := fs.ReadFile(examples.FS, "nankai-trough/federation.yaml")
-	fed, err := model.ParseFederation(data)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fed := controllertest.Nankai(t)
 	w, err := controller.NewSimWorld(fed, 1)
 	if err != nil {
 		t.Fatal(err)
