@@ -413,15 +413,16 @@ func seed003(t *testing.T, b *testbed.Bed, vms []string) {
 
 // checkSeed003Order asserts what docs/wan-scheduling.md ("What the test
 // asserts") claims of the four schedules, with the margins given there:
-// the adaptive controller ends about when all-at-once does (within 25 %)
-// while its migrations take far less time each (all-at-once's mean at
+// refuge ends about when all-at-once does (within 35 %: on a link one
+// migration fills it runs them one at a time, overlapping each set-up with
+// the previous one's last bytes) while its migrations take far less time each (all-at-once's mean at
 // least 1.5 × refuge's, and 1.5 × per-link-2's), and
 // sequential, which leaves the link idle between migrations, ends last.
 func checkSeed003Order(t *testing.T, r map[string]*evacuate.Report) {
 	t.Helper()
 	seq, two, all, ref := r["sequential"], r["per-link-2"], r["all-at-once"], r["refuge"]
-	if ref.MigrationsEndS > 1.25*all.MigrationsEndS {
-		t.Errorf("refuge ended at %.1f s, more than 1.25 × all-at-once's %.1f s", ref.MigrationsEndS, all.MigrationsEndS)
+	if ref.MigrationsEndS > 1.35*all.MigrationsEndS {
+		t.Errorf("refuge ended at %.1f s, more than 1.35 × all-at-once's %.1f s", ref.MigrationsEndS, all.MigrationsEndS)
 	}
 	if all.MeanMigrationS < 1.5*ref.MeanMigrationS {
 		t.Errorf("all-at-once's migrations took %.1f s on average, less than 1.5 × refuge's %.1f s", all.MeanMigrationS, ref.MeanMigrationS)
