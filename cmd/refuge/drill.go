@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -42,13 +43,23 @@ operation and prints its outcome.`,
 				fmt.Fprintf(out, "drill %s started; follow it with: refuge operations watch %s\n", a.OperationID, a.OperationID)
 				return nil
 			}
-			return watchOperation(cmd.Context(), c, a.OperationID, 200*time.Millisecond, f.json, out)
+			if !f.json {
+				return watchOperation(cmd.Context(), c, a.OperationID, 200*time.Millisecond, false, out)
+			}
+			if err := watchOperation(cmd.Context(), c, a.OperationID, 200*time.Millisecond, true, io.Discard); err != nil {
+				return err
+			}
+			d, err := c.Operation(cmd.Context(), a.OperationID)
+			if err != nil {
+				return err
+			}
+			return printJSON(out, d)
 		},
 	}
 	f.register(cmd)
 	cmd.Flags().StringVar(&site, "site", "", "the site to evacuate (required)")
 	cmd.Flags().DurationVar(&deadline, "deadline", 30*time.Minute, "time left before the site is lost")
 	cmd.Flags().BoolVar(&wait, "wait", false, "follow the drill until it ends")
-	cmd.Flags().BoolVar(&f.json, "json", false, "print the operation as one JSON object (with --wait: JSON lines)")
+	jsonObjectFlag(cmd, &f.json, "the operation (with --wait: once it has ended)")
 	return cmd
 }
