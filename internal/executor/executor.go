@@ -457,16 +457,24 @@ func (e *Executor) SetDeadline(site int, d time.Duration) {
 }
 
 func (e *Executor) setDeadlineLocked(site int, d time.Duration) {
+	_, already := e.deadlines[site]
 	e.deadlines[site] = d
 	for v := range e.records {
 		h := e.placement[v]
-		if h < 0 || e.ix.HostSite(h) != site {
+		if h < 0 || e.ix.HostSite(h) != site || e.running[v] != nil {
 			continue
 		}
-		if e.records[v].Status == StatusSafe {
-			e.records[v].Status = StatusPending
+		rec := &e.records[v]
+		if !already && e.migrated[v] {
+			// It was moved here by an earlier warning; this one is a new
+			// evacuation for it (never twice within one).
+			e.migrated[v], e.hopeless[v], e.attempts[v] = false, false, 0
+			*rec = VMRecord{Name: rec.Name, Status: StatusPending, From: e.ix.Host(h).Name}
 		}
-		e.records[v].Deadline = d
+		if rec.Status == StatusSafe {
+			rec.Status = StatusPending
+		}
+		rec.Deadline = d
 	}
 	at := d - e.now()
 	e.timers = append(e.timers, e.cfg.Clock.AfterFunc(max(at, 0), func() { e.deadlinePassed(site, d) }))

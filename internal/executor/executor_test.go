@@ -612,3 +612,51 @@ func TestSwitcherFollowsEachMigratedService(t *testing.T) {
 		}
 	}
 }
+
+// A second warning after the executor finished (another site threatened)
+// re-opens it: Done returns a new channel, and the new site's VMs move.
+func TestSecondWarningAfterDone(t *testing.T) {
+	ix := testFederationMbps(t, 4, 4096, 400000)
+	// Move two of a's VMs to b first, so that b has VMs to save later.
+	eng := sim.NewEngine(epoch)
+	drv := newFakeDriver(eng, ix, 10*time.Second)
+	ex, err := New(Config{Index: ix, Policy: fixedPolicy(), Driver: drv, Clock: eng, Start: epoch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ex.Start(map[int]time.Duration{ix.SiteByName["a"]: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	eng.Run()
+	first := ex.Done()
+	select {
+	case <-first:
+	default:
+		t.Fatal("first evacuation not done")
+	}
+	onB := 0
+	for _, r := range ex.Report().VMs {
+		if strings.HasPrefix(r.To, "b") {
+			onB++
+		}
+	}
+	if onB == 0 {
+		t.Fatal("no VM went to b; the test needs some there")
+	}
+	ex.SetDeadline(ix.SiteByName["b"], eng.Elapsed()+time.Hour)
+	second := ex.Done()
+	if second == first {
+		t.Fatal("Done did not re-open for the second warning")
+	}
+	eng.Run()
+	select {
+	case <-second:
+	default:
+		t.Fatal("second evacuation not done")
+	}
+	for _, r := range ex.Report().VMs {
+		if strings.HasPrefix(r.To, "b") || r.Status != StatusMigrated {
+			t.Errorf("%s: %s, on %q; want every VM migrated off a and b", r.Name, r.Status, r.To)
+		}
+	}
+}

@@ -600,3 +600,60 @@ func TestUpperBoundCountsRoutedEgressOnly(t *testing.T) {
 		}
 	}
 }
+
+func TestWatchSites(t *testing.T) {
+	// b is at watch level, c is safe; both have room. avoid sends x to c;
+	// when c is full, to b; exclude never to b; allow treats b like c.
+	build := func(cMem int64) *model.Index {
+		return newFed().site("a", host("a1")).site("b", host("b1", memGiB(64))).site("c", host("c1", memGiB(cMem))).
+			link("a", "b", 10000).link("a", "c", 1000).vm("x", "a1", 4, dirty(0)).index(t)
+	}
+	watchB := func(ix *model.Index) []bool {
+		w := make([]bool, len(ix.Fed.Sites))
+		w[ix.SiteByName["b"]] = true
+		return w
+	}
+	for _, tc := range []struct {
+		mode   string
+		cMem   int64
+		wantTo string // "" for unsaved
+	}{
+		{model.WatchAvoid, 64, "c"},
+		{model.WatchAvoid, 2, "b"},
+		{model.WatchExclude, 2, ""},
+		{model.WatchAllow, 64, "b"}, // b's link is wider
+	} {
+		ix := build(tc.cMem)
+		pol := refuge()
+		pol.WatchSites = tc.mode
+		p := compute(t, Input{Index: ix, Policy: pol, Deadlines: threaten(t, ix, time.Hour, "a"), Watch: watchB(ix)})
+		got := ""
+		if len(p.Moves) == 1 {
+			got = p.Moves[0].ToSite
+		}
+		if got != tc.wantTo {
+			t.Errorf("watch_sites %s, c with %d GiB: x to %q, want %q (unsaved %+v)", tc.mode, tc.cMem, got, tc.wantTo, p.Unsaved)
+		}
+	}
+}
+
+func TestRoutesAroundCutLinkAndLateTransit(t *testing.T) {
+	// a—b direct is cut and c has no room; the move goes a→c→b. With c
+	// threatened and lost
+	// before the move could end, no route is left.
+	ix := newFed().site("a", host("a1")).site("b", host("b1", memGiB(64))).site("c", host("c1", memGiB(1))).
+		link("a", "b", 1000).link("a", "c", 10000).link("c", "b", 10000).vm("x", "a1", 4, dirty(0)).index(t)
+	cut := []float64{0, 10000, 10000}
+	p := compute(t, Input{Index: ix, Policy: refuge(), Deadlines: threaten(t, ix, time.Hour, "a"), LinkMbps: cut})
+	if len(p.Moves) != 1 || len(p.Moves[0].Route) != 2 || p.Moves[0].ToSite != "b" {
+		t.Fatalf("a-b cut: moves %+v, want x to b over a-c and c-b", p.Moves)
+	}
+	dl := threaten(t, ix, time.Hour, "a")
+	dl[ix.SiteByName["c"]] = 20 * time.Second // c is lost long before x's move through it ends
+	p = compute(t, Input{Index: ix, Policy: refuge(), Deadlines: dl, LinkMbps: cut})
+	for _, m := range p.Moves {
+		if m.Name == "x" {
+			t.Fatalf("x planned through c, which is lost at 20 s: %+v", m)
+		}
+	}
+}
