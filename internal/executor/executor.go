@@ -268,6 +268,8 @@ type Executor struct {
 	affinity []map[string]int
 	// resume: migrations of an earlier executor still in flight.
 	resume resumeState
+	// stopped: Stop was called; nothing is planned or started any more.
+	stopped bool
 }
 
 // New checks cfg and returns an executor.
@@ -612,6 +614,7 @@ func (e *Executor) SetLinkMbps(l int, mbps float64) {
 func (e *Executor) Stop() {
 	e.mu.Lock()
 	defer e.unlock()
+	e.stopped = true
 	e.clearQueue()
 	for _, r := range e.sortedRunning() {
 		e.abort(r, "executor stopped", true)

@@ -35,6 +35,9 @@ func (e *Executor) frozen() []bool {
 // replan computes a new plan for everything not yet moved and replaces the
 // queue with it.
 func (e *Executor) replan(why string) {
+	if e.stopped {
+		return // aborted migrations coming back must not start others
+	}
 	in := planner.Input{
 		Index:     e.ix,
 		Policy:    e.cfg.Policy,
