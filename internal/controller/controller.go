@@ -384,7 +384,7 @@ func (c *Controller) Control(ctx context.Context, id string, act Action) (*store
 	}
 	switch act {
 	case ActPause, ActCancel:
-		if !store.Live(op.Status) {
+		if !store.Live(op.Status) || act == ActPause && op.Status == store.OpPaused {
 			return nil, fmt.Errorf("%w: operation %s is %s", ErrConflict, id, op.Status)
 		}
 		status := store.OpPaused

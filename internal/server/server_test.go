@@ -366,3 +366,53 @@ func TestNotLeader(t *testing.T) {
 		t.Errorf("read on a follower: %d %s", code, body)
 	}
 }
+
+// TestPauseResumeCancel pauses an evacuation mid-way (running migrations
+// are aborted, nothing is left running), resumes it to the end, and
+// checks that a finished one can be neither paused nor resumed.
+func TestPauseResumeCancel(t *testing.T) {
+	e := newEnv(t, 200)
+	code, body, _ := e.do("POST", "/v1/evacuations", "operator", `{"site":"kochi","deadline":"3h"}`)
+	if code != 202 {
+		t.Fatalf("POST /v1/evacuations: %d %s", code, body)
+	}
+	var a Accepted
+	if err := json.Unmarshal(body, &a); err != nil {
+		t.Fatal(err)
+	}
+	get := func() OperationDetail {
+		var d OperationDetail
+		_, body, _ := e.do("GET", "/v1/operations/"+a.OperationID, "viewer", "")
+		if err := json.Unmarshal(body, &d); err != nil {
+			t.Fatalf("%s: %v", body, err)
+		}
+		return d
+	}
+	if !controllertest.Poll(30*time.Second, func() bool { return get().Progress.Migrated >= 10 }) {
+		t.Fatalf("no progress: %+v", get().Progress)
+	}
+	if code, body, _ := e.do("POST", "/v1/evacuations/"+a.OperationID+"/pause", "operator", ""); code != 202 {
+		t.Fatalf("pause: %d %s", code, body)
+	}
+	d := get()
+	if d.Status != store.OpPaused || d.Progress.Running != 0 || d.Progress.Migrated == d.Progress.Total {
+		t.Errorf("paused: %s %+v", d.Status, d.Progress)
+	}
+	if code, _, _ := e.do("POST", "/v1/evacuations/"+a.OperationID+"/pause", "operator", ""); code != 409 {
+		t.Errorf("pausing a paused evacuation: %d, want 409", code)
+	}
+	if code, body, _ := e.do("POST", "/v1/evacuations/"+a.OperationID+"/resume", "operator", ""); code != 202 {
+		t.Fatalf("resume: %d %s", code, body)
+	}
+	if !controllertest.Poll(60*time.Second, func() bool { return !store.Live(get().Status) }) {
+		t.Fatalf("not finished: %+v", get())
+	}
+	if d := get(); d.Status != store.OpSucceeded || d.Progress.Migrated != d.Progress.Total {
+		t.Errorf("after resume: %s %+v", d.Status, d.Progress)
+	}
+	for _, act := range []string{"pause", "resume", "cancel"} {
+		if code, _, _ := e.do("POST", "/v1/evacuations/"+a.OperationID+"/"+act, "operator", ""); code != 409 {
+			t.Errorf("%s of a finished evacuation: %d, want 409", act, code)
+		}
+	}
+}
