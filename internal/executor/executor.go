@@ -57,7 +57,10 @@ type Config struct {
 	Placement []int
 	// HostDown marks hosts already down at start (nil: all up).
 	HostDown []bool
-	Logger   *slog.Logger
+	// Watch marks sites already at threat level watch at start (nil:
+	// none); SetWatch changes them later.
+	Watch  []bool
+	Logger *slog.Logger
 	// Metrics, if not nil, receives Prometheus metrics.
 	Metrics *Metrics
 	// OnEvent, if not nil, receives every timeline event (under the
@@ -292,6 +295,9 @@ func New(cfg Config) (*Executor, error) {
 	if cfg.HostDown != nil && len(cfg.HostDown) != nh {
 		return nil, fmt.Errorf("executor: host-down list has %d entries for %d hosts", len(cfg.HostDown), nh)
 	}
+	if cfg.Watch != nil && len(cfg.Watch) != len(ix.Fed.Sites) {
+		return nil, fmt.Errorf("executor: watch list has %d entries for %d sites", len(cfg.Watch), len(ix.Fed.Sites))
+	}
 	if cfg.Policy.Concurrency.Adaptive && cfg.Policy.Concurrency.Interval <= 0 {
 		return nil, errors.New("executor: an adaptive policy needs concurrency.interval > 0")
 	}
@@ -333,6 +339,7 @@ func New(cfg Config) (*Executor, error) {
 	if cfg.HostDown != nil {
 		copy(e.hostDown, cfg.HostDown)
 	}
+	copy(e.watch, cfg.Watch)
 	for l := range ix.Fed.Links {
 		e.linkMbps[l] = ix.Fed.Links[l].BandwidthMbps
 	}
@@ -394,6 +401,11 @@ func (e *Executor) Start(deadlines map[int]time.Duration) error {
 		}
 	}
 	e.started = true
+	for s, w := range e.watch {
+		if w {
+			e.emit(Event{Kind: EvWatch, Detail: e.ix.Fed.Sites[s].Name + " at watch level"})
+		}
+	}
 	for _, s := range sortedKeys(deadlines) {
 		e.setDeadlineLocked(s, deadlines[s])
 	}

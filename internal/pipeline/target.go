@@ -7,7 +7,6 @@ import (
 	"maps"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/refuge-project/refuge/internal/clock"
@@ -204,21 +203,10 @@ func (t *ExecutorTarget) startExecutor(want map[int]time.Time, watch map[int]boo
 		Index: t.cfg.Index, Policy: t.cfg.Policy, Driver: t.cfg.Driver, Clock: t.cfg.Clock, Start: start,
 		Logger: t.cfg.Logger, Metrics: t.cfg.Metrics, Plan: t.cfg.Plan,
 	}
-	// An executor can be told the watched sites only once started, and
-	// Start already plans and starts migrations: until it has been told,
-	// its plans see them through the planner's input.
-	var told atomic.Bool
-	watched := slices.Sorted(maps.Keys(watch))
-	if len(watched) > 0 {
-		plan := cfg.Plan
-		if plan == nil {
-			plan = planner.Compute
-		}
-		cfg.Plan = func(in planner.Input) (*planner.Plan, error) {
-			if !told.Load() {
-				in.Watch = withWatch(in.Watch, len(t.cfg.Index.Fed.Sites), watched)
-			}
-			return plan(in)
+	if len(watch) > 0 {
+		cfg.Watch = make([]bool, len(t.cfg.Index.Fed.Sites))
+		for s := range watch {
+			cfg.Watch[s] = true
 		}
 	}
 	if t.cfg.State != nil {
@@ -238,23 +226,9 @@ func (t *ExecutorTarget) startExecutor(want map[int]time.Time, watch map[int]boo
 	if err := ex.Start(deadlines); err != nil {
 		return err
 	}
-	for _, s := range watched {
-		ex.SetWatch(s, true)
-	}
-	told.Store(true)
 	t.exec, t.start = ex, start
 	t.runs++
 	return nil
-}
-
-// withWatch returns w (for n sites) with the given sites marked.
-func withWatch(w []bool, n int, sites []int) []bool {
-	out := make([]bool, max(n, len(w)))
-	copy(out, w)
-	for _, s := range sites {
-		out[s] = true
-	}
-	return out
 }
 
 // Executions returns how many executors have been started.
