@@ -56,9 +56,14 @@ type Site struct {
 	SeismicArea string `json:"seismic_area,omitempty"`
 	// UPSMinutes and GeneratorMinutes say how long the site keeps running
 	// after mains power is lost.
-	UPSMinutes       float64  `json:"ups_minutes,omitempty"`
-	GeneratorMinutes float64  `json:"generator_minutes,omitempty"`
-	Fabrics          []Fabric `json:"fabrics"`
+	UPSMinutes       float64 `json:"ups_minutes,omitempty"`
+	GeneratorMinutes float64 `json:"generator_minutes,omitempty"`
+	// Gateway lists the public IP addresses of the site's gateway (package
+	// continuity): the DNS answer for a service while its VMs run here.
+	// Empty: the site has no gateway, and a service's name points at its
+	// VM's own address there.
+	Gateway []string `json:"gateway,omitempty"`
+	Fabrics []Fabric `json:"fabrics"`
 }
 
 // Fabric is one private-cloud cluster inside a site: hosts behind one
@@ -145,6 +150,13 @@ type VM struct {
 type Service struct {
 	Name      string   `json:"name"`
 	DependsOn []string `json:"depends_on,omitempty"`
+	// FQDN is the public DNS name users reach the service under; its
+	// A/AAAA records follow the service's VMs from site to site (package
+	// continuity). Empty: the name is not managed.
+	FQDN string `json:"fqdn,omitempty"`
+	// Port is the TCP port the service answers on (1–65535; 0: not set),
+	// the default port of its backends in a continuity configuration.
+	Port int `json:"port,omitempty"`
 }
 
 // MemoryBytes returns the VM's memory size in bytes.

@@ -418,6 +418,8 @@ func TestSchemaConstantsMatchValidation(t *testing.T) {
 		got, want any
 	}{
 		{prop("vm", "fqdn", "pattern"), FQDNPattern},
+		{prop("service", "fqdn", "pattern"), FQDNPattern},
+		{prop("service", "port", "maximum"), float64(MaxPort)},
 		{prop("vm", "priority", "maximum"), float64(MaxPriority)},
 		{prop("link", "tunnel_overhead_bytes", "maximum"), float64(MaxTunnelOverheadBytes)},
 		{prop("power_model", "watts", "minItems"), float64(PowerModelPoints)},

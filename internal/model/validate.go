@@ -3,6 +3,7 @@ package model
 import (
 	"cmp"
 	"fmt"
+	"net/netip"
 	"regexp"
 	"slices"
 	"sort"
@@ -17,6 +18,8 @@ const (
 	NamePattern = `^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`
 	// FQDNPattern is what a VM's DNS name must match (at most 253 bytes).
 	FQDNPattern = `^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?$`
+	// MaxPort is the highest TCP port.
+	MaxPort = 65535
 	// MaxPriority is the highest VM priority.
 	MaxPriority = 1000
 	// MaxTunnelOverheadBytes bounds a link's per-packet tunnel overhead.
@@ -45,6 +48,29 @@ func checkName(errs *validate.Errors, path, name string) bool {
 		return false
 	}
 	return true
+}
+
+// checkFQDN records a problem unless name is empty or a valid DNS name.
+func checkFQDN(errs *validate.Errors, path, name string) {
+	if name != "" && (len(name) > 253 || !fqdnRE.MatchString(name)) {
+		errs.Addf(path, "%q is not a valid DNS name", name)
+	}
+}
+
+// checkGateway records a problem for each entry of a site's gateway
+// addresses that is not an IP address or is listed twice.
+func checkGateway(errs *validate.Errors, path string, addrs []string) {
+	seen := map[netip.Addr]bool{}
+	for i, a := range addrs {
+		ip, err := netip.ParseAddr(a)
+		switch {
+		case err != nil || ip.Zone() != "":
+			errs.Addf(validate.Index(path, i), "%q is not an IP address (the gateway's public IPv4 or IPv6 address, the DNS answer while a service runs at the site)", a)
+		case seen[ip]:
+			errs.Addf(validate.Index(path, i), "%s is listed twice", a)
+		}
+		seen[ip] = true
+	}
 }
 
 // names is one namespace (sites, hosts, links, …): the names defined in it,
@@ -227,6 +253,7 @@ func (c *fedCheck) checkSites() {
 		checkSeismicArea(&c.errs, validate.Field(sp, "seismic_area"), s.SeismicArea)
 		validate.AtLeast(&c.errs, validate.Field(sp, "ups_minutes"), s.UPSMinutes, 0)
 		validate.AtLeast(&c.errs, validate.Field(sp, "generator_minutes"), s.GeneratorMinutes, 0)
+		checkGateway(&c.errs, validate.Field(sp, "gateway"), s.Gateway)
 		if len(s.Fabrics) == 0 {
 			c.errs.Addf(validate.Field(sp, "fabrics"), "at least one fabric is required")
 		}
@@ -317,7 +344,10 @@ func (c *fedCheck) checkLinks() {
 
 func (c *fedCheck) checkServices() {
 	for i, s := range c.f.Services {
-		c.services.define(&c.errs, validate.Field(validate.Index("services", i), "name"), s.Name)
+		sp := validate.Index("services", i)
+		c.services.define(&c.errs, validate.Field(sp, "name"), s.Name)
+		checkFQDN(&c.errs, validate.Field(sp, "fqdn"), s.FQDN)
+		validate.Within(&c.errs, validate.Field(sp, "port"), s.Port, 0, MaxPort)
 	}
 	for i, s := range c.f.Services {
 		dp := validate.Field(validate.Index("services", i), "depends_on")
@@ -440,9 +470,7 @@ func (c *fedCheck) checkVMs() {
 		if v.Service != "" {
 			c.services.ref(&c.errs, validate.Field(vp, "service"), v.Service)
 		}
-		if v.FQDN != "" && (len(v.FQDN) > 253 || !fqdnRE.MatchString(v.FQDN)) {
-			c.errs.Addf(validate.Field(vp, "fqdn"), "%q is not a valid DNS name", v.FQDN)
-		}
+		checkFQDN(&c.errs, validate.Field(vp, "fqdn"), v.FQDN)
 		if v.AntiAffinity != "" {
 			checkName(&c.errs, validate.Field(vp, "anti_affinity"), v.AntiAffinity)
 		}
