@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -138,6 +139,9 @@ func runServe(cmd *cobra.Command, g *globalFlags, f serveFlags) error {
 		}
 	}
 	lg := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: g.logLevel.Level}))
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(controller.MemoryLimit)
+	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 

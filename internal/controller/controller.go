@@ -34,6 +34,11 @@ var (
 	ErrNotFound = errors.New("not found")
 )
 
+// MemoryLimit is the Go soft memory limit refuge serve sets when
+// GOMEMLIMIT is not: it makes the garbage collector keep the heap, and so
+// the resident set, close to what is live (docs/api.md: RSS with 100k VMs).
+const MemoryLimit = 150 << 20
+
 // Config sets up a Controller.
 type Config struct {
 	// ID names this controller (its site or address); it is the leader

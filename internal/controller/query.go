@@ -95,6 +95,13 @@ func (c *Controller) State() (placement []int, down []bool) {
 	return placement, down
 }
 
+// HostOf returns the host VM v runs on now (-1: lost).
+func (c *Controller) HostOf(v int) int {
+	h := -1
+	c.cfg.World.Do(func() { h = c.cfg.World.Host(v) })
+	return h
+}
+
 // PlanSummary is a dry-run plan.
 type PlanSummary struct {
 	AtRisk      int       `json:"at_risk"`

@@ -23,6 +23,8 @@ type World interface {
 	Do(f func())
 	// State returns where VMs run and which hosts are down (inside Do).
 	State() (placement []int, hostDown []bool)
+	// Host returns the host VM v runs on (-1: lost; inside Do).
+	Host(v int) int
 	// InFlight reports whether a migration of VM v is still under way in
 	// the hypervisors (inside Do): one a dead leader started.
 	InFlight(v int) bool
@@ -75,6 +77,9 @@ func (s *SimWorld) State() ([]int, []bool) {
 	}
 	return c.Placement(), down
 }
+
+// Host implements World.
+func (s *SimWorld) Host(v int) int { return s.w.Cluster().Placement()[v] }
 
 // InFlight implements World.
 func (s *SimWorld) InFlight(v int) bool { return s.w.Cluster().Migrating(v) }

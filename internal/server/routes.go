@@ -137,17 +137,23 @@ func (s *Server) hosts(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Server) vmInfos() []VMInfo {
-	ix := s.c.Index()
 	placement, _ := s.c.State()
-	out := make([]VMInfo, len(ix.Fed.VMs))
-	for v := range ix.Fed.VMs {
-		vm := &ix.Fed.VMs[v]
-		out[v] = VMInfo{Name: vm.Name, Service: vm.Service, MemoryMi: vm.MemoryMiB, VCPU: vm.VCPU, Priority: vm.Priority}
-		if h := placement[v]; h >= 0 {
-			out[v].Host, out[v].Site = ix.Host(h).Name, ix.Fed.Sites[ix.HostSite(h)].Name
-		} else {
-			out[v].Lost = true
-		}
+	out := make([]VMInfo, len(placement))
+	for v, h := range placement {
+		out[v] = s.vmInfo(v, h)
+	}
+	return out
+}
+
+// vmInfo describes VM v on host h (-1: lost).
+func (s *Server) vmInfo(v, h int) VMInfo {
+	ix := s.c.Index()
+	vm := &ix.Fed.VMs[v]
+	out := VMInfo{Name: vm.Name, Service: vm.Service, MemoryMi: vm.MemoryMiB, VCPU: vm.VCPU, Priority: vm.Priority}
+	if h >= 0 {
+		out.Host, out.Site = ix.Host(h).Name, ix.Fed.Sites[ix.HostSite(h)].Name
+	} else {
+		out.Lost = true
 	}
 	return out
 }
@@ -163,7 +169,7 @@ func (s *Server) vm(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusNotFound, fmt.Sprintf("no VM %q in the federation", name))
 		return
 	}
-	writeJSON(w, http.StatusOK, s.vmInfos()[v])
+	writeJSON(w, http.StatusOK, s.vmInfo(v, s.c.HostOf(v)))
 }
 
 func (s *Server) services(w http.ResponseWriter, _ *http.Request) {

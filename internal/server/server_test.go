@@ -19,6 +19,7 @@ import (
 
 	"github.com/refuge-project/refuge/internal/controller"
 	"github.com/refuge-project/refuge/internal/controller/controllertest"
+	"github.com/refuge-project/refuge/internal/model"
 	"github.com/refuge-project/refuge/internal/store"
 )
 
@@ -28,7 +29,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // env is a controller with an API on a simulated nankai-trough.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *Server
 	http   *httptest.Server
 	st     *store.Store
@@ -38,7 +39,12 @@ type env struct {
 
 func newEnv(t *testing.T, speed float64) *env {
 	t.Helper()
-	fed := controllertest.Nankai(t)
+	return newEnvWith(t, controllertest.Nankai(t), speed)
+}
+
+// newEnvWith serves a controller of fed's simulation.
+func newEnvWith(t testing.TB, fed *model.Federation, speed float64) *env {
+	t.Helper()
 	m, err := store.StartMember(store.MemberConfig{DataDir: t.TempDir(), Fast: true})
 	if err != nil {
 		t.Fatal(err)

@@ -120,6 +120,9 @@ func StartMember(cfg MemberConfig) (*Member, error) {
 	}
 	ec.PeerTLSInfo = cfg.PeerTLS
 	ec.AutoCompactionMode, ec.AutoCompactionRetention = embed.CompactorModeRevision, "10000"
+	// Keep fewer raft entries in memory than etcd's defaults (10000 and
+	// 5000): a large evacuation's journal would otherwise hold tens of MB.
+	ec.SnapshotCount, ec.SnapshotCatchUpEntries = 2000, 1000
 	if cfg.Fast {
 		ec.UnsafeNoFsync = true
 		ec.TickMs, ec.ElectionMs = 50, 500

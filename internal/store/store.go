@@ -13,6 +13,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"golang.org/x/sync/errgroup"
 )
 
 // Prefix is where refuge keeps its keys.
@@ -73,32 +74,39 @@ type Fence interface {
 }
 
 // write puts kvs (and deletes keys whose value is nil) in transactions of
-// at most maxTxnOps operations, each guarded by f.
+// at most maxTxnOps operations, each guarded by f; several transactions go
+// concurrently (the keys of one call are distinct, their order is free).
 func (s *Store) write(ctx context.Context, f Fence, kvs []kv) error {
+	var cmps []clientv3.Cmp
+	if f != nil {
+		cmps = f.Cmps()
+	}
+	var g errgroup.Group
+	g.SetLimit(8)
 	for len(kvs) > 0 {
 		n := min(len(kvs), maxTxnOps)
-		ops := make([]clientv3.Op, n)
-		for i, p := range kvs[:n] {
-			if p.val == nil {
-				ops[i] = clientv3.OpDelete(p.key)
-			} else {
-				ops[i] = clientv3.OpPut(p.key, string(p.val))
-			}
-		}
-		txn := s.c.Txn(ctx)
-		if f != nil {
-			txn = txn.If(f.Cmps()...)
-		}
-		resp, err := txn.Then(ops...).Commit()
-		if err != nil {
-			return fmt.Errorf("store: write %s: %w", kvs[0].key, err)
-		}
-		if !resp.Succeeded {
-			return fmt.Errorf("store: write %s: %w", kvs[0].key, ErrNotLeader)
-		}
+		chunk := kvs[:n]
 		kvs = kvs[n:]
+		g.Go(func() error {
+			ops := make([]clientv3.Op, len(chunk))
+			for i, p := range chunk {
+				if p.val == nil {
+					ops[i] = clientv3.OpDelete(p.key)
+				} else {
+					ops[i] = clientv3.OpPut(p.key, string(p.val))
+				}
+			}
+			resp, err := s.c.Txn(ctx).If(cmps...).Then(ops...).Commit()
+			if err != nil {
+				return fmt.Errorf("store: write %s: %w", chunk[0].key, err)
+			}
+			if !resp.Succeeded {
+				return fmt.Errorf("store: write %s: %w", chunk[0].key, ErrNotLeader)
+			}
+			return nil
+		})
 	}
-	return nil
+	return g.Wait()
 }
 
 type kv struct {
