@@ -62,7 +62,8 @@ type Site struct {
 type Service struct {
 	// FQDN is the service's DNS name.
 	FQDN string
-	// Route is the service's name in the gateways' configuration.
+	// Route is the service's name in the gateways' configuration; empty:
+	// the gateways do not carry the service.
 	Route string
 	// Backends is the host:port the service's VM answers on at each site.
 	Backends map[string]string
@@ -100,14 +101,14 @@ func (c *Coordinator) Switchover(ctx context.Context, vm, service, fromSite, toS
 	if !ok {
 		return fmt.Errorf("continuity: unknown service %q", service)
 	}
-	backend, ok := svc.Backends[toSite]
-	if !ok {
-		return fmt.Errorf("continuity: service %s has no backend at site %s", service, toSite)
-	}
 	var errs []error
 	for name, site := range c.Sites {
-		if site.Routes == nil {
+		if site.Routes == nil || svc.Route == "" {
 			continue
+		}
+		backend, ok := svc.Backends[toSite]
+		if !ok {
+			return fmt.Errorf("continuity: service %s has no backend at site %s", service, toSite)
 		}
 		start := time.Now()
 		err := site.Routes.SetBackend(ctx, svc.Route, backend)
