@@ -45,6 +45,10 @@ type Options struct {
 	// (default one minute) of simulated time while migrations run.
 	OnSample    func(Sample)
 	SampleEvery time.Duration
+	// Switcher, if not nil, is told of every switchover of a VM with a
+	// service (executor.Config.Switcher): a drill exercises service
+	// continuity for real while the VMs move in the simulator.
+	Switcher executor.Switcher
 }
 
 // Sample is the load of the WAN link directions that carry traffic at one
@@ -114,14 +118,15 @@ func Run(o Options) (*Result, error) {
 		return nil, fmt.Errorf("simulated federation: %w", err)
 	}
 	ex, err := executor.New(executor.Config{
-		Index:   ix,
-		Policy:  o.Policy,
-		Driver:  cluster,
-		Clock:   eng,
-		Start:   Epoch,
-		Logger:  o.Logger,
-		Metrics: o.Metrics,
-		OnEvent: o.OnEvent,
+		Index:    ix,
+		Policy:   o.Policy,
+		Driver:   cluster,
+		Clock:    eng,
+		Start:    Epoch,
+		Logger:   o.Logger,
+		Metrics:  o.Metrics,
+		OnEvent:  o.OnEvent,
+		Switcher: o.Switcher,
 	})
 	if err != nil {
 		return nil, err

@@ -18,9 +18,10 @@ import (
 
 // execute runs the evacuation on the real driver until it ends or ctx is
 // cancelled (then running migrations end as the executor's Stop says).
-func execute(ctx context.Context, ix *model.Index, o Options, drv Hypervisor, inv *inventory, deadlines map[int]time.Duration) (executor.Report, error) {
+// sw, if not nil, is told of every switchover of a VM with a service.
+func execute(ctx context.Context, ix *model.Index, o Options, drv Hypervisor, inv *inventory, deadlines map[int]time.Duration, sw executor.Switcher) (executor.Report, error) {
 	ex, err := executor.New(executor.Config{Index: ix, Policy: o.Policy, Driver: drv, Clock: o.Clock, Start: o.Start,
-		Placement: inv.placement, HostDown: inv.down, Logger: o.Logger, OnEvent: o.OnEvent})
+		Placement: inv.placement, HostDown: inv.down, Logger: o.Logger, OnEvent: o.OnEvent, Switcher: sw})
 	if err != nil {
 		return executor.Report{}, fmt.Errorf("evacuate: %w", err)
 	}

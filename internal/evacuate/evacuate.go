@@ -68,6 +68,12 @@ type Options struct {
 	HealthSettle time.Duration
 	// NonLive makes every migration non-live (libvirt.Config.NonLive).
 	NonLive bool
+	// Continuity, if not nil, keeps the services reachable: their TTL is
+	// lowered to LoweredTTL (0: continuity.DefaultLoweredTTL) before
+	// anything moves and restored at the end, and the executor calls it
+	// at each switchover. Its failures are reported, never fatal.
+	Continuity Continuity
+	LoweredTTL uint32
 	// Open replaces the libvirt driver (tests).
 	Open func(libvirt.Config) (Hypervisor, error)
 }
@@ -144,6 +150,12 @@ type Report struct {
 	VMs       []VM             `json:"vms"`
 	Timeline  []executor.Event `json:"timeline"`
 	Steps     []libvirt.Step   `json:"driver_steps"`
+	// ContinuityServices are the services at risk whose names continuity
+	// looked after (with Options.Continuity); Switchovers its calls, in
+	// order; ContinuityErrors its failed steps.
+	ContinuityServices []string     `json:"continuity_services,omitempty"`
+	Switchovers        []Switchover `json:"switchovers,omitempty"`
+	ContinuityErrors   []string     `json:"continuity_errors,omitempty"`
 }
 
 // inventory is where the VMs run, as the reachable hosts say.
@@ -214,12 +226,29 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		deadlines[ix.SiteByName[t.Site]] = t.Deadline.D()
 	}
 	ready := o.Clock.Now().Sub(o.Start)
-	rep, err := execute(ctx, ix, o, drv, inv, deadlines)
+	var services []string
+	var sw executor.Switcher
+	var rec *recorder
+	if o.Continuity != nil {
+		services = atRiskServices(ix, o.Scenario, inv.placement)
+		rec = &recorder{next: o.Continuity}
+		sw = rec
+	}
+	var rep executor.Report
+	problems, err := withContinuity(ctx, o.Continuity, services, o.LoweredTTL, true, o.Logger, func() (err error) {
+		rep, err = execute(ctx, ix, o, drv, inv, deadlines, sw)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
 	out := &Report{Federation: fed.Name, Policy: o.Policy.Name, Live: !o.NonLive, HostsDown: down, ReadyS: ready.Seconds(),
-		Timeline: rep.Timeline, Steps: drv.Steps()}
+		Timeline: rep.Timeline, Steps: drv.Steps(), ContinuityServices: services}
+	if rec != nil {
+		var failed []string
+		out.Switchovers, failed = rec.calls()
+		out.ContinuityErrors = append(problems, failed...)
+	}
 	var pred *prediction
 	if !o.NoPredict {
 		began := time.Now()
