@@ -20,8 +20,10 @@ import (
 	"github.com/spf13/cobra"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 
+	"github.com/refuge-project/refuge/internal/alert"
 	"github.com/refuge-project/refuge/internal/controller"
 	"github.com/refuge-project/refuge/internal/model"
+	"github.com/refuge-project/refuge/internal/pipeline"
 	"github.com/refuge-project/refuge/internal/server"
 	"github.com/refuge-project/refuge/internal/store"
 )
@@ -43,6 +45,7 @@ type serveFlags struct {
 	peerCA         string
 	leaseTTL       int
 	policy         string
+	actOn          string
 }
 
 func newServeCmd(g *globalFlags) *cobra.Command {
@@ -83,6 +86,7 @@ Logs are JSON lines on stderr (--log-level). Create tokens first with
 	fl.StringVar(&f.peerKey, "peer-tls-key", "", "mutual TLS between members: its key")
 	fl.StringVar(&f.peerCA, "peer-tls-ca", "", "mutual TLS between members: the CA that signs every member's certificate")
 	fl.IntVar(&f.leaseTTL, "lease-ttl", 5, "leader lease in seconds: how long a dead leader blocks a new one")
+	fl.StringVar(&f.actOn, "act-on", "actual", "alert statuses that start evacuations (add exercise to let drills act for real)")
 	fl.StringVar(&f.policy, "policy", "refuge", fmt.Sprintf("built-in evacuation policy: %v", model.PolicyNames()))
 	return cmd
 }
@@ -184,7 +188,16 @@ func runServe(cmd *cobra.Command, g *globalFlags, f serveFlags) error {
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(server.Config{Controller: ctl, Registry: reg, Logger: lg})
+	actOn, err := parseStatuses(f.actOn)
+	if err != nil {
+		return fmt.Errorf("--act-on: %w", err)
+	}
+	alerts, err := pipeline.New(pipeline.Config{Federation: fed, Target: ctl.AlertTarget(), ActOn: actOn, Replay: true,
+		Clock: world.PipelineClock(), Logger: lg})
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(server.Config{Controller: ctl, Registry: reg, Logger: lg, Alerts: alerts})
 	if err != nil {
 		return err
 	}
@@ -291,4 +304,18 @@ func applyPlacements(ctx context.Context, st *store.Store, fed *model.Federation
 		}
 	}
 	return nil
+}
+
+// parseStatuses reads --act-on: alert statuses separated by commas.
+func parseStatuses(list string) ([]alert.Status, error) {
+	known := map[string]alert.Status{"actual": alert.StatusActual, "exercise": alert.StatusExercise, "test": alert.StatusTest}
+	var out []alert.Status
+	for _, name := range splitList(list) {
+		st, ok := known[name]
+		if !ok {
+			return nil, fmt.Errorf("%q: want actual, exercise or test", name)
+		}
+		out = append(out, st)
+	}
+	return out, nil
 }

@@ -133,3 +133,9 @@ type AlertAccepted struct {
 	Alerts int    `json:"alerts"`
 	Detail string `json:"detail"`
 }
+
+// DecisionRequest approves or declines an evacuation held for approval.
+type DecisionRequest struct {
+	ID       string `json:"id" doc:"the approval's id: a site, or drill/SITE"`
+	Decision string `json:"decision" doc:"approve or decline"`
+}

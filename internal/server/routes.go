@@ -11,7 +11,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/refuge-project/refuge/internal/alert"
+	_ "github.com/refuge-project/refuge/internal/alert/formats" // every format POST /v1/alerts reads
 	"github.com/refuge-project/refuge/internal/controller"
+	"github.com/refuge-project/refuge/internal/pipeline"
 	"github.com/refuge-project/refuge/internal/store"
 )
 
@@ -53,7 +56,9 @@ func (s *Server) routes() []route {
 		{Method: "GET", Path: "/v1/operations", Summary: "Operations, oldest first", Access: viewer, Reply: []store.Operation{}, Status: 200, handler: s.operations},
 		{Method: "GET", Path: "/v1/operations/{id}", Summary: "An operation with its per-VM progress", Access: viewer, Reply: OperationDetail{}, Status: 200, Errors: []int{404}, handler: s.operation},
 		{Method: "GET", Path: "/v1/events", Summary: "Server-sent events: operations and per-VM steps as they change", Access: viewer, Status: 200, ContentType: "text/event-stream", handler: s.events},
-		{Method: "POST", Path: "/v1/alerts", Summary: "Submit an alert document (JMA, CAP, USGS, P2PQuake, ShakeAlert)", Access: relay, Reply: AlertAccepted{}, Status: 202, Errors: []int{400, 413, 422, 501}, handler: s.alert},
+		{Method: "POST", Path: "/v1/alerts", Summary: "Submit an alert document (JMA, CAP, USGS, P2PQuake, ShakeAlert, relay webhook) to the alert pipeline", Access: relay, Reply: AlertAccepted{}, Status: 202, Errors: []int{400, 413, 422, 501, 503}, handler: s.alert},
+		{Method: "GET", Path: "/v1/approvals", Summary: "Evacuations the threat policy holds for an operator's approval", Access: viewer, Reply: []pipeline.Approval{}, Status: 200, Errors: []int{501}, handler: s.approvals},
+		{Method: "POST", Path: "/v1/approvals", Summary: "Approve or decline a held evacuation", Access: operator, Body: DecisionRequest{}, Reply: Health{}, Status: 200, Errors: []int{400, 404, 413, 415, 422, 501, 503}, handler: s.decide},
 		{Method: "POST", Path: "/v1/tokens", Summary: "Create a token (its secret is shown once)", Access: admin, Body: TokenRequest{}, Reply: TokenCreated{}, Status: 201, Errors: []int{400, 413, 415, 422}, handler: s.createToken},
 		{Method: "GET", Path: "/v1/tokens", Summary: "Tokens (never their secrets)", Access: admin, Reply: []store.Token{}, Status: 200, handler: s.listTokens},
 		{Method: "GET", Path: "/v1/audit", Summary: "The audit log: every write with who, what, when (newest 1000, or ?limit=)", Access: admin, Reply: []store.AuditEntry{}, Status: 200, Errors: []int{400}, handler: s.auditLog},
@@ -351,8 +356,13 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) alert(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.SubmitAlert == nil {
+	if s.cfg.Alerts == nil {
 		writeProblem(w, http.StatusNotImplemented, "this controller runs no alert pipeline")
+		return
+	}
+	if !s.c.IsLeader() {
+		w.Header().Set("Retry-After", "1")
+		writeProblem(w, http.StatusServiceUnavailable, "this controller does not lead: post alerts to the leader (GET /v1/status names it)")
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
@@ -364,12 +374,67 @@ func (s *Server) alert(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusBadRequest, "the body is empty: send an alert document")
 		return
 	}
-	n, err := s.cfg.SubmitAlert(r.Context(), body)
+	alerts, err := alert.ParseAll(body)
 	if err != nil {
-		writeProblem(w, http.StatusUnprocessableEntity, err.Error())
+		writeProblem(w, http.StatusUnprocessableEntity, "the alert document does not parse: "+err.Error())
 		return
 	}
-	writeJSON(w, http.StatusAccepted, AlertAccepted{Alerts: n, Detail: "submitted to the alert pipeline"})
+	for _, a := range alerts {
+		a.ReceivedAt = time.Now().UTC()
+		if err := s.cfg.Alerts.Submit(r.Context(), a); err != nil {
+			writeProblem(w, http.StatusUnprocessableEntity, "alert "+a.EventID+": "+err.Error())
+			return
+		}
+	}
+	writeJSON(w, http.StatusAccepted, AlertAccepted{Alerts: len(alerts), Detail: "submitted to the alert pipeline"})
+}
+
+func (s *Server) approvals(w http.ResponseWriter, _ *http.Request) {
+	if s.cfg.Alerts == nil {
+		writeProblem(w, http.StatusNotImplemented, "this controller runs no alert pipeline")
+		return
+	}
+	out := s.cfg.Alerts.Pending()
+	if out == nil {
+		out = []pipeline.Approval{}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) decide(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Alerts == nil {
+		writeProblem(w, http.StatusNotImplemented, "this controller runs no alert pipeline")
+		return
+	}
+	var q DecisionRequest
+	if !decode(w, r, &q) {
+		return
+	}
+	var errs []FieldError
+	if q.ID == "" {
+		errs = append(errs, FieldError{Field: "id", Message: "required: the approval's id (GET /v1/approvals)"})
+	}
+	if q.Decision != "approve" && q.Decision != "decline" {
+		errs = append(errs, FieldError{Field: "decision", Message: "approve or decline"})
+	}
+	if len(errs) > 0 {
+		writeProblem(w, http.StatusUnprocessableEntity, "the request is invalid", errs...)
+		return
+	}
+	if !s.c.IsLeader() {
+		w.Header().Set("Retry-After", "1")
+		writeProblem(w, http.StatusServiceUnavailable, "this controller does not lead: send decisions to the leader")
+		return
+	}
+	decide := s.cfg.Alerts.Approve
+	if q.Decision == "decline" {
+		decide = s.cfg.Alerts.Decline
+	}
+	if err := decide(q.ID); err != nil {
+		writeProblem(w, http.StatusNotFound, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, Health{Status: q.Decision + "d", Detail: q.ID})
 }
 
 func (s *Server) createToken(w http.ResponseWriter, r *http.Request) {

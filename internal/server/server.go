@@ -17,7 +17,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/refuge-project/refuge/internal/alert"
 	"github.com/refuge-project/refuge/internal/controller"
+	"github.com/refuge-project/refuge/internal/pipeline"
 	"github.com/refuge-project/refuge/internal/store"
 )
 
@@ -27,9 +29,17 @@ type Config struct {
 	// Registry serves /metrics (nil: none).
 	Registry *prometheus.Registry
 	Logger   *slog.Logger
-	// SubmitAlert takes an alert document posted by a relay (nil: alerts
-	// are refused with 501).
-	SubmitAlert func(ctx context.Context, body []byte) (int, error)
+	// Alerts is the alert pipeline posted alerts go to, and approvals
+	// come from (nil: alerts and approvals answer 501).
+	Alerts AlertPipeline
+}
+
+// AlertPipeline is what the API needs of pipeline.Pipeline.
+type AlertPipeline interface {
+	Submit(ctx context.Context, a *alert.Alert) error
+	Pending() []pipeline.Approval
+	Approve(id string) error
+	Decline(id string) error
 }
 
 // Server is the HTTP API.

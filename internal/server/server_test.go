@@ -17,9 +17,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
+	"github.com/refuge-project/refuge/internal/alert"
 	"github.com/refuge-project/refuge/internal/controller"
 	"github.com/refuge-project/refuge/internal/controller/controllertest"
 	"github.com/refuge-project/refuge/internal/model"
+	"github.com/refuge-project/refuge/internal/pipeline"
 	"github.com/refuge-project/refuge/internal/store"
 )
 
@@ -73,7 +75,12 @@ func newEnvWith(t testing.TB, fed *model.Federation, speed float64) *env {
 	}
 	runDone := make(chan struct{})
 	go func() { defer close(runDone); _ = ctl.Run(ctx) }()
-	srv, err := New(Config{Controller: ctl, Registry: reg})
+	alerts, err := pipeline.New(pipeline.Config{Federation: fed, Target: ctl.AlertTarget(), Replay: true,
+		ActOn: []alert.Status{alert.StatusActual, alert.StatusExercise}, Clock: w.PipelineClock()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(Config{Controller: ctl, Registry: reg, Alerts: alerts})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +151,7 @@ func TestOpenAPIDocument(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(doc, want) {
-		t.Fatal("api/openapi.json differs from the routes: run go test ./internal/server -run TestOpenAPIDocument -update and review the diff")
+		t.Fatal("api/openapi.json differs from the routes: run go test ./internal/server -run TestOpenAPIDocument -args -update and review the diff")
 	}
 	code, served, _ := e.do("GET", "/v1/openapi.json", "", "")
 	if code != 200 || !bytes.Equal(served, want) {
@@ -420,5 +427,38 @@ func TestPauseResumeCancel(t *testing.T) {
 		if code, _, _ := e.do("POST", "/v1/evacuations/"+a.OperationID+"/"+act, "operator", ""); code != 409 {
 			t.Errorf("%s of a finished evacuation: %d, want 409", act, code)
 		}
+	}
+}
+
+// TestAlert: a relay posts the nankai drill's EEW (acted on here as if
+// real) and the controller starts evacuating Kochi; a document that does
+// not parse is refused with 422.
+func TestAlert(t *testing.T) {
+	e := newEnv(t, 1)
+	doc, err := os.ReadFile("../../examples/nankai-trough/drill/01-eew.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body, _ := e.do("POST", "/v1/alerts", "alert-relay", "<nonsense/>"); code != 422 {
+		t.Errorf("a document that does not parse: %d %s", code, body)
+	}
+	if code, body, _ := e.do("POST", "/v1/alerts", "alert-relay", string(doc)); code != 202 {
+		t.Fatalf("POST /v1/alerts: %d %s", code, body)
+	}
+	var ops []store.Operation
+	if !controllertest.Poll(10*time.Second, func() bool {
+		_, body, _ := e.do("GET", "/v1/operations", "viewer", "")
+		return json.Unmarshal(body, &ops) == nil && len(ops) == 1
+	}) {
+		t.Fatalf("no evacuation after the alert: %+v", ops)
+	}
+	if op := ops[0]; op.Kind != store.KindEvacuation || len(op.Sites) == 0 || op.Sites[0].Site != "kochi" || op.CreatedBy != "alert pipeline" {
+		t.Errorf("operation %+v, want an evacuation of kochi by the alert pipeline", op)
+	}
+	if code, body, _ := e.do("GET", "/v1/approvals", "viewer", ""); code != 200 || strings.TrimSpace(string(body)) != "[]" {
+		t.Errorf("GET /v1/approvals: %d %s", code, body)
+	}
+	if code, body, _ := e.do("POST", "/v1/approvals", "operator", `{"id":"osaka","decision":"maybe"}`); code != 422 {
+		t.Errorf("a decision that is neither: %d %s", code, body)
 	}
 }
