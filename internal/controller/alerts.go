@@ -68,4 +68,3 @@ func mapKeys[V any](m map[string]V) func(func(string) bool) {
 // PipelineClock returns a clock the alert pipeline can use from any
 // goroutine: the simulated world's time.
 func (s *SimWorld) PipelineClock() clock.Clock { return s.w.Clock() }
-
