@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/refuge-project/refuge/internal/continuity"
 	"github.com/refuge-project/refuge/internal/evacuate"
 	"github.com/refuge-project/refuge/internal/executor"
 	"github.com/refuge-project/refuge/internal/hypervisor/libvirt"
@@ -25,10 +27,11 @@ func newEvacuateCmd(g *globalFlags) *cobra.Command {
 	var in inputFlags
 	var o evacuate.Options
 	var jsonOut, quiet bool
-	var site string
+	var site, contFile string
 	var deadline time.Duration
+	var drill bool
 	cmd := &cobra.Command{
-		Use:   "evacuate --federation F (--scenario S | --site NAME --deadline D) [--policy NAME] [--json]",
+		Use:   "evacuate --federation F (--scenario S | --site NAME --deadline D) [--policy NAME] [--continuity FILE [--drill]] [--json]",
 		Short: "Evacuate threatened sites for real, through libvirt, beside the simulator's prediction",
 		Long: `evacuate connects to every host of the federation that has a libvirt uri,
 reads where the VMs really run, plans the evacuation of the threatened sites and
@@ -48,7 +51,20 @@ SIGINT or SIGTERM stops starting migrations; running ones end first.
 
 A host's uri may carry a "peer" query parameter: the URI the other hosts'
 daemons use to reach it for peer-to-peer migration, when it differs from the
-one refuge connects to (docs/libvirt.md).`,
+one refuge connects to (docs/libvirt.md).
+
+--continuity FILE keeps the services reachable under their names
+(docs/continuity.md): the file names the zone's DNS server, zone and TSIG key
+(the secret from secret_file or $REFUGE_TSIG_SECRET, never the command line)
+and the sites' gateways. The TTL of the names of the services at risk is
+lowered as the evacuation starts and restored at its end; at each VM's
+switchover every gateway routes to the new place and the name moves to the
+new site's gateway. Failures are reported, never fatal to the evacuation.
+
+--drill (with --continuity) moves nothing real: the evacuation runs in the
+simulator, and at each simulated switchover the DNS records are updated for
+real in the configuration's drill_zone only (moodle.example.ac.jp is drilled
+as moodle.<drill_zone>); no gateway is told anything.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Start = time.Now() // deadlines count from here
@@ -70,6 +86,23 @@ one refuge connects to (docs/libvirt.md).`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			out, errw := cmd.OutOrStdout(), cmd.ErrOrStderr()
+			if drill && contFile == "" {
+				return errors.New("--drill exercises continuity: give --continuity FILE")
+			}
+			if contFile != "" {
+				cfg, err := continuity.LoadConfig(contFile)
+				if err != nil {
+					return err
+				}
+				c, err := continuity.Build(fed, cfg, continuity.BuildOptions{Drill: drill})
+				if err != nil {
+					return fmt.Errorf("--continuity %s: %w", contFile, err)
+				}
+				o.Continuity, o.LoweredTTL = c, cfg.LoweredTTL
+			}
+			if drill {
+				return runDrill(ctx, out, jsonOut, quiet, o, newTimeline(out, fed, sc, true))
+			}
 			o.OnHosts = func(states []libvirt.HostState) { reportHostsDown(errw, states) }
 			var prog *progress
 			if !jsonOut && !quiet {
@@ -105,8 +138,43 @@ one refuge connects to (docs/libvirt.md).`,
 	cmd.Flags().DurationVar(&o.ConnectTimeout, "connect-timeout", evacuate.DefaultConnectTimeout, "how long to wait for each host's libvirt daemon before leaving the host out")
 	cmd.Flags().BoolVar(&o.NoPredict, "no-predict", false, "do not run the simulator for predictions")
 	cmd.Flags().BoolVar(&o.NonLive, "non-live", false, "migrate non-live (paused for the whole copy), for hypervisors whose live migration cannot be trusted (QEMU 7.2 under TCG)")
+	cmd.Flags().StringVar(&contFile, "continuity", "", "continuity configuration (DNS server, zone, TSIG key file, gateways): services' names follow their VMs (docs/continuity.md)")
+	cmd.Flags().BoolVar(&drill, "drill", false, "simulate the evacuation and update DNS in the --continuity file's drill_zone only; nothing real moves")
 	cmd.Flags().DurationVar(&o.HealthSettle, "health-settle", 0, "how long a guest must keep answering its agent after a switch-over (default 2s)")
 	return cmd
+}
+
+// runDrill plays the evacuation in the simulator with continuity
+// exercised against the drill zone.
+func runDrill(ctx context.Context, out io.Writer, jsonOut, quiet bool, o evacuate.Options, tl *timeline) error {
+	d := evacuate.DrillOptions{Federation: o.Federation, Scenario: o.Scenario, Policy: o.Policy, Logger: o.Logger,
+		Continuity: o.Continuity, LoweredTTL: o.LoweredTTL}
+	if !jsonOut && !quiet {
+		fmt.Fprintf(out, "Drill timeline (policy %s, simulated time; DNS updates are real, in the drill zone)\n", o.Policy.Name)
+		d.OnEvent = tl.event
+	}
+	rep, err := evacuate.Drill(ctx, d)
+	if err != nil {
+		return err
+	}
+	if jsonOut {
+		return printJSON(out, rep)
+	}
+	if d.OnEvent != nil {
+		tl.finish()
+	}
+	s := rep.Summary
+	fmt.Fprintf(out, "Drill: %d of %d VMs at risk evacuated (simulated, makespan %.1f s); names of %d services at risk moved: %d switchovers, %d continuity problems\n",
+		s.VMsEvacuated, s.VMsAtRisk, s.MakespanS, len(rep.Services), len(rep.Switchovers), len(rep.ContinuityErrors))
+	printContinuityErrors(out, rep.ContinuityErrors)
+	return nil
+}
+
+// printContinuityErrors lists continuity's failed steps.
+func printContinuityErrors(w io.Writer, errs []string) {
+	for _, e := range errs {
+		fmt.Fprintf(w, "  continuity: %s\n", e)
+	}
 }
 
 // reportHostsDown says once, one line per host, which hosts are left out.
@@ -269,5 +337,10 @@ func printEvacuation(w io.Writer, r *evacuate.Report) {
 		if v.Status != string(executor.StatusMigrated) {
 			fmt.Fprintf(w, "  %s (%s on %s): %s\n", v.Name, v.Status, v.From, v.Reason)
 		}
+	}
+	if len(r.ContinuityServices) > 0 {
+		fmt.Fprintf(w, "continuity: names of %d services at risk (%s) followed their VMs: %d switchovers, %d problems\n",
+			len(r.ContinuityServices), strings.Join(r.ContinuityServices, ", "), len(r.Switchovers), len(r.ContinuityErrors))
+		printContinuityErrors(w, r.ContinuityErrors)
 	}
 }
