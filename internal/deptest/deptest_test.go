@@ -1,0 +1,46 @@
+package deptest
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const mod = "github.com/refuge-project/refuge/"
+
+// rules: a package (not its subpackages) and the packages none of its
+// dependencies may be (each also forbids their subpackages).
+var rules = []struct {
+	pkg    string
+	forbid []string
+}{
+	// The planner is a pure function of a snapshot: no drivers, no state,
+	// no API.
+	{"internal/planner", []string{"internal/hypervisor", "internal/store", "internal/server", "internal/executor", "internal/controller", "internal/sim"}},
+	// Alert parsing knows nothing of evacuating.
+	{"internal/alert", []string{"internal/executor", "internal/planner", "internal/hypervisor", "internal/store", "internal/server"}},
+	// Placement decides; consolidation (its subpackage) acts.
+	{"internal/placement", []string{"internal/planner", "internal/hypervisor", "internal/executor"}},
+	// The store is storage: it runs nothing.
+	{"internal/store", []string{"internal/executor", "internal/controller", "internal/server", "internal/hypervisor", "internal/planner"}},
+}
+
+func TestLayering(t *testing.T) {
+	for _, r := range rules {
+		out, err := exec.Command("go", "list", "-deps", mod+r.pkg).Output()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v", r.pkg, err)
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			for _, f := range r.forbid {
+				full := f
+				if strings.HasPrefix(f, "internal/") {
+					full = mod + f
+				}
+				if dep == full || strings.HasPrefix(dep, full+"/") {
+					t.Errorf("%s depends on %s (forbidden: %s)", r.pkg, dep, f)
+				}
+			}
+		}
+	}
+}
