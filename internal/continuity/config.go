@@ -2,6 +2,7 @@ package continuity
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"net/url"
@@ -154,14 +155,14 @@ func (c *Config) Validate() error {
 			errs.Addf("dns.drill_zone", "must differ from dns.zone: a drill must not update the production zone")
 		}
 	}
-	for _, site := range sortedKeys(c.Gateways) {
+	for _, site := range slices.Sorted(maps.Keys(c.Gateways)) {
 		p := validate.Field("gateways", site)
 		u, err := url.Parse(c.Gateways[site].AdminURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			errs.Addf(validate.Field(p, "admin_url"), "%q must be the gateway's admin URL, e.g. http://10.0.1.1:9180", c.Gateways[site].AdminURL)
 		}
 	}
-	for _, name := range sortedKeys(c.Services) {
+	for _, name := range slices.Sorted(maps.Keys(c.Services)) {
 		s := c.Services[name]
 		p := validate.Field("services", name)
 		if s.Backend == "" && len(s.Backends) == 0 {
@@ -170,7 +171,7 @@ func (c *Config) Validate() error {
 		if s.Backend != "" {
 			checkBackend(&errs, validate.Field(p, "backend"), s.Backend)
 		}
-		for _, site := range sortedKeys(s.Backends) {
+		for _, site := range slices.Sorted(maps.Keys(s.Backends)) {
 			checkBackend(&errs, validate.Field(validate.Field(p, "backends"), site), s.Backends[site])
 		}
 	}
@@ -236,13 +237,13 @@ func Build(fed *model.Federation, cfg *Config, o BuildOptions) (*Coordinator, er
 	for i, s := range fed.Services {
 		svcNames[i] = s.Name
 	}
-	for _, site := range sortedKeys(cfg.Gateways) {
+	for _, site := range slices.Sorted(maps.Keys(cfg.Gateways)) {
 		known(&cerrs, validate.Field("gateways", site), "site", site, sites)
 	}
-	for _, name := range sortedKeys(cfg.Services) {
+	for _, name := range slices.Sorted(maps.Keys(cfg.Services)) {
 		p := validate.Field("services", name)
 		known(&cerrs, p, "service", name, svcNames)
-		for _, site := range sortedKeys(cfg.Services[name].Backends) {
+		for _, site := range slices.Sorted(maps.Keys(cfg.Services[name].Backends)) {
 			known(&cerrs, validate.Field(validate.Field(p, "backends"), site), "site", site, sites)
 		}
 	}
@@ -422,13 +423,4 @@ func (c *Coordinator) ServiceNames() []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
