@@ -367,8 +367,8 @@ func checkPredictions(t *testing.T, rep *evacuate.Report, vms []string) {
 // restarts would hold the schedules' slots for half a minute each. It
 // asserts the ordering docs/wan-scheduling.md claims (checkSeed003Order),
 // and each migration's prediction within maxPredictionErrorPct where the
-// schedule does not depend on which TCP stream of a pair wins: one at a
-// time, and all four at once.
+// schedule does not depend on how TCP streams share the link (one at a
+// time), and all four at once as a whole (mean error and makespan).
 func seed003(t *testing.T, b *testbed.Bed, vms []string) {
 	a, c := b.Sites[0], b.Sites[1]
 	link := b.LinkBetween(a, c)
@@ -396,8 +396,16 @@ func seed003(t *testing.T, b *testbed.Bed, vms []string) {
 			t.Fatalf("%s: evacuated %d of %d", pol.Name, rep.VMsEvacuated, len(vms))
 		}
 		checkPlaced(t, b, rep, vms)
-		if pol.Name == "sequential" || pol.Name == "all-at-once" {
+		switch pol.Name {
+		case "sequential":
 			checkPredictions(t, rep, vms)
+		case "all-at-once":
+			// Four TCP streams share the link unfairly (one may end long
+			// before the others, while the simulator shares it equally):
+			// the schedule as a whole, not each migration, is predicted.
+			if rep.MeanAbsErrorPct > maxPredictionErrorPct || math.Abs(rep.MakespanErrorPct) > maxPredictionErrorPct {
+				t.Errorf("all-at-once prediction: mean |error| %.1f %%, makespan error %+.1f %%; want both within ±%d %%", rep.MeanAbsErrorPct, rep.MakespanErrorPct, maxPredictionErrorPct)
+			}
 		}
 		reps[pol.Name] = rep
 		order = append(order, rep)
