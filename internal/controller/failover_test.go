@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"log/slog"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -20,6 +21,19 @@ import (
 // TestMain checks for leaked goroutines. Stopped etcd members leave the
 // HTTP connections of their peer transport (rafthttp) to the members
 // still running, idle in net/http until those stop; they are not ours.
+var logBuf syncBuf
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m,
 		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
@@ -129,6 +143,7 @@ func (c *cluster) startController(s *site) {
 	}
 	id := s.cfg.Name
 	ctl, err := New(Config{ID: id, Store: st, World: c.world, TTL: 1, SettleTimeout: 20 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		Failpoint: func(name string) bool { return c.fp(id, name) }})
 	if err != nil {
 		c.t.Fatal(err)
@@ -297,6 +312,19 @@ func TestFailover(t *testing.T) {
 	}
 	if final.Status != store.OpSucceeded || final.Progress.Migrated != atRisk {
 		t.Errorf("operation %s: %d of %d migrated; want all (%+v)", final.Status, final.Progress.Migrated, atRisk, final.Progress)
+		logBuf.mu.Lock()
+		for _, l := range strings.Split(logBuf.b.String(), "\n") {
+			if strings.Contains(l, "failpoint") || strings.Contains(l, "resumed") || strings.Contains(l, "did not start") {
+				t.Log(l)
+			}
+		}
+		logBuf.mu.Unlock()
+		steps, _ := lead.st.Steps(context.Background(), op.ID)
+		for _, st := range steps {
+			if st.State != store.VMMigrated {
+				t.Logf("  %+v", st)
+			}
+		}
 	}
 	var checkErr error
 	var placement []int

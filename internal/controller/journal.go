@@ -71,6 +71,7 @@ func (j *journal) intent(st executor.Step) error {
 	defer cancel()
 	var err error
 	if st.Kind == executor.StepStart {
+		j.c.log.Debug("journal intent", "vm", st.VM, "to", st.To, "attempt", st.Attempt)
 		err = j.c.cfg.Store.PutSteps(ctx, j.lead, j.op, store.VMStep{VM: st.VM, State: store.VMStarting, From: st.From, To: st.To, Attempt: st.Attempt})
 	} else {
 		err = j.c.cfg.Store.Check(ctx, j.lead)
@@ -113,6 +114,7 @@ func (j *journal) Result(st executor.Step, err error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
+	j.c.log.Debug("journal result", "vm", step.VM, "state", step.State, "to", step.To, "attempt", step.Attempt, "err", step.Error)
 	if werr := j.c.cfg.Store.PutSteps(ctx, j.lead, j.op, step); werr != nil {
 		// The next intent fails the same way and fences the executor;
 		// the next leader settles this VM from the hypervisors' state.

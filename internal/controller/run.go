@@ -294,6 +294,9 @@ func (r *opRun) settle(doubt []store.VMStep) {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+		for _, st := range ended {
+			c.log.Debug("settled", "vm", st.VM, "state", st.State, "from", st.From)
+		}
 		err := c.cfg.Store.PutSteps(ctx, r.lead, r.op.ID, ended...)
 		cancel()
 		if err != nil || r.j.stopped.Load() {

@@ -353,7 +353,7 @@ func New(cfg Config) (*Executor, error) {
 			e.records[v].Status = StatusLost
 		}
 	}
-	if err := e.applyResume(cfg.Resume); err != nil {
+	if err := e.checkResume(cfg.Resume); err != nil {
 		return nil, err
 	}
 	return e, nil
@@ -409,6 +409,7 @@ func (e *Executor) Start(deadlines map[int]time.Duration) error {
 	for _, s := range sortedKeys(deadlines) {
 		e.setDeadlineLocked(s, deadlines[s])
 	}
+	e.applyResume(e.cfg.Resume) // after the deadlines: a resumed evacuation is not a new one
 	e.replan("initial plan")
 	e.armTicker()
 	e.pump()

@@ -26,43 +26,57 @@ type resumeState struct {
 	inFlight map[int]int
 }
 
-// applyResume marks what r carries over; New calls it.
-func (e *Executor) applyResume(r *Resume) error {
+// checkResume checks that r names only known VMs and hosts; New calls it.
+func (e *Executor) checkResume(r *Resume) error {
 	if r == nil {
 		return nil
 	}
-	for name, n := range r.Attempts {
-		v, ok := e.ix.VMByName[name]
-		if !ok {
+	for name := range r.Attempts {
+		if _, ok := e.ix.VMByName[name]; !ok {
 			return fmt.Errorf("executor: resume: attempts for unknown VM %q", name)
 		}
+	}
+	for name := range r.Migrated {
+		if _, ok := e.ix.VMByName[name]; !ok {
+			return fmt.Errorf("executor: resume: unknown migrated VM %q", name)
+		}
+	}
+	for name, to := range r.InFlight {
+		if _, ok := e.ix.VMByName[name]; !ok {
+			return fmt.Errorf("executor: resume: unknown VM %q in flight", name)
+		}
+		if _, ok := e.ix.HostByName[to]; !ok {
+			return fmt.Errorf("executor: resume: VM %s in flight to unknown host %q", name, to)
+		}
+	}
+	return nil
+}
+
+// applyResume marks what r carries over. Start calls it once the
+// deadlines are set, so that the VMs it names count as part of this
+// evacuation, not of an earlier one.
+func (e *Executor) applyResume(r *Resume) {
+	e.resume.inFlight = map[int]int{}
+	if r == nil {
+		return
+	}
+	for name, n := range r.Attempts {
+		v := e.ix.VMByName[name]
 		e.attempts[v] = n
 		e.records[v].Attempts = n
 	}
 	for name := range r.Migrated {
-		v, ok := e.ix.VMByName[name]
-		if !ok {
-			return fmt.Errorf("executor: resume: unknown migrated VM %q", name)
-		}
+		v := e.ix.VMByName[name]
 		e.migrated[v] = true
 		e.records[v].Status = StatusMigrated
 	}
-	e.resume.inFlight = map[int]int{}
 	for name, to := range r.InFlight {
-		v, ok := e.ix.VMByName[name]
-		if !ok {
-			return fmt.Errorf("executor: resume: unknown VM %q in flight", name)
-		}
-		h, ok := e.ix.HostByName[to]
-		if !ok {
-			return fmt.Errorf("executor: resume: VM %s in flight to unknown host %q", name, to)
-		}
+		v, h := e.ix.VMByName[name], e.ix.HostByName[to]
 		e.resume.inFlight[v] = h
 		e.migrated[v] = true // frozen until settled
 		e.commit(v, h, 1)
 		e.records[v].Status, e.records[v].To = StatusRunning, to
 	}
-	return nil
 }
 
 // Settle tells the executor where a VM that Resume.InFlight named runs now
