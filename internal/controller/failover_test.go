@@ -2,8 +2,8 @@ package controller
 
 import (
 	"context"
-	"log/slog"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -143,7 +143,7 @@ func (c *cluster) startController(s *site) {
 	}
 	id := s.cfg.Name
 	ctl, err := New(Config{ID: id, Store: st, World: c.world, TTL: 1, SettleTimeout: 20 * time.Second,
-		Logger: slog.New(slog.NewTextHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Logger:    slog.New(slog.NewTextHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		Failpoint: func(name string) bool { return c.fp(id, name) }})
 	if err != nil {
 		c.t.Fatal(err)
