@@ -188,7 +188,9 @@ func (c *Controller) Run(ctx context.Context) error {
 		c.cfg.Metrics.leaderChange()
 		c.log.Info("leading", "revision", lead.Revision())
 		if err := c.takeOver(ctx, lead); err != nil {
-			c.log.Error("taking over failed; stepping down", "err", err)
+			if ctx.Err() == nil {
+				c.log.Error("taking over failed; stepping down", "err", err)
+			}
 		} else {
 			select {
 			case <-lead.Done():
