@@ -18,9 +18,9 @@ import (
 	"github.com/refuge-project/refuge/internal/store"
 )
 
-// TestMain checks for leaked goroutines. Stopped etcd members leave the
-// HTTP connections of their peer transport (rafthttp) to the members
-// still running, idle in net/http until those stop; they are not ours.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, controllertest.LeakOptions()...) }
+
+// logBuf collects the controllers' logs, shown when the test fails.
 var logBuf syncBuf
 
 type syncBuf struct {
@@ -32,14 +32,6 @@ func (s *syncBuf) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
-}
-
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
-		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
-		goleak.IgnoreAnyFunction("net/http.(*connReader).backgroundRead"),
-		goleak.IgnoreAnyFunction("net/http.(*conn).serve"))
 }
 
 // countingWorld counts each VM's successful migrations.

@@ -9,10 +9,12 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/goleak"
+
+	"github.com/refuge-project/refuge/internal/controller/controllertest"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, controllertest.LeakOptions()...)
 }
 
 // testStore starts a single fast member in a temporary directory.

@@ -4,6 +4,8 @@ package controllertest
 
 import (
 	"io/fs"
+
+	"go.uber.org/goleak"
 	"testing"
 	"time"
 
@@ -39,4 +41,17 @@ func Nankai(t testing.TB) *model.Federation {
 		t.Fatal(err)
 	}
 	return f
+}
+
+// LeakOptions are goleak's options for packages that run several etcd
+// members: a stopped member leaves the HTTP connections of its peer
+// transport (rafthttp) to the members still running idle in net/http until
+// those stop; they are not ours.
+func LeakOptions() []goleak.Option {
+	return []goleak.Option{
+		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
+		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreAnyFunction("net/http.(*connReader).backgroundRead"),
+		goleak.IgnoreAnyFunction("net/http.(*conn).serve"),
+	}
 }
