@@ -27,6 +27,7 @@ func (t *AlertTarget) Apply(deadlines map[string]time.Time, _ []string, _ bool) 
 		return nil
 	}
 	c := t.c
+	arrived := time.Now()
 	c.mu.Lock()
 	for _, r := range c.runs {
 		covered := true
@@ -47,7 +48,7 @@ func (t *AlertTarget) Apply(deadlines map[string]time.Time, _ []string, _ bool) 
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
-	op, err := c.Evacuate(ctx, EvacuationRequest{Sites: sites, By: "alert pipeline"})
+	op, err := c.Evacuate(ctx, EvacuationRequest{Sites: sites, By: "alert pipeline", AlertAt: arrived})
 	if err != nil {
 		return err
 	}

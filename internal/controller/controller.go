@@ -292,6 +292,9 @@ type EvacuationRequest struct {
 	Sites []SiteRequest
 	// By names who asked (the token's name or id).
 	By string
+	// AlertAt, for an evacuation an alert started, is when the alert
+	// arrived (for the alert-to-first-migration metric).
+	AlertAt time.Time
 }
 
 // SiteRequest is one site to evacuate and the time left before it is
@@ -339,7 +342,7 @@ func (c *Controller) Evacuate(ctx context.Context, req EvacuationRequest) (*stor
 	if err := c.cfg.Store.PutOperation(ctx, lead, op); err != nil {
 		return nil, mapStoreErr(err)
 	}
-	if err := c.start(op, lead, stopped, nil); err != nil {
+	if err := c.startAt(op, lead, stopped, nil, req.AlertAt); err != nil {
 		return nil, err
 	}
 	c.cfg.Metrics.operation(store.KindEvacuation)

@@ -47,6 +47,11 @@ type journal struct {
 	stopped *atomic.Bool
 	// fenced: a step was refused.
 	fenced atomic.Bool
+	// alertAt, if set, is when the alert that started the evacuation
+	// reached the controller; the first migration started reports the
+	// latency since.
+	alertAt   time.Time
+	firstDone atomic.Bool
 }
 
 const writeTimeout = 5 * time.Second
@@ -96,6 +101,8 @@ func (j *journal) Result(st executor.Step, err error) {
 		step = store.VMStep{VM: st.VM, State: store.VMRunning, From: st.From, To: st.To, Attempt: st.Attempt}
 		if err != nil {
 			step.State, step.Error = store.VMPending, err.Error()
+		} else if !j.alertAt.IsZero() && j.firstDone.CompareAndSwap(false, true) {
+			j.c.cfg.Metrics.alertToFirstMigration(time.Since(j.alertAt))
 		}
 	case executor.StepEnd:
 		if j.c.failpoint(FPBeforeEnd) {

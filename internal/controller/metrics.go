@@ -1,6 +1,8 @@
 package controller
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/refuge-project/refuge/internal/executor"
@@ -11,6 +13,7 @@ type Metrics struct {
 	exec          *executor.Metrics
 	leaderChanges prometheus.Counter
 	operations    *prometheus.CounterVec
+	alertLatency  prometheus.Histogram
 }
 
 // NewMetrics registers the controller's and the executors' metrics.
@@ -25,8 +28,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "refuge_leader_changes_total", Help: "Times this controller became the leader."}),
 		operations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "refuge_operations_started_total", Help: "Operations started, by kind."}, []string{"kind"}),
+		alertLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "refuge_alert_to_first_migration_seconds",
+			Help:    "From the alert pipeline's decision to evacuate to the first migration that evacuation started.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
 	}
-	for _, c := range []prometheus.Collector{m.leaderChanges, m.operations} {
+	for _, c := range []prometheus.Collector{m.leaderChanges, m.operations, m.alertLatency} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -50,5 +57,11 @@ func (m *Metrics) leaderChange() {
 func (m *Metrics) operation(kind string) {
 	if m != nil {
 		m.operations.WithLabelValues(kind).Inc()
+	}
+}
+
+func (m *Metrics) alertToFirstMigration(d time.Duration) {
+	if m != nil {
+		m.alertLatency.Observe(d.Seconds())
 	}
 }

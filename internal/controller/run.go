@@ -38,9 +38,15 @@ func (r *opRun) sites() []string {
 // start runs op's evacuation: an executor from the hypervisors' current
 // state, journaled under lead.
 func (c *Controller) start(op *store.Operation, lead *store.Leadership, stopped *atomic.Bool, resume *executor.Resume) error {
+	return c.startAt(op, lead, stopped, resume, time.Time{})
+}
+
+// startAt is start for an evacuation an alert that arrived at alertAt
+// started.
+func (c *Controller) startAt(op *store.Operation, lead *store.Leadership, stopped *atomic.Bool, resume *executor.Resume, alertAt time.Time) error {
 	w := c.cfg.World
 	r := &opRun{c: c, op: *op, lead: lead, finished: make(chan struct{}), abandoned: make(chan struct{}),
-		j: &journal{c: c, op: op.ID, lead: lead, stopped: stopped}}
+		j: &journal{c: c, op: op.ID, lead: lead, stopped: stopped, alertAt: alertAt}}
 	var err error
 	w.Do(func() {
 		placement, down := w.State()

@@ -455,6 +455,12 @@ func TestAlert(t *testing.T) {
 	if op := ops[0]; op.Kind != store.KindEvacuation || len(op.Sites) == 0 || op.Sites[0].Site != "kochi" || op.CreatedBy != "alert pipeline" {
 		t.Errorf("operation %+v, want an evacuation of kochi by the alert pipeline", op)
 	}
+	if !controllertest.Poll(10*time.Second, func() bool {
+		_, body, _ := e.do("GET", "/metrics", "", "")
+		return strings.Contains(string(body), "refuge_alert_to_first_migration_seconds_count 1")
+	}) {
+		t.Error("no alert-to-first-migration latency in /metrics")
+	}
 	if code, body, _ := e.do("GET", "/v1/approvals", "viewer", ""); code != 200 || strings.TrimSpace(string(body)) != "[]" {
 		t.Errorf("GET /v1/approvals: %d %s", code, body)
 	}
