@@ -343,6 +343,11 @@ func (c *Controller) Evacuate(ctx context.Context, req EvacuationRequest) (*stor
 		return nil, mapStoreErr(err)
 	}
 	if err := c.startAt(op, lead, stopped, nil, req.AlertAt); err != nil {
+		// Leave no live operation behind that nothing runs.
+		op.Status, op.Error = store.OpFailed, err.Error()
+		if perr := c.cfg.Store.PutOperation(ctx, lead, op); perr != nil {
+			c.log.Warn("operation that failed to start not recorded", "op", op.ID, "err", perr)
+		}
 		return nil, err
 	}
 	c.cfg.Metrics.operation(store.KindEvacuation)
