@@ -14,9 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/refuge-project/refuge/internal/controller"
-	"github.com/refuge-project/refuge/internal/server"
-	"github.com/refuge-project/refuge/internal/store"
+	"github.com/refuge-project/refuge/internal/api"
 )
 
 // Client is an API client.
@@ -43,7 +41,7 @@ func New(base, token string, hc *http.Client) (*Client, error) {
 
 // Error is a problem the server answered.
 type Error struct {
-	server.Problem
+	api.Problem
 }
 
 func (e *Error) Error() string {
@@ -106,56 +104,56 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 }
 
 // Status returns the federation's status.
-func (c *Client) Status(ctx context.Context) (*controller.Status, error) {
-	var st controller.Status
+func (c *Client) Status(ctx context.Context) (*api.Status, error) {
+	var st api.Status
 	return &st, c.do(ctx, "GET", "/v1/status", nil, &st)
 }
 
 // Evacuate starts an evacuation.
-func (c *Client) Evacuate(ctx context.Context, q server.SitesRequest) (*server.Accepted, error) {
-	var a server.Accepted
+func (c *Client) Evacuate(ctx context.Context, q api.SitesRequest) (*api.Accepted, error) {
+	var a api.Accepted
 	return &a, c.do(ctx, "POST", "/v1/evacuations", q, &a)
 }
 
 // Drill starts a drill.
-func (c *Client) Drill(ctx context.Context, q server.SitesRequest) (*server.Accepted, error) {
-	var a server.Accepted
+func (c *Client) Drill(ctx context.Context, q api.SitesRequest) (*api.Accepted, error) {
+	var a api.Accepted
 	return &a, c.do(ctx, "POST", "/v1/drills", q, &a)
 }
 
 // Plan asks for a dry-run plan.
-func (c *Client) Plan(ctx context.Context, q server.SitesRequest) (json.RawMessage, error) {
+func (c *Client) Plan(ctx context.Context, q api.SitesRequest) (json.RawMessage, error) {
 	var p json.RawMessage
 	return p, c.do(ctx, "POST", "/v1/plans", q, &p)
 }
 
 // Control pauses, resumes or cancels an evacuation.
-func (c *Client) Control(ctx context.Context, id string, act controller.Action) (*server.Accepted, error) {
-	var a server.Accepted
+func (c *Client) Control(ctx context.Context, id string, act api.Action) (*api.Accepted, error) {
+	var a api.Accepted
 	return &a, c.do(ctx, "POST", "/v1/evacuations/"+id+"/"+string(act), nil, &a)
 }
 
 // Operation returns an operation with its per-VM progress.
-func (c *Client) Operation(ctx context.Context, id string) (*server.OperationDetail, error) {
-	var d server.OperationDetail
+func (c *Client) Operation(ctx context.Context, id string) (*api.OperationDetail, error) {
+	var d api.OperationDetail
 	return &d, c.do(ctx, "GET", "/v1/operations/"+id, nil, &d)
 }
 
 // Operations lists operations.
-func (c *Client) Operations(ctx context.Context) ([]store.Operation, error) {
-	var ops []store.Operation
+func (c *Client) Operations(ctx context.Context) ([]api.Operation, error) {
+	var ops []api.Operation
 	return ops, c.do(ctx, "GET", "/v1/operations", nil, &ops)
 }
 
 // CreateToken creates a token.
-func (c *Client) CreateToken(ctx context.Context, role, name string) (*server.TokenCreated, error) {
-	var t server.TokenCreated
-	return &t, c.do(ctx, "POST", "/v1/tokens", server.TokenRequest{Role: role, Name: name}, &t)
+func (c *Client) CreateToken(ctx context.Context, role, name string) (*api.TokenCreated, error) {
+	var t api.TokenCreated
+	return &t, c.do(ctx, "POST", "/v1/tokens", api.TokenRequest{Role: role, Name: name}, &t)
 }
 
 // Events streams the server's events to f until ctx ends, the stream
 // ends, or f returns false.
-func (c *Client) Events(ctx context.Context, f func(kind string, ch store.Change) bool) error {
+func (c *Client) Events(ctx context.Context, f func(kind string, ch api.Change) bool) error {
 	hc := *c.http
 	hc.Timeout = 0 // a stream
 	cc := *c
@@ -174,7 +172,7 @@ func (c *Client) Events(ctx context.Context, f func(kind string, ch store.Change
 		case strings.HasPrefix(line, "event: "):
 			kind = line[len("event: "):]
 		case strings.HasPrefix(line, "data: "):
-			var ch store.Change
+			var ch api.Change
 			if err := json.Unmarshal([]byte(line[len("data: "):]), &ch); err != nil {
 				return fmt.Errorf("events: %w", err)
 			}

@@ -369,16 +369,6 @@ func (c *Controller) siteNames() []string {
 	return out
 }
 
-// Action is what Control does to a live evacuation.
-type Action string
-
-// Actions on an evacuation.
-const (
-	ActPause  Action = "pause"
-	ActResume Action = "resume"
-	ActCancel Action = "cancel"
-)
-
 // Control pauses, resumes or cancels evacuation id. Pausing and
 // cancelling abort the running migrations (their VMs stay where they are)
 // and start no new ones; resuming continues from the journal.

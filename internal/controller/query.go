@@ -13,36 +13,6 @@ import (
 	"github.com/refuge-project/refuge/internal/store"
 )
 
-// SiteStatus is one site in Status.
-type SiteStatus struct {
-	Name    string `json:"name"`
-	Hosts   int    `json:"hosts"`
-	HostsUp int    `json:"hosts_up"`
-	VMs     int    `json:"vms"`
-	// Deadline is set while a live operation evacuates the site.
-	Deadline  *time.Time `json:"deadline,omitempty"`
-	Operation string     `json:"operation,omitempty"`
-}
-
-// Status is the federation and the controllers at a glance.
-type Status struct {
-	Controller string         `json:"controller"`
-	Leader     string         `json:"leader"`
-	IsLeader   bool           `json:"is_leader"`
-	Time       time.Time      `json:"time"`
-	Sites      []SiteStatus   `json:"sites"`
-	VMs        int            `json:"vms"`
-	VMsLost    int            `json:"vms_lost"`
-	Operations []OperationRef `json:"operations"`
-}
-
-// OperationRef names a live operation.
-type OperationRef struct {
-	ID     string `json:"id"`
-	Kind   string `json:"kind"`
-	Status string `json:"status"`
-}
-
 // Status reports the federation's state as the hypervisors tell it.
 func (c *Controller) Status(ctx context.Context) (*Status, error) {
 	leader, err := c.cfg.Store.Leader(ctx)
@@ -101,21 +71,6 @@ func (c *Controller) HostOf(v int) int {
 	c.cfg.World.Do(func() { h = c.cfg.World.Host(v) })
 	return h
 }
-
-// PlanSummary is a dry-run plan.
-type PlanSummary struct {
-	AtRisk      int       `json:"at_risk"`
-	Moves       int       `json:"moves"`
-	Unsaved     int       `json:"unsaved"`
-	UpperBound  int       `json:"upper_bound"`
-	LowerBoundS float64   `json:"lower_bound_s"`
-	MakespanS   float64   `json:"makespan_s"`
-	Bottleneck  string    `json:"bottleneck"`
-	Warnings    []string  `json:"warnings,omitempty"`
-	Plan        planAlias `json:"plan"`
-}
-
-type planAlias = *planner.Plan
 
 // Plan computes, without acting, the plan that evacuating these sites
 // would follow now (any controller may answer).

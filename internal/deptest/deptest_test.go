@@ -23,6 +23,11 @@ var rules = []struct {
 	{"internal/placement", []string{"internal/planner", "internal/hypervisor", "internal/executor"}},
 	// The store is storage: it runs nothing.
 	{"internal/store", []string{"internal/executor", "internal/controller", "internal/server", "internal/hypervisor", "internal/planner"}},
+	// The API's types and its client need nothing of the server side:
+	// commands that only call a controller do not drag etcd's server or
+	// the simulator along.
+	{"internal/api", []string{"internal/store", "internal/server", "internal/controller", "internal/hypervisor", "internal/executor", "go.etcd.io/etcd"}},
+	{"internal/client", []string{"internal/store", "internal/server", "internal/controller", "internal/hypervisor", "internal/sim", "go.etcd.io/etcd"}},
 }
 
 func TestLayering(t *testing.T) {

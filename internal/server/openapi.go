@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"reflect"
 	"sort"
@@ -13,7 +14,7 @@ import (
 // OpenAPI returns the API's OpenAPI 3.1 document, generated from the route
 // table that also routes the requests.
 func (s *Server) OpenAPI() map[string]any {
-	schemas := map[string]any{}
+	schemas := &schemaSet{m: map[string]any{}, types: map[string]reflect.Type{}}
 	paths := map[string]map[string]any{}
 	for _, rt := range s.routes() {
 		op := map[string]any{
@@ -72,7 +73,7 @@ func (s *Server) OpenAPI() map[string]any {
 			"description": "Evacuate a federated private cloud's VMs before a disaster. Long work is an operation: 202 with its id, then GET /v1/operations/{id}. Errors are RFC 9457 problem details."},
 		"paths": paths,
 		"components": map[string]any{
-			"schemas": schemas,
+			"schemas": schemas.m,
 			"securitySchemes": map[string]any{"bearer": map[string]any{"type": "http", "scheme": "bearer",
 				"description": "a token from refuge token create; roles viewer, operator, admin, alert-relay"}},
 			"responses": map[string]any{"Problem": map[string]any{"description": "an RFC 9457 problem",
@@ -115,9 +116,16 @@ var (
 	marshalerType = reflect.TypeOf((*json.Marshaler)(nil)).Elem()
 )
 
+// schemaSet is the document's named schemas and the Go types they
+// describe (two types of one name would otherwise share a schema).
+type schemaSet struct {
+	m     map[string]any
+	types map[string]reflect.Type
+}
+
 // schemaOf returns the JSON Schema of t; named structs go to schemas and
 // are referred to.
-func schemaOf(t reflect.Type, schemas map[string]any) map[string]any {
+func schemaOf(t reflect.Type, schemas *schemaSet) map[string]any {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -146,16 +154,20 @@ func schemaOf(t reflect.Type, schemas map[string]any) map[string]any {
 			return structSchema(t, schemas)
 		}
 		name := t.Name()
-		if _, ok := schemas[name]; !ok {
-			schemas[name] = map[string]any{} // recursion guard
-			schemas[name] = structSchema(t, schemas)
+		if other, ok := schemas.types[name]; ok && other != t {
+			panic(fmt.Sprintf("server: OpenAPI: %s and %s are both named %s", other.PkgPath(), t.PkgPath(), name))
+		}
+		if _, ok := schemas.m[name]; !ok {
+			schemas.types[name] = t
+			schemas.m[name] = map[string]any{} // recursion guard
+			schemas.m[name] = structSchema(t, schemas)
 		}
 		return map[string]any{"$ref": "#/components/schemas/" + name}
 	}
 	return map[string]any{}
 }
 
-func structSchema(t reflect.Type, schemas map[string]any) map[string]any {
+func structSchema(t reflect.Type, schemas *schemaSet) map[string]any {
 	props := map[string]any{}
 	var required []string
 	var walk func(t reflect.Type)

@@ -9,22 +9,6 @@ import (
 	"strings"
 )
 
-// Problem is an RFC 9457 problem details document.
-type Problem struct {
-	Type   string `json:"type"`
-	Title  string `json:"title"`
-	Status int    `json:"status"`
-	Detail string `json:"detail,omitempty"`
-	// Errors lists field-level errors of a request body.
-	Errors []FieldError `json:"errors,omitempty"`
-}
-
-// FieldError is one invalid field of a request body.
-type FieldError struct {
-	Field   string `json:"field"`
-	Message string `json:"message"`
-}
-
 func writeProblem(w http.ResponseWriter, status int, detail string, errs ...FieldError) {
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(status)

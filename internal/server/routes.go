@@ -201,7 +201,7 @@ func sitesBody(w http.ResponseWriter, r *http.Request) ([]controller.SiteRequest
 	if !decode(w, r, &q) {
 		return nil, false
 	}
-	sites, errs := q.sites()
+	sites, errs := sitesOf(&q)
 	if len(errs) > 0 {
 		writeProblem(w, http.StatusUnprocessableEntity, "the request is invalid", errs...)
 		return nil, false

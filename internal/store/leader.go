@@ -70,3 +70,16 @@ func (s *Store) Leader(ctx context.Context) (string, error) {
 	}
 	return string(resp.Kvs[0].Value), nil
 }
+
+// Check returns ErrNotLeader unless f's comparisons hold now (a
+// linearizable read through the cluster's leader).
+func (s *Store) Check(ctx context.Context, f Fence) error {
+	resp, err := s.c.Txn(ctx).If(f.Cmps()...).Commit()
+	if err != nil {
+		return fmt.Errorf("store: check leadership: %w", err)
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("store: check leadership: %w", ErrNotLeader)
+	}
+	return nil
+}

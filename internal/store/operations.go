@@ -9,94 +9,6 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// Operation kinds.
-const (
-	KindEvacuation = "evacuation"
-	KindDrill      = "drill"
-)
-
-// Operation statuses. An operation is live while pending, running or
-// paused; the others are final.
-const (
-	OpPending   = "pending"
-	OpRunning   = "running"
-	OpPaused    = "paused"
-	OpSucceeded = "succeeded"
-	OpFailed    = "failed"
-	OpCancelled = "cancelled"
-)
-
-// Live reports whether an operation with this status still has work.
-func Live(status string) bool {
-	return status == OpPending || status == OpRunning || status == OpPaused
-}
-
-// SiteDeadline is one threatened site and the absolute time it is lost.
-type SiteDeadline struct {
-	Site     string    `json:"site"`
-	Deadline time.Time `json:"deadline"`
-}
-
-// Progress counts an operation's VMs by state.
-type Progress struct {
-	Total    int `json:"total"`
-	Migrated int `json:"migrated"`
-	Running  int `json:"running"`
-	Pending  int `json:"pending"`
-	Failed   int `json:"failed"`
-	Missed   int `json:"missed"`
-	Lost     int `json:"lost"`
-	Unsaved  int `json:"unsaved"`
-}
-
-// Operation is long work (an evacuation, a drill) with an id, status and
-// progress.
-type Operation struct {
-	ID        string         `json:"id"`
-	Kind      string         `json:"kind"`
-	Status    string         `json:"status"`
-	Sites     []SiteDeadline `json:"sites"`
-	Policy    string         `json:"policy,omitempty"`
-	CreatedBy string         `json:"created_by,omitempty"`
-	Created   time.Time      `json:"created"`
-	Updated   time.Time      `json:"updated"`
-	// Leader is the controller that runs it now; Resumes counts how often
-	// another controller took it over.
-	Leader   string   `json:"leader,omitempty"`
-	Resumes  int      `json:"resumes"`
-	Error    string   `json:"error,omitempty"`
-	Progress Progress `json:"progress"`
-	// Result holds a drill's summary.
-	Result json.RawMessage `json:"result,omitempty"`
-}
-
-// VM step states in the journal.
-const (
-	// VMStarting: the start of a migration is about to be asked of the
-	// driver (intent written); whether it happened is in doubt until its
-	// result is written.
-	VMStarting = "starting"
-	// VMRunning: the driver started the migration.
-	VMRunning = "running"
-	// VMMigrated: it ended at the destination.
-	VMMigrated = "migrated"
-	// VMPending: not moved (yet): a refused start or a failed attempt.
-	VMPending = "pending"
-	// Final statuses written when an operation ends take the executor's
-	// names (missed, unsaved, lost, failed, safe, stranded, aborted).
-)
-
-// VMStep is the journal's record of one VM in an operation.
-type VMStep struct {
-	VM      string    `json:"vm"`
-	State   string    `json:"state"`
-	From    string    `json:"from,omitempty"`
-	To      string    `json:"to,omitempty"`
-	Attempt int       `json:"attempt,omitempty"`
-	Error   string    `json:"error,omitempty"`
-	Updated time.Time `json:"updated"`
-}
-
 // PutOperation writes op, guarded by f.
 func (s *Store) PutOperation(ctx context.Context, f Fence, op *Operation) error {
 	op.Updated = time.Now().UTC()
@@ -158,15 +70,6 @@ func (s *Store) Placements(ctx context.Context) (map[string]string, error) {
 	return out, nil
 }
 
-// Change is one change to operations or their steps.
-type Change struct {
-	Operation *Operation `json:"operation,omitempty"`
-	Step      *VMStep    `json:"step,omitempty"`
-	// OperationID names the step's operation.
-	OperationID string `json:"operation_id"`
-	Revision    int64  `json:"revision"`
-}
-
 // Watch streams changes to operations and steps from now on until ctx
 // ends; the channel is closed then.
 func (s *Store) Watch(ctx context.Context) <-chan Change {
@@ -221,19 +124,6 @@ func decodeChange(key string, val []byte) (Change, bool) {
 		return c, false
 	}
 	return c, true
-}
-
-// AuditEntry records one write through the API: who, what, when.
-type AuditEntry struct {
-	At     time.Time `json:"at"`
-	Token  string    `json:"token"`
-	Name   string    `json:"name,omitempty"`
-	Role   Role      `json:"role"`
-	Method string    `json:"method"`
-	Path   string    `json:"path"`
-	Status int       `json:"status"`
-	// Detail: the operation started, or why the request was refused.
-	Detail string `json:"detail,omitempty"`
 }
 
 // Audit appends e to the audit log.

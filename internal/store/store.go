@@ -154,38 +154,6 @@ func list[T any](ctx context.Context, s *Store, prefix string, opts ...clientv3.
 	return out, nil
 }
 
-// Role is what a token may do.
-type Role string
-
-// Roles, from least to most allowed; RoleAlertRelay may only post alerts.
-const (
-	RoleViewer     Role = "viewer"
-	RoleOperator   Role = "operator"
-	RoleAdmin      Role = "admin"
-	RoleAlertRelay Role = "alert-relay"
-)
-
-// Roles lists every role.
-var Roles = []Role{RoleViewer, RoleOperator, RoleAdmin, RoleAlertRelay}
-
-// ParseRole checks a role's name.
-func ParseRole(s string) (Role, error) {
-	for _, r := range Roles {
-		if string(r) == s {
-			return r, nil
-		}
-	}
-	return "", fmt.Errorf("unknown role %q: want viewer, operator, admin or alert-relay", s)
-}
-
-// Token is an API token as stored: never the secret, only its hash.
-type Token struct {
-	ID      string    `json:"id"`
-	Name    string    `json:"name,omitempty"`
-	Role    Role      `json:"role"`
-	Created time.Time `json:"created"`
-}
-
 // tokenPrefix starts every secret, so that a leaked one is recognisable.
 const tokenPrefix = "rfg_"
 
