@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/url"
 	"os"
@@ -59,8 +60,20 @@ type Member struct {
 }
 
 // FreeURL returns http://127.0.0.1:PORT with a port that was free a moment
-// ago.
+// ago. The port is drawn below Linux's ephemeral range (32768–60999 by
+// default), so that no socket bound to port 0 and no outgoing connection
+// can take it between this call and the member's bind — which happened
+// when several test binaries ran at once.
 func FreeURL() (string, error) {
+	for range 64 {
+		port := freePortLow + rand.IntN(freePortHigh-freePortLow)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return fmt.Sprintf("http://127.0.0.1:%d", port), nil
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", fmt.Errorf("store: find a free port: %w", err)
@@ -68,6 +81,9 @@ func FreeURL() (string, error) {
 	defer l.Close()
 	return "http://" + l.Addr().String(), nil
 }
+
+// The ports FreeURL draws from.
+const freePortLow, freePortHigh = 20000, 32768
 
 // ErrDataDirInUse is returned when another process runs a member on the
 // same data directory.
