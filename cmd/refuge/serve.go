@@ -21,7 +21,9 @@ import (
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 
 	"github.com/refuge-project/refuge/internal/alert"
+	"github.com/refuge-project/refuge/internal/continuity"
 	"github.com/refuge-project/refuge/internal/controller"
+	"github.com/refuge-project/refuge/internal/executor"
 	"github.com/refuge-project/refuge/internal/model"
 	"github.com/refuge-project/refuge/internal/pipeline"
 	"github.com/refuge-project/refuge/internal/server"
@@ -46,6 +48,7 @@ type serveFlags struct {
 	leaseTTL       int
 	policy         string
 	actOn          string
+	continuity     string
 }
 
 func newServeCmd(g *globalFlags) *cobra.Command {
@@ -88,6 +91,7 @@ Logs are JSON lines on stderr (--log-level). Create tokens first with
 	fl.IntVar(&f.leaseTTL, "lease-ttl", 5, "leader lease in seconds: how long a dead leader blocks a new one")
 	fl.StringVar(&f.actOn, "act-on", "actual", "alert statuses that start evacuations (add exercise to let drills act for real)")
 	fl.StringVar(&f.policy, "policy", "refuge", fmt.Sprintf("built-in evacuation policy: %v", model.PolicyNames()))
+	fl.StringVar(&f.continuity, "continuity", "", "continuity configuration (docs/continuity.md): services' names follow their VMs; serve drives the simulated federation, so only the file's drill_zone is updated")
 	return cmd
 }
 
@@ -183,8 +187,22 @@ func runServe(cmd *cobra.Command, g *globalFlags, f serveFlags) error {
 	if err != nil {
 		return err
 	}
+	var switcher executor.Switcher
+	if f.continuity != "" {
+		// The federation serve drives is simulated: its moves update the
+		// drill zone only, never the production records.
+		cc, err := continuity.LoadConfig(f.continuity)
+		if err != nil {
+			return err
+		}
+		c, err := continuity.Build(fed, cc, continuity.BuildOptions{Drill: true})
+		if err != nil {
+			return fmt.Errorf("--continuity %s: %w", f.continuity, err)
+		}
+		switcher = c
+	}
 	ctl, err := controller.New(controller.Config{ID: f.id, Store: st, World: world, Policy: pol, TTL: f.leaseTTL,
-		Logger: lg, Metrics: metrics})
+		Logger: lg, Metrics: metrics, Switcher: switcher})
 	if err != nil {
 		return err
 	}

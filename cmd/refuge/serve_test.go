@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -104,4 +105,20 @@ func TestServeAcceptance(t *testing.T) {
 	if err := json.Unmarshal([]byte(watched[len(watched)-1]), &final); err != nil || final.Status != store.OpSucceeded || final.Progress.Migrated == 0 {
 		t.Errorf("operations watch: last line %s (%v)", watched[len(watched)-1], err)
 	}
+}
+
+// A continuity file that does not fit the federation stops serve before it
+// serves, naming the file and the field.
+func TestServeContinuityBadInput(t *testing.T) {
+	dir := t.TempDir()
+	conf := dir + "/continuity.yaml"
+	if err := os.WriteFile(conf, []byte("gateways:\n  kochl: {admin_url: http://127.0.0.1:1}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := runCLI(t, "serve", "--simulate", "../../examples/nankai-trough", "--data-dir", dir+"/data",
+		"--listen", "127.0.0.1:0", "--continuity", conf)
+	if err == nil || !strings.Contains(err.Error(), "continuity") || !strings.Contains(err.Error(), "kochl") {
+		t.Fatalf("serve with a bad continuity file: %v, want an error naming it", err)
+	}
+	t.Logf("%v", err)
 }

@@ -56,6 +56,10 @@ type Config struct {
 	SettleTimeout time.Duration
 	Logger        *slog.Logger
 	Metrics       *Metrics
+	// Switcher, if not nil, keeps services' names following their VMs
+	// (package continuity's Coordinator): every evacuation's executor
+	// calls it per service of each VM that switched over.
+	Switcher executor.Switcher
 	// Failpoint, if not nil, is asked at every named failpoint; when it
 	// returns true the controller crashes there (as kill -9 would): it
 	// writes and acts no more. Tests only.

@@ -58,7 +58,7 @@ func (c *Controller) startAt(op *store.Operation, lead *store.Leadership, stoppe
 		r.exec, err = executor.New(executor.Config{
 			Index: c.ix, Policy: c.cfg.Policy, Driver: w.Driver(), Clock: w.Clock(), Start: start,
 			Placement: placement, HostDown: down, Logger: c.log.With("op", op.ID),
-			Metrics: c.cfg.Metrics.executor(), Journal: r.j, Resume: resume,
+			Metrics: c.cfg.Metrics.executor(), Journal: r.j, Resume: resume, Switcher: c.cfg.Switcher,
 		})
 		if err != nil {
 			return
