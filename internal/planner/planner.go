@@ -106,6 +106,11 @@ type planner struct {
 	// (nil: the earliest predicted finish).
 	dest placement.Policy
 
+	// Source-side count limits of the policy (global, per fabric, per
+	// source host) as resources: each move occupies a slot for its solo
+	// time, so a limit of n carries the summed solo times over n.
+	hasSlots bool
+	slotWork map[slotKey]float64
 	// largestFirst: within a deadline, the most bytes first (Compute's
 	// second plan) instead of the most priority per byte.
 	largestFirst bool
@@ -167,6 +172,13 @@ type planner struct {
 }
 
 type aaKey struct{ group, host int32 }
+
+// slotKey names one count limit: 'g' global, 'f' a fabric (a, b: its
+// site and fabric), 'h' a source host (a).
+type slotKey struct {
+	kind byte
+	a, b int
+}
 
 // newPlanner checks in and prepares the planner's state.
 func newPlanner(in Input) (*planner, error) {
@@ -309,6 +321,9 @@ func (p *planner) setPolicy(pol model.Policy) error {
 	}
 	p.watchMode = pol.WatchSites
 	p.pauseOK = pol.Migration.PauseAndCopy
+	cc := pol.Concurrency
+	p.hasSlots = cc.Global > 0 || cc.PerFabric > 0 || cc.PerHostOut > 0
+	p.slotWork = map[slotKey]float64{}
 	p.setup0, p.switchover = precopy.Setup(0).Seconds(), precopy.SwitchoverOverhead.Seconds()
 	p.vcpuRatio = pol.VCPUOvercommit
 	if p.vcpuRatio == 0 {

@@ -657,3 +657,36 @@ func TestRoutesAroundCutLinkAndLateTransit(t *testing.T) {
 		}
 	}
 }
+
+func TestCountLimitsInPredictions(t *testing.T) {
+	// Three clean VMs on a 10 Gbit/s link: alone each takes its solo time.
+	// With one migration at a time (the sequential baseline's global
+	// limit), the third is predicted to end after the three solo times,
+	// as the executor runs them, not when the fat link would have carried
+	// the bytes.
+	b := newFed().site("a", host("a1")).site("b", host("b1", memGiB(512))).link("a", "b", 10000)
+	for _, n := range []string{"v1", "v2", "v3"} {
+		b.vm(n, "a1", 4, dirty(0))
+	}
+	ix := b.index(t)
+	dl := threaten(t, ix, time.Hour, "a")
+	free := refuge()
+	one := free
+	one.Concurrency = model.ConcurrencyPolicy{Global: 1}
+	pf := compute(t, Input{Index: ix, Policy: free, Deadlines: dl})
+	p1 := compute(t, Input{Index: ix, Policy: one, Deadlines: dl})
+	var solos time.Duration
+	for _, m := range p1.Moves {
+		solos += m.Solo
+	}
+	last := p1.Moves[len(p1.Moves)-1]
+	if d := last.PredFinish - solos; d < -time.Millisecond || d > time.Millisecond {
+		t.Errorf("one at a time: last predicted to end at %v, want the sum of solo times %v", last.PredFinish, solos)
+	}
+	if last.Bottleneck != "count limit concurrency.global" {
+		t.Errorf("bottleneck %q, want the global count limit", last.Bottleneck)
+	}
+	if pf.Makespan >= p1.Makespan {
+		t.Errorf("without the limit the makespan %v is not shorter than with it %v", pf.Makespan, p1.Makespan)
+	}
+}

@@ -247,6 +247,8 @@ func naiveSearch(p *planner, v int) cand {
 		for _, r := range rt.links {
 			a = max(a, p.busyR[r]+(p.bytesR[r]+e.bytes)/p.capR[r])
 		}
+		slot, _ := p.slotTerm(src, e.solo+rt.setup)
+		a = max(a, slot)
 		g := p.groups[rt.group]
 		for _, h := range g.hosts {
 			if p.freeMem[h] < n.mem || p.freeVCPU[h] < n.cpu || (n.disk > 0 && p.freeDisk[h] < n.disk) || p.blocked(h, &n) {

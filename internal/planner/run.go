@@ -248,17 +248,24 @@ func (p *planner) planVM(v int, plan *Plan, st *runState) {
 	b := c.est.bytes
 	solo := c.est.solo + rt.setup
 	bottName := "solo"
-	if bott >= 0 {
+	switch {
+	case bott >= 0:
 		bottName = netpath.Name(p.ix, p.resource(bott))
+	case bott == slotBottleneck:
+		_, limitName := p.slotTerm(src, solo)
+		bottName = "count limit " + limitName
 	}
 	ownRate := func() string {
 		return fmt.Sprintf("%s/s, limited by %s", bytesStr(c.est.rate), p.limiter(path, c.est.rate, rt.rtt))
 	}
 	if f > limit && p.in.Policy.DeadlineAware {
 		var why string
-		if bott < 0 {
+		switch {
+		case bott == slotBottleneck:
+			why = fmt.Sprintf("%s: the moves planned before it hold its slots", bottName)
+		case bott < 0:
 			why = fmt.Sprintf("even alone it needs %s at %s", short(dur(solo)), ownRate())
-		} else {
+		default:
 			why = fmt.Sprintf("bottleneck %s, already carrying %s of earlier moves", bottName, bytesStr(p.bytesR[bott]))
 		}
 		st.lateF[v] = f
@@ -282,6 +289,7 @@ func (p *planner) planVM(v int, plan *Plan, st *runState) {
 		p.used[r] = true
 	}
 	p.egressBytes[pr.site] += b
+	p.occupySlots(src, solo)
 	p.occupy(v, c.host)
 	p.refreshLeaf(c.host)
 
@@ -305,7 +313,7 @@ func (p *planner) planVM(v int, plan *Plan, st *runState) {
 		Bottleneck: bottName,
 	}
 	via := bottName
-	if bott < 0 {
+	if bott == -1 {
 		via = "its own rate (" + ownRate() + ")"
 	}
 	freePct := 100 * float64(p.freeMem[c.host]) / float64(dst.MemoryMiB)
@@ -400,8 +408,57 @@ func (p *planner) finishOf(v int, c cand) (float64, int, []int) {
 			f, bott = t, r
 		}
 	}
+	if t, _ := p.slotTerm(src, c.est.solo+rt.setup); t > f {
+		f, bott = t, slotBottleneck
+	}
 	return f, bott, path
 }
+
+// slotTerm is the finish a move from host src with solo time solo cannot
+// beat under the policy's source-side count limits: the solo times of the
+// moves already planned in the same limit, plus its own, over the limit's
+// count. It also names the limit (empty when none applies).
+func (p *planner) slotTerm(src int, solo float64) (float64, string) {
+	if !p.hasSlots {
+		return 0, ""
+	}
+	cc := p.in.Policy.Concurrency
+	best, name := 0.0, ""
+	try := func(k slotKey, n int, what string) {
+		if n > 0 {
+			if t := (p.slotWork[k] + solo) / float64(n); t > best {
+				best, name = t, what
+			}
+		}
+	}
+	fk := p.ix.HostFabricKey(src)
+	try(slotKey{'g', 0, 0}, cc.Global, "concurrency.global")
+	try(slotKey{'f', fk[0], fk[1]}, cc.PerFabric, "concurrency.per_fabric")
+	try(slotKey{'h', src, 0}, cc.PerHostOut, "concurrency.per_host_out")
+	return best, name
+}
+
+// occupySlots charges a planned move's solo time to its count limits.
+func (p *planner) occupySlots(src int, solo float64) {
+	if !p.hasSlots {
+		return
+	}
+	cc := p.in.Policy.Concurrency
+	fk := p.ix.HostFabricKey(src)
+	if cc.Global > 0 {
+		p.slotWork[slotKey{'g', 0, 0}] += solo
+	}
+	if cc.PerFabric > 0 {
+		p.slotWork[slotKey{'f', fk[0], fk[1]}] += solo
+	}
+	if cc.PerHostOut > 0 {
+		p.slotWork[slotKey{'h', src, 0}] += solo
+	}
+}
+
+// slotBottleneck marks (in finishOf's result) a finish set by a count
+// limit.
+const slotBottleneck = -2
 
 // limiter names what sets a move's rate: the narrowest resource of its
 // path, or the per-migration bandwidth cap, or the TCP window over the RTT.

@@ -504,6 +504,9 @@ func (p *planner) search(v int, o searchOpts, limit float64) cand {
 				a, bott = t, r
 			}
 		}
+		if t, _ := p.slotTerm(src, e.solo+rt.setup); t > a {
+			a, bott = t, -1
+		}
 		q.limit = rlimit
 		if a > q.limit {
 
