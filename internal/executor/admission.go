@@ -87,7 +87,7 @@ func (u *unit) admits(d float64) bool {
 	// A migration that asks for no more than its fair share takes only
 	// what it asks (max-min sharing): it joins, and the others each give
 	// up a little.
-	return u.holders == 0 || u.est*(1+admissionSlack)-u.used >= admissionShare*d || d <= u.est/float64(u.holders+1)
+	return u.holders == 0 || u.free() >= admissionShare*d || d <= u.est/float64(u.holders+1)
 }
 
 // take and give account for a migration of demand d.
@@ -118,8 +118,6 @@ type queued struct {
 	units  []*unit
 	demand float64 // bytes/s: the path's narrowest admitted capacity, within the flow cap
 	idx    int     // heap index
-	// parked is the unit q waits on (nil: not waiting).
-	parked *unit
 }
 
 // moveHeap orders queued moves by plan position.
@@ -215,17 +213,25 @@ func (e *Executor) unitsOf(from, to int, path netpath.Path) []*unit {
 // for links), within the per-migration cap (policy bandwidth, TCP window
 // over the RTT).
 func (e *Executor) demandOf(path netpath.Path, us []*unit) float64 {
-	pol := e.cfg.Policy.Migration
-	d := netpath.FlowCap(pol.MaxBandwidthMiBps*model.MiB, path.RTT, pol.ParallelConnections)
-	for _, r := range path.Resources {
-		d = math.Min(d, netpath.Capacity(e.ix, r, e.linkMbps))
-	}
+	d := e.pathRate(path)
 	for _, u := range us {
 		if u.key.kind.bandwidth() {
 			d = math.Min(d, u.est)
 		}
 	}
 	return d
+}
+
+// pathRate is the fastest a migration over path goes when it has the path
+// to itself: the narrowest resource's capacity, within the migration's own
+// cap (bandwidth limit and TCP window over the path's RTT).
+func (e *Executor) pathRate(path netpath.Path) float64 {
+	pol := e.cfg.Policy.Migration
+	rate := netpath.FlowCap(pol.MaxBandwidthMiBps*model.MiB, path.RTT, pol.ParallelConnections)
+	for _, r := range path.Resources {
+		rate = math.Min(rate, netpath.Capacity(e.ix, r, e.linkMbps))
+	}
+	return rate
 }
 
 // blocking returns the first unit of q that does not admit it, or nil.
@@ -247,21 +253,12 @@ func blocking(q *queued) *unit {
 }
 
 // park makes q wait on u.
-func park(u *unit, q *queued) {
-	q.parked = u
-	heap.Push(&u.parked, q)
-}
-
-// unpark ends q's wait (it was taken from u.parked).
-func unpark(q *queued) { q.parked = nil }
+func park(u *unit, q *queued) { heap.Push(&u.parked, q) }
 
 // clearQueue drops every queued move (a new plan replaces them).
 func (e *Executor) clearQueue() {
 	e.ready = e.ready[:0]
 	for _, u := range e.units {
-		for _, q := range u.parked {
-			unpark(q)
-		}
 		u.parked = u.parked[:0]
 	}
 	e.queuedN = 0

@@ -252,7 +252,7 @@ func (e *Executor) checkDeadlines(live []*running) {
 				continue
 			}
 		}
-		best := e.bestRate(r)
+		best := e.pathRate(r.path)
 		if best <= 0 {
 			continue
 		}
@@ -315,16 +315,4 @@ func secs(s float64) time.Duration {
 		return maxDuration
 	}
 	return time.Duration(s * float64(time.Second))
-}
-
-// bestRate is the fastest a running migration could go if it had its path
-// to itself: the narrowest resource's capacity, within the migration's own
-// cap (bandwidth limit and TCP window over the path's RTT).
-func (e *Executor) bestRate(r *running) float64 {
-	pol := e.cfg.Policy.Migration
-	rate := netpath.FlowCap(pol.MaxBandwidthMiBps*model.MiB, r.path.RTT, pol.ParallelConnections)
-	for _, res := range r.path.Resources {
-		rate = math.Min(rate, netpath.Capacity(e.ix, res, e.linkMbps))
-	}
-	return rate
 }

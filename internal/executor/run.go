@@ -166,30 +166,17 @@ func (e *Executor) pump() {
 
 // wake tries the moves parked on u, in plan order, while u admits them.
 func (e *Executor) wake(u *unit) {
-	todo := []*unit{u}
-	for len(todo) > 0 && !e.finished {
-		u := todo[len(todo)-1]
-		todo = todo[:len(todo)-1]
-		for u.parked.Len() > 0 && !e.finished {
-			q := u.parked[0]
-			q.demand = e.demandOf(q.path, q.units)
-			if !u.admits(q.demand) {
-				break
-			}
-			heap.Pop(&u.parked)
-			unpark(q)
-			if why := e.try(q); why != "" {
-				e.replan(why)
-				e.dropInfeasible()
-				return
-			}
-			if q.parked == nil { // started or dropped: its claims are gone
-				for _, w := range q.units {
-					if w != u && w.parked.Len() > 0 {
-						todo = append(todo, w)
-					}
-				}
-			}
+	for u.parked.Len() > 0 && !e.finished {
+		q := u.parked[0]
+		q.demand = e.demandOf(q.path, q.units)
+		if !u.admits(q.demand) {
+			return
+		}
+		heap.Pop(&u.parked)
+		if why := e.try(q); why != "" {
+			e.replan(why)
+			e.dropInfeasible()
+			return
 		}
 	}
 }
