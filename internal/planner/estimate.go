@@ -206,18 +206,3 @@ func (p *planner) notConvergingReason(v int) string {
 	return fmt.Sprintf("dirties %.0f MiB/s (working set %s); at the best rate to a safe site, %s/s, pre-copy does not converge even alone (downtime limit %v, auto-converge %s)",
 		vm.DirtyRateMiBps, ws, bytesStr(best), p.cfg.MaxDowntime, ac)
 }
-
-// bytesStr formats a byte count with binary units.
-func bytesStr(b float64) string {
-	switch {
-	case b >= 1<<40:
-		return fmt.Sprintf("%.1f TiB", b/(1<<40))
-	case b >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", b/(1<<30))
-	case b >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", b/(1<<20))
-	case b >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", b/(1<<10))
-	}
-	return fmt.Sprintf("%.0f B", b)
-}

@@ -160,7 +160,15 @@ type planner struct {
 	hostLeaf  []int32
 	fromSite  [][]route
 	routeDone []bool
-	noRoute   []string // per site: why no group is reachable
+	// pathLB and lbStamp: the search's lower bound per distinct link list
+	// (route.path) of the VM's site, valid when stamped with lbStamp.
+	pathLB  []pathBound
+	lbStamp uint64
+	// resNames caches the resources' names (resName); why is the buffer
+	// reasons are built in.
+	resNames []string
+	why      reasonBuf
+	noRoute  []string // per site: why no group is reachable
 
 	// Per-VM facts, filled for at-risk VMs.
 	prio    []prioInfo

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/refuge-project/refuge/internal/model"
-	"github.com/refuge-project/refuge/internal/netpath"
 )
 
 // vmPre holds what the planner learns about an at-risk VM before ordering.
@@ -24,6 +23,8 @@ type vmPre struct {
 	// liveBytes: the least pre-copy bytes over its routes (+Inf: none
 	// converges); pauseBytes: what a paused copy sends.
 	liveBytes, pauseBytes float64
+	// need: what it asks of a destination host.
+	need need
 }
 
 // run computes the plan.
@@ -100,7 +101,8 @@ func (p *planner) prepare(atRisk []int) {
 			g := guest(&p.fed.VMs[v])
 			pr.pauseBytes = g.DiskBytes + g.MemoryBytes
 		}
-		n := p.needOf(v)
+		pr.need = p.needOf(v)
+		n := pr.need
 		setup := math.Inf(1)
 		for k, rt := range p.routesFrom(pr.site) {
 			if int(cls.classOf[k]) == best {
@@ -230,14 +232,23 @@ func (p *planner) planVM(v int, plan *Plan, st *runState) {
 	deadline := p.deadline[pr.site]
 	limit := p.siteLimit[pr.site] - p.margin
 	c, f, bott, path := p.choose(v, limit)
+	w := p.why.start()
+	late := func(f float64, orLater string) *reasonBuf {
+		st.lateF[v] = f
+		return w.str("predicted to finish at ").dur(p.in.Now + dur(f)).str(orLater).str(", after its deadline ").dur(deadline).
+			str(" minus the ").dur(p.in.Policy.SafetyMargin.D()).str(" safety margin; ")
+	}
+	carrying := func(r int) {
+		w.str("bottleneck ").str(p.resName(r)).str(", already carrying ").bytes(p.bytesR[r]).str(" of earlier moves")
+	}
 	if !c.ok && c.late {
-		st.lateF[v] = c.lateF
-		why := "its own migration time"
+		late(c.lateF, " or later")
 		if c.lateRes >= 0 {
-			why = fmt.Sprintf("bottleneck %s, already carrying %s of earlier moves", netpath.Name(p.ix, p.resource(c.lateRes)), bytesStr(p.bytesR[c.lateRes]))
+			carrying(c.lateRes)
+		} else {
+			w.str("its own migration time")
 		}
-		unsaved(CodeDeadline, fmt.Sprintf("predicted to finish at %s or later, after its deadline %s minus the %s safety margin; %s",
-			short(p.in.Now+dur(c.lateF)), short(deadline), short(p.in.Policy.SafetyMargin.D()), why))
+		unsaved(CodeDeadline, w.String())
 		return
 	}
 	if !c.ok {
@@ -250,27 +261,27 @@ func (p *planner) planVM(v int, plan *Plan, st *runState) {
 	bottName := "solo"
 	switch {
 	case bott >= 0:
-		bottName = netpath.Name(p.ix, p.resource(bott))
+		bottName = p.resName(bott)
 	case bott == slotBottleneck:
 		_, limitName := p.slotTerm(src, solo)
 		bottName = "count limit " + limitName
 	}
-	ownRate := func() string {
-		return fmt.Sprintf("%s/s, limited by %s", bytesStr(c.est.rate), p.limiter(path, c.est.rate, rt.rtt))
+	ownRate := func() {
+		w.bytes(c.est.rate).str("/s, limited by ")
+		p.limiter(w, path, c.est.rate, rt.rtt)
 	}
 	if f > limit && p.in.Policy.DeadlineAware {
-		var why string
+		late(f, "")
 		switch {
 		case bott == slotBottleneck:
-			why = fmt.Sprintf("%s: the moves planned before it hold its slots", bottName)
+			w.str(bottName).str(": the moves planned before it hold its slots")
 		case bott < 0:
-			why = fmt.Sprintf("even alone it needs %s at %s", short(dur(solo)), ownRate())
+			w.str("even alone it needs ").dur(dur(solo)).str(" at ")
+			ownRate()
 		default:
-			why = fmt.Sprintf("bottleneck %s, already carrying %s of earlier moves", bottName, bytesStr(p.bytesR[bott]))
+			carrying(bott)
 		}
-		st.lateF[v] = f
-		unsaved(CodeDeadline, fmt.Sprintf("predicted to finish at %s, after its deadline %s minus the %s safety margin; %s",
-			short(p.in.Now+dur(f)), short(deadline), short(p.in.Policy.SafetyMargin.D()), why))
+		unsaved(CodeDeadline, w.String())
 		return
 	}
 	// A paused copy is planned from the start when pre-copy cannot save
@@ -312,18 +323,21 @@ func (p *planner) planVM(v int, plan *Plan, st *runState) {
 		Deadline:   deadline,
 		Bottleneck: bottName,
 	}
-	via := bottName
+	p.whyFirst(w, v, len(plan.Moves)+len(plan.Unsaved))
+	w.str(", deadline ").dur(deadline).str("; dest ").str(dst.Name).str(": earliest predicted finish ").dur(m.PredFinish).str(" via ")
 	if bott == -1 {
-		via = "its own rate (" + ownRate() + ")"
+		w.str("its own rate (")
+		ownRate()
+		w.str(")")
+	} else {
+		w.str(bottName)
 	}
-	freePct := 100 * float64(p.freeMem[c.host]) / float64(dst.MemoryMiB)
-	m.Reason = fmt.Sprintf("%s, deadline %s; dest %s: earliest predicted finish %s via %s, %.0f%% memory free after",
-		p.whyFirst(v, len(plan.Moves)+len(plan.Unsaved)), short(deadline), dst.Name, short(m.PredFinish), via, freePct)
+	w.str(", ").whole(100 * float64(p.freeMem[c.host]) / float64(dst.MemoryMiB)).str("% memory free after")
 	if f > limit {
 		st.late++
-		m.Reason += fmt.Sprintf("; predicted late: %s after its deadline minus the %s safety margin",
-			short(dur(f-limit)), short(p.in.Policy.SafetyMargin.D()))
+		w.str("; predicted late: ").dur(dur(f - limit)).str(" after its deadline minus the ").dur(p.in.Policy.SafetyMargin.D()).str(" safety margin")
 	}
+	m.Reason = w.String()
 	plan.Moves = append(plan.Moves, m)
 	st.solos = append(st.solos, solo)
 	st.finishes = append(st.finishes, f)
@@ -460,36 +474,20 @@ func (p *planner) occupySlots(src int, solo float64) {
 // limit.
 const slotBottleneck = -2
 
-// limiter names what sets a move's rate: the narrowest resource of its
+// limiter appends what sets a move's rate: the narrowest resource of its
 // path, or the per-migration bandwidth cap, or the TCP window over the RTT.
-func (p *planner) limiter(path []int, rate float64, rtt time.Duration) string {
+func (p *planner) limiter(w *reasonBuf, path []int, rate float64, rtt time.Duration) {
 	for _, r := range path {
 		if p.capR[r] == rate {
-			return netpath.Name(p.ix, p.resource(r))
+			w.str(p.resName(r))
+			return
 		}
 	}
 	if p.flowCap == rate {
-		return "the policy's bandwidth cap"
+		w.str("the policy's bandwidth cap")
+		return
 	}
-	return fmt.Sprintf("the TCP window over a %v round trip", rtt)
-}
-
-// whyFirst says why VM v is at position pos of the queue.
-func (p *planner) whyFirst(v, pos int) string {
-	pi := p.prio[v]
-	switch p.in.Policy.Order {
-	case model.OrderFIFO:
-		return fmt.Sprintf("queue position %d (inventory order), priority %d", pos+1, pi.eff)
-	case model.OrderDeadline:
-		if pi.from >= 0 {
-			return fmt.Sprintf("queue position %d (earliest deadline, then priority per byte), priority %d (inherited from %s)", pos+1, pi.eff, p.fed.VMs[pi.from].Name)
-		}
-		return fmt.Sprintf("queue position %d (earliest deadline, then priority per byte), priority %d", pos+1, pi.eff)
-	}
-	if pi.from >= 0 {
-		return fmt.Sprintf("priority %d (inherited from %s)", pi.eff, p.fed.VMs[pi.from].Name)
-	}
-	return fmt.Sprintf("priority %d", pi.eff)
+	w.str("the TCP window over a ").str(rtt.String()).str(" round trip")
 }
 
 // noCapacityReason explains why no reachable safe host can take VM v.

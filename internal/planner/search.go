@@ -38,6 +38,10 @@ type route struct {
 	// transit is the threatened site with the earliest deadline that the
 	// route crosses on its way (-1: none).
 	transit int
+	// path numbers the route's link list among the distinct ones from its
+	// site (routes to the groups of one site share their links), so that a
+	// search bounds each list once.
+	path int
 }
 
 // tree is a segment tree over a group's hosts holding, per subtree, the
@@ -190,6 +194,7 @@ func (p *planner) routesFrom(s int) []route {
 		return false
 	}
 	bySite := map[int][][]int{}
+	var paths [][]int
 	for gi, g := range p.groups {
 		safeSites[g.site] = true
 		if src < 0 {
@@ -205,7 +210,12 @@ func (p *planner) routesFrom(s int) []route {
 			if err != nil {
 				continue
 			}
-			rt := route{group: gi, ids: ids, rtt: path.RTT, base: g.capIn, transit: -1}
+			rt := route{group: gi, ids: ids, rtt: path.RTT, base: g.capIn, transit: -1, path: len(paths)}
+			if i := slices.IndexFunc(paths, func(o []int) bool { return slices.Equal(o, ids) }); i >= 0 {
+				rt.path = i
+			} else {
+				paths = append(paths, ids)
+			}
 			rt.setup = setupOver(path.RTT)
 			at := s
 			for _, res := range path.Resources {
@@ -242,6 +252,9 @@ func (p *planner) routesFrom(s int) []route {
 			sort.Strings(names)
 			p.noRoute[s] = fmt.Sprintf("every route from %s to a safe site crosses a link without usable bandwidth (%s)", name, strings.Join(names, ", "))
 		}
+	}
+	if len(paths) > len(p.pathLB) {
+		p.pathLB = make([]pathBound, len(paths))
 	}
 	return p.fromSite[s]
 }
@@ -296,6 +309,14 @@ func (p *planner) transitLimit(rt *route) float64 {
 		return math.Inf(1)
 	}
 	return p.siteLimit[rt.transit] - p.margin
+}
+
+// pathBound is a search's lower bound of the finish over one distinct link
+// list from the VM's site (valid while stamp is the search's).
+type pathBound struct {
+	stamp uint64
+	lb    float64
+	res   int
 }
 
 // need is what a VM asks of a destination host.
@@ -445,14 +466,16 @@ func (p *planner) search(v int, o searchOpts, limit float64) cand {
 	}
 	src := p.place[v]
 	out := p.outRes(src)
-	q := query{n: p.needOf(v)}
-	minB := p.pre[v].minBytes
+	pr := &p.pre[v]
+	q := query{n: pr.need}
+	minB := pr.minBytes
 	cls := p.classesOf(src)
 	lateF, lateRes := math.Inf(1), -1
 	lbOnly := true
-	routes := p.routesFrom(p.ix.HostSite(src))
-	var lb float64
-	lbRes, lbFor := -1, -1
+	routes := p.routesFrom(pr.site)
+	// The source NIC's term of every route's lower bound.
+	outLB := p.busyR[out] + (p.bytesR[out]+minB)/p.capR[out]
+	p.lbStamp++
 	for k := range routes {
 		rt := &routes[k]
 		g := p.groups[rt.group]
@@ -464,15 +487,17 @@ func (p *planner) search(v int, o searchOpts, limit float64) cand {
 		// migration at its rate when it cannot be in time or cannot beat
 		// the best host so far. Routes to the groups of one site share
 		// their links, and follow each other.
-		if lbFor < 0 || !slices.Equal(rt.ids, routes[lbFor].ids) {
-			lbFor = k
-			lb, lbRes = p.busyR[out]+(p.bytesR[out]+minB)/p.capR[out], out
+		pb := &p.pathLB[rt.path]
+		if pb.stamp != p.lbStamp {
+			pb.stamp = p.lbStamp
+			pb.lb, pb.res = outLB, out
 			for _, r := range rt.links {
-				if t := p.busyR[r] + (p.bytesR[r]+minB)/p.capR[r]; t > lb {
-					lb, lbRes = t, r
+				if t := p.busyR[r] + (p.bytesR[r]+minB)/p.capR[r]; t > pb.lb {
+					pb.lb, pb.res = t, r
 				}
 			}
 		}
+		lb, lbRes := pb.lb, pb.res
 		rlimit := min(limit, p.transitLimit(rt))
 		if lb > rlimit {
 			if lb < lateF {
