@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/refuge-project/refuge/internal/model"
-	"github.com/refuge-project/refuge/internal/pipeline"
+	"github.com/refuge-project/refuge/internal/world"
 )
 
 // benchAlertResult is what `refuge bench alert --json` prints.
@@ -56,7 +56,7 @@ example, whose Kochi site the alert threatens.`,
 			} else if fed, _, err = loadExample("nankai-trough"); err != nil {
 				return err
 			}
-			l, err := pipeline.MeasureAlertLatency(cmd.Context(), pipeline.LatencyOptions{Federation: fed, Runs: runs})
+			l, err := world.MeasureAlertLatency(cmd.Context(), world.LatencyOptions{Federation: fed, Runs: runs})
 			if err != nil {
 				return err
 			}

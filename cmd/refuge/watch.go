@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"os/signal"
@@ -19,12 +20,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/refuge-project/refuge/internal/alert"
-	"github.com/refuge-project/refuge/internal/alert/webhook"
 	"github.com/refuge-project/refuge/internal/alertsource"
+	"github.com/refuge-project/refuge/internal/daemon"
 	"github.com/refuge-project/refuge/internal/executor"
+	"github.com/refuge-project/refuge/internal/hypervisor/libvirt"
 	"github.com/refuge-project/refuge/internal/model"
 	"github.com/refuge-project/refuge/internal/pipeline"
 	"github.com/refuge-project/refuge/internal/threat"
+	"github.com/refuge-project/refuge/internal/world"
 )
 
 type watchFlags struct {
@@ -41,6 +44,7 @@ type watchFlags struct {
 	relaySecretsIn string
 	interval       time.Duration
 	duration       time.Duration
+	connectTimeout time.Duration
 	json           bool
 	verbose        bool
 }
@@ -48,19 +52,21 @@ type watchFlags struct {
 func newWatchCmd(g *globalFlags) *cobra.Command {
 	var f watchFlags
 	cmd := &cobra.Command{
-		Use:   "watch --federation F --simulate --source KIND:ADDR [--source …] [--speed N] [--json]",
-		Short: "Run the alert pipeline: sources → dedup → threat → plan → executor, against a simulated federation",
+		Use:   "watch --federation F [--simulate [--speed N]] --source KIND:ADDR [--source …] [--json]",
+		Short: "Run the alert pipeline: sources → dedup → threat → plan → executor, on the federation's hosts or simulated",
 		Long: `watch takes alerts from its sources, drops repeats and stale versions, assesses
 each new alert against the federation with the threat policy, and evacuates the
 sites it threatens; updated alerts move deadlines, cancellations withdraw them.
 It prints the timeline: the pipeline's steps and the executors' plans and
 migrations.
 
-With --simulate the federation is simulated (simhv on the discrete-event
-engine) and its virtual clock runs in real time, or --speed times faster: the
-alerts, deadlines and migrations all live on that clock. Without --simulate
-there is nothing to drive yet (the controller service mounts the pipeline on
-real hypervisors in a later issue).
+Without --simulate the evacuations are real: watch connects to every host of
+the federation through its libvirt uri (as refuge evacuate does; a host that
+does not answer within --connect-timeout is reported and left out) and
+live-migrates on the wall clock. With --simulate the federation is simulated
+(simhv on the discrete-event engine) and its virtual clock runs in real time,
+or --speed times faster: the alerts, deadlines and migrations all live on
+that clock.
 
 Sources (repeat --source):
   file:PATH         a document, or a directory of documents read in name order
@@ -91,14 +97,15 @@ watch ends on interrupt, after --duration, or once every source has ended
 	}
 	f.in.register(cmd, false)
 	registerThreatPolicy(cmd, &f.threatPolicy)
-	cmd.Flags().BoolVar(&f.simulate, "simulate", false, "drive a simulated federation (required for now)")
+	cmd.Flags().BoolVar(&f.simulate, "simulate", false, "drive a simulated federation instead of the hosts' libvirt daemons")
+	cmd.Flags().DurationVar(&f.connectTimeout, "connect-timeout", world.DefaultConnectTimeout, "without --simulate: how long to wait for each host's libvirt daemon before leaving the host out")
 	cmd.Flags().StringArrayVar(&f.sources, "source", nil, "alert source KIND:ADDR (repeatable): file, webhook, jma-atom, atom, usgs, p2pquake")
-	cmd.Flags().Float64Var(&f.speed, "speed", 1, "simulated seconds per wall-clock second (1: real time)")
+	cmd.Flags().Float64Var(&f.speed, "speed", 1, "with --simulate: simulated seconds per wall-clock second (1: real time)")
 	cmd.Flags().BoolVar(&f.replay, "replay", false, "count each alert's deadlines from its receipt (default: on with --simulate)")
 	cmd.Flags().BoolVar(&f.pace, "pace", true, "deliver a file source's documents at the pace of their issue times")
 	cmd.Flags().StringSliceVar(&f.actOn, "act-on", []string{"actual"}, "alert statuses that drive the federation itself (others run as drills): actual, exercise, test")
 	cmd.Flags().BoolVar(&f.abortOnCancel, "abort-on-cancel", false, "abort running migrations from a site whose threat is withdrawn (default: let them finish)")
-	cmd.Flags().StringVar(&f.relaySecretsIn, "relay-secrets-file", "", "file of ID=SECRET lines for webhook sources (or set "+relaySecretsEnv+")")
+	registerRelaySecretsFile(cmd, &f.relaySecretsIn)
 	cmd.Flags().StringArrayVar(&f.relaySecrets, "relay-secret", nil, "relay id and secret for webhook sources, ID=SECRET (repeatable)")
 	_ = cmd.Flags().MarkDeprecated("relay-secret", "a secret on the command line shows in ps and in shell history: use --relay-secrets-file or "+relaySecretsEnv)
 	cmd.Flags().DurationVar(&f.interval, "interval", 0, "poll interval of feeds (default 1m) and watch interval of file sources (default: read once)")
@@ -108,67 +115,44 @@ watch ends on interrupt, after --duration, or once every source has ended
 	return cmd
 }
 
-// relaySecretsEnv is the environment variable watch reads relay secrets
-// from: ID=SECRET entries separated by white space.
-const relaySecretsEnv = "REFUGE_RELAY_SECRETS"
+// relaySecretsEnv is the environment variable watch and serve read relay
+// secrets from.
+const relaySecretsEnv = daemon.RelaySecretsEnv
 
-// relaySecretsMap reads the relay secrets: the --relay-secrets-file, the
-// environment variable, and the deprecated --relay-secret flags.
-func (f *watchFlags) relaySecretsMap() (map[string][]byte, error) {
-	lines := slices.Clone(f.relaySecrets)
-	if f.relaySecretsIn != "" {
-		data, err := os.ReadFile(f.relaySecretsIn)
-		if err != nil {
-			return nil, fmt.Errorf("--relay-secrets-file: %w", err)
-		}
-		for _, l := range strings.Split(string(data), "\n") {
-			if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
-				lines = append(lines, l)
-			}
-		}
-	}
-	lines = append(lines, strings.Fields(os.Getenv(relaySecretsEnv))...)
-	m := map[string][]byte{}
-	for _, l := range lines {
-		id, secret, ok := strings.Cut(l, "=")
-		if !ok || id == "" || secret == "" {
-			return nil, fmt.Errorf("relay secret %q: want ID=SECRET", redact(l))
-		}
-		m[id] = []byte(secret)
-	}
-	return m, nil
+func registerRelaySecretsFile(cmd *cobra.Command, file *string) {
+	cmd.Flags().StringVar(file, "relay-secrets-file", "", "file of ID=SECRET lines for webhook sources (or set "+relaySecretsEnv+")")
 }
 
-func redact(s string) string {
-	if id, _, ok := strings.Cut(s, "="); ok {
-		return id + "=…"
+// relaySecrets reads the relay secrets: the --relay-secrets-file, the
+// environment variable, and the deprecated --relay-secret flags.
+func relaySecrets(file string, entries []string) (map[string][]byte, error) {
+	m, err := daemon.RelaySecrets(file, entries)
+	if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+		return nil, fmt.Errorf("--relay-secrets-file: %w", err)
 	}
-	if len(s) > 4 {
-		return s[:4] + "…"
-	}
-	return s
+	return m, err
+}
+
+func (f *watchFlags) relaySecretsMap() (map[string][]byte, error) {
+	return relaySecrets(f.relaySecretsIn, f.relaySecrets)
 }
 
 func runWatch(cmd *cobra.Command, g *globalFlags, f *watchFlags) error {
-	if !f.simulate {
-		return errors.New("watch needs --simulate: refuge drives real hypervisors through the controller service, which a later issue adds")
-	}
 	if len(f.sources) == 0 {
 		return errors.New("watch needs at least one --source (e.g. --source file:examples/nankai-trough/drill)")
 	}
 	if !(f.speed > 0) {
 		return fmt.Errorf("--speed %g: must be positive", f.speed)
 	}
+	if f.speed != 1 && !f.simulate {
+		return errors.New("--speed needs --simulate: real hosts migrate in real time")
+	}
 	if f.speed != 1 && !f.replay {
 		return errors.New("--replay=false needs --speed 1: a live alert's times are wall-clock times")
 	}
-	var actOn []alert.Status
-	for _, s := range f.actOn {
-		st := alert.Status(strings.TrimSpace(s))
-		if !slices.Contains([]alert.Status{alert.StatusActual, alert.StatusExercise, alert.StatusTest}, st) {
-			return fmt.Errorf("--act-on %q: want actual, exercise or test", s)
-		}
-		actOn = append(actOn, st)
+	actOn, err := parseStatuses(strings.Join(f.actOn, ","))
+	if err != nil {
+		return fmt.Errorf("--act-on: %w", err)
 	}
 	fed, _, pol, err := f.in.load()
 	if err != nil {
@@ -186,31 +170,45 @@ func runWatch(cmd *cobra.Command, g *globalFlags, f *watchFlags) error {
 	epoch := time.Now()
 	wallStart := epoch // both worlds (and so the pipeline) tell the same time
 	pr := &watchPrinter{w: cmd.OutOrStdout(), json: f.json, verbose: f.verbose, epoch: epoch, stats: map[bool]*worldStats{}}
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 
-	newWorld := func(drill bool) (*pipeline.SimWorld, error) {
+	simConfig := func(drill bool) world.SimConfig {
 		pr.stats[drill] = &worldStats{migrating: map[string]bool{}}
-		return pipeline.NewSimWorld(pipeline.SimConfig{
+		return world.SimConfig{
 			Federation: fed, Policy: pol, Epoch: epoch, Speed: f.speed, WallStart: wallStart, Logger: logger,
 			OnEvent:    func(at time.Time, ev executor.Event) { pr.executorEvent(drill, at, ev) },
 			OnSiteLost: func(at time.Time, site string) { pr.siteLost(drill, at, site) },
-		})
+		}
 	}
-	real, err := newWorld(false)
+	var real world.World
+	if f.simulate {
+		real, err = world.NewSim(simConfig(false))
+	} else {
+		pr.stats[false] = &worldStats{migrating: map[string]bool{}}
+		real, err = world.Connect(ctx, world.HostsConfig{Federation: fed, Policy: pol, Logger: logger, ConnectTimeout: f.connectTimeout,
+			OnHosts: func(states []libvirt.HostState) { reportHostsDown(cmd.ErrOrStderr(), states) },
+			OnEvent: func(at time.Time, ev executor.Event) { pr.executorEvent(false, at, ev) }})
+		if err != nil {
+			return fmt.Errorf("%w (--simulate drives a simulated federation instead)", err)
+		}
+	}
 	if err != nil {
 		return err
 	}
-	worlds := []*pipeline.SimWorld{real}
-	var drill *pipeline.SimWorld
+	defer real.Close()
+	worlds := []world.World{real}
+	var drill world.World
 	if !slices.Contains(actOn, alert.StatusExercise) || !slices.Contains(actOn, alert.StatusTest) {
 		// Some statuses only drill: they get their own simulated copy.
-		if drill, err = newWorld(true); err != nil {
+		if drill, err = world.NewSim(simConfig(true)); err != nil {
 			return err
 		}
 		worlds = append(worlds, drill)
 	}
 	cfg := pipeline.Config{
 		Federation: fed, Policy: tpol, Target: real.Target(), ActOn: actOn, AbortOnCancel: f.abortOnCancel,
-		Replay: f.replay, Clock: real.Clock(), Logger: logger, OnEvent: pr.pipelineEvent,
+		Replay: f.replay, Clock: real.PipelineClock(), Logger: logger, OnEvent: pr.pipelineEvent,
 	}
 	if drill != nil {
 		cfg.Drill = drill.Target()
@@ -222,42 +220,24 @@ func runWatch(cmd *cobra.Command, g *globalFlags, f *watchFlags) error {
 
 	// Sources run on the wall clock (feeds are polled at their real
 	// interval, relay signatures carry wall-clock times); only a file
-	// source's pacing follows the simulated clock (below).
-	opts := alertsource.SpecOptions{
-		Common:   alertsource.Common{Logger: logger, OnError: pr.sourceError},
-		Interval: f.interval, MaxAge: time.Hour, Seed: uint64(epoch.UnixNano()),
+	// source's pacing follows the world's clock.
+	sc := daemon.SourceConfig{Specs: f.sources, Secrets: secrets,
+		Options: alertsource.SpecOptions{
+			Common:   alertsource.Common{Logger: logger, OnError: pr.sourceError},
+			Interval: f.interval, MaxAge: daemon.DefaultMaxAge, Seed: uint64(epoch.UnixNano()),
+		},
+		PaceClock: real.PipelineClock(),
+		OnListen:  func(addr net.Addr) { pr.note("listening", fmt.Sprintf("relay receiver on http://%s/", addr)) },
+		OnFailed:  pr.sourceFailed,
 	}
 	if f.pace {
-		opts.Pace = 1 // on the world's clock: the documents' own pace in simulated time
+		sc.Options.Pace = 1 // on the world's clock: the documents' own pace in simulated time
 	}
-	if len(secrets) > 0 {
-		if opts.Secret, err = webhook.StaticSecrets(secrets); err != nil {
-			return err
-		}
-	}
-	var sources []alertsource.Source
-	for _, spec := range f.sources {
-		src, err := alertsource.FromSpec(spec, opts)
-		if err != nil {
-			return err
-		}
-		// Refuse a source that cannot work before printing anything.
-		if c, ok := src.(alertsource.Checker); ok {
-			if err := c.Check(); err != nil {
-				return fmt.Errorf("source %q: %w", spec, err)
-			}
-		}
-		if fs, ok := src.(*alertsource.File); ok {
-			fs.Clock = real.Clock()
-		}
-		if wh, ok := src.(*alertsource.Webhook); ok {
-			wh.OnListen = func(addr net.Addr) { pr.note("listening", fmt.Sprintf("relay receiver on http://%s/", addr)) }
-		}
-		sources = append(sources, reportingSource{src, pr})
+	sources, err := daemon.Sources(sc)
+	if err != nil {
+		return err
 	}
 
-	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	if f.duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, f.duration)
@@ -305,23 +285,8 @@ func runWatch(cmd *cobra.Command, g *globalFlags, f *watchFlags) error {
 	return nil
 }
 
-// reportingSource puts the error that ends a source in the timeline when
-// it happens (the other sources go on).
-type reportingSource struct {
-	alertsource.Source
-	pr *watchPrinter
-}
-
-func (s reportingSource) Run(ctx context.Context, sink alertsource.Sink) error {
-	err := s.Source.Run(ctx, sink)
-	if err != nil && ctx.Err() == nil {
-		s.pr.sourceFailed(s.Name(), err)
-	}
-	return err
-}
-
 // waitIdle waits until no evacuation runs and none waits for approval.
-func waitIdle(ctx context.Context, worlds []*pipeline.SimWorld, p *pipeline.Pipeline) {
+func waitIdle(ctx context.Context, worlds []world.World, p *pipeline.Pipeline) {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -461,17 +426,20 @@ func (pr *watchPrinter) header(fed *model.Federation, f *watchFlags, sources []a
 	if pr.json {
 		return
 	}
-	speed := "real time"
-	if f.speed != 1 {
-		speed = fmt.Sprintf("%g× real time", f.speed)
+	mode, clk := "real hosts (libvirt, real time", "time"
+	if f.simulate {
+		mode, clk = "simulated (real time", "simulated time"
+		if f.speed != 1 {
+			mode = fmt.Sprintf("simulated (%g× real time", f.speed)
+		}
 	}
 	var names []string
 	for _, s := range sources {
 		names = append(names, s.Name())
 	}
-	fmt.Fprintf(pr.w, "refuge watch — %s, simulated (%s, started %s); sources: %s\n", fed.Name, speed,
+	fmt.Fprintf(pr.w, "refuge watch — %s, %s, started %s); sources: %s\n", fed.Name, mode,
 		pr.epoch.Format(time.RFC3339), strings.Join(names, ", "))
-	fmt.Fprintln(pr.w, "Timeline (simulated time since start)")
+	fmt.Fprintf(pr.w, "Timeline (%s since start)\n", clk)
 }
 
 func (pr *watchPrinter) note(kind, detail string) {
@@ -579,7 +547,7 @@ type worldSummary struct {
 	SitesLost  []string       `json:"sites_lost,omitempty"`
 }
 
-func (pr *watchPrinter) summary(worlds []*pipeline.SimWorld, p *pipeline.Pipeline) {
+func (pr *watchPrinter) summary(worlds []world.World, p *pipeline.Pipeline) {
 	var out []worldSummary
 	for i, w := range worlds {
 		drill := i > 0

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"time"
-
-	"github.com/refuge-project/refuge/internal/clock"
 )
 
 // AlertTarget returns the controller as the alert pipeline's target
@@ -65,7 +63,3 @@ func mapKeys[V any](m map[string]V) func(func(string) bool) {
 		}
 	}
 }
-
-// PipelineClock returns a clock the alert pipeline can use from any
-// goroutine: the simulated world's time.
-func (s *SimWorld) PipelineClock() clock.Clock { return s.w.Clock() }

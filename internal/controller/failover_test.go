@@ -16,6 +16,7 @@ import (
 	"github.com/refuge-project/refuge/internal/hypervisor"
 	"github.com/refuge-project/refuge/internal/model"
 	"github.com/refuge-project/refuge/internal/store"
+	"github.com/refuge-project/refuge/internal/world"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m, controllertest.LeakOptions()...) }
@@ -36,7 +37,7 @@ func (s *syncBuf) Write(p []byte) (int, error) {
 
 // countingWorld counts each VM's successful migrations.
 type countingWorld struct {
-	*SimWorld
+	*world.Sim
 	mu   sync.Mutex
 	done map[string]int
 }
@@ -46,11 +47,11 @@ func (w *countingWorld) Driver() hypervisor.Driver { return countingDriver{w} }
 type countingDriver struct{ w *countingWorld }
 
 func (d countingDriver) ListDomains(ctx context.Context, host string) ([]hypervisor.Domain, error) {
-	return d.w.SimWorld.Driver().ListDomains(ctx, host)
+	return d.w.Sim.Driver().ListDomains(ctx, host)
 }
 
 func (d countingDriver) Migrate(ctx context.Context, req hypervisor.MigrateRequest, obs hypervisor.Observer) (hypervisor.Job, error) {
-	return d.w.SimWorld.Driver().Migrate(ctx, req, countingObserver{d.w, obs})
+	return d.w.Sim.Driver().Migrate(ctx, req, countingObserver{d.w, obs})
 }
 
 type countingObserver struct {
@@ -214,7 +215,7 @@ func TestFailover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &countingWorld{SimWorld: sw, done: map[string]int{}}
+	w := &countingWorld{Sim: sw, done: map[string]int{}}
 	wctx, stopWorld := context.WithCancel(context.Background())
 	worldDone := make(chan struct{})
 	go func() { defer close(worldDone); _ = w.Run(wctx) }()

@@ -27,6 +27,13 @@ var rules = []struct {
 	// commands that only call a controller do not drag etcd's server or
 	// the simulator along.
 	{"internal/api", []string{"internal/store", "internal/server", "internal/controller", "internal/hypervisor", "internal/executor", "go.etcd.io/etcd"}},
+	// The alert pipeline decides and hands deadlines to a target: the
+	// worlds it may drive (simulated or libvirt) plug in from outside.
+	{"internal/pipeline", []string{"internal/hypervisor/simhv", "internal/sim", "internal/evacsim", "internal/hypervisor/libvirt", "internal/world", "internal/controller", "internal/store", "internal/server"}},
+	// The controller is what the API server calls, never the reverse.
+	{"internal/controller", []string{"internal/server", "internal/client"}},
+	// Evacuating real hosts needs no controller, store or API.
+	{"internal/evacuate", []string{"internal/controller", "internal/store", "internal/server"}},
 	{"internal/client", []string{"internal/store", "internal/server", "internal/controller", "internal/hypervisor", "internal/sim", "go.etcd.io/etcd"}},
 }
 

@@ -14,14 +14,15 @@ import (
 	"github.com/refuge-project/refuge/internal/model"
 	"github.com/refuge-project/refuge/internal/netpath"
 	"github.com/refuge-project/refuge/internal/precopy"
+	"github.com/refuge-project/refuge/internal/world"
 )
 
 // execute runs the evacuation on the real driver until it ends or ctx is
 // cancelled (then running migrations end as the executor's Stop says).
 // sw, if not nil, is told of every switchover of a VM with a service.
-func execute(ctx context.Context, ix *model.Index, o Options, drv Hypervisor, inv *inventory, deadlines map[int]time.Duration, sw executor.Switcher) (executor.Report, error) {
+func execute(ctx context.Context, ix *model.Index, o Options, drv world.Hypervisor, inv *world.Inventory, deadlines map[int]time.Duration, sw executor.Switcher) (executor.Report, error) {
 	ex, err := executor.New(executor.Config{Index: ix, Policy: o.Policy, Driver: drv, Clock: o.Clock, Start: o.Start,
-		Placement: inv.placement, HostDown: inv.down, Logger: o.Logger, OnEvent: o.OnEvent, Switcher: sw})
+		Placement: inv.Placement, HostDown: inv.Down, Logger: o.Logger, OnEvent: o.OnEvent, Switcher: sw})
 	if err != nil {
 		return executor.Report{}, fmt.Errorf("evacuate: %w", err)
 	}
@@ -52,7 +53,7 @@ type prediction struct {
 // is modelled as the simulator's pre-copy of a guest that dirties nothing
 // (it is paused) and whose memory is only its non-zero pages (QEMU sends
 // zero pages as markers), from shares.
-func predict(ix *model.Index, o Options, inv *inventory, shares map[string]float64, ready time.Duration) (*prediction, error) {
+func predict(ix *model.Index, o Options, inv *world.Inventory, shares map[string]float64, ready time.Duration) (*prediction, error) {
 	sc := *o.Scenario
 	sc.Threats = append([]model.Threat(nil), o.Scenario.Threats...)
 	for i := range sc.Threats {
@@ -105,7 +106,7 @@ func nonLivePause(ix *model.Index, r executor.VMRecord) time.Duration {
 // predictionFederation copies the federation with the inventory's
 // placement, without down hosts and the VMs found nowhere, and for a
 // non-live run with paused guests of their non-zero memory.
-func predictionFederation(ix *model.Index, inv *inventory, shares map[string]float64, nonLive bool) *model.Federation {
+func predictionFederation(ix *model.Index, inv *world.Inventory, shares map[string]float64, nonLive bool) *model.Federation {
 	f := *ix.Fed
 	f.Sites = append([]model.Site(nil), ix.Fed.Sites...)
 	for s := range f.Sites {
@@ -114,7 +115,7 @@ func predictionFederation(ix *model.Index, inv *inventory, shares map[string]flo
 			fab := &f.Sites[s].Fabrics[fi]
 			var hosts []model.Host
 			for _, h := range fab.Hosts {
-				if !inv.down[ix.HostByName[h.Name]] {
+				if !inv.Down[ix.HostByName[h.Name]] {
 					hosts = append(hosts, h)
 				}
 			}
@@ -123,7 +124,7 @@ func predictionFederation(ix *model.Index, inv *inventory, shares map[string]flo
 	}
 	f.VMs = nil
 	for v, vm := range ix.Fed.VMs {
-		h := inv.placement[v]
+		h := inv.Placement[v]
 		if h < 0 {
 			continue
 		}

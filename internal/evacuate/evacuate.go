@@ -23,24 +23,13 @@ import (
 
 	"github.com/refuge-project/refuge/internal/clock"
 	"github.com/refuge-project/refuge/internal/executor"
-	"github.com/refuge-project/refuge/internal/hypervisor"
 	"github.com/refuge-project/refuge/internal/hypervisor/libvirt"
 	"github.com/refuge-project/refuge/internal/model"
+	"github.com/refuge-project/refuge/internal/world"
 )
 
 // DefaultConnectTimeout bounds how long Run waits for a host's daemon.
-const DefaultConnectTimeout = 10 * time.Second
-
-// Hypervisor is what Run needs from the libvirt driver (*libvirt.Driver);
-// tests substitute a fake.
-type Hypervisor interface {
-	hypervisor.Driver
-	WaitHosts(ctx context.Context, timeout time.Duration) []libvirt.HostState
-	SampleNonZero(ctx context.Context, host, domain string, chunks int, rng *rand.Rand) (float64, error)
-	Records() []libvirt.Record
-	Steps() []libvirt.Step
-	Close() error
-}
+const DefaultConnectTimeout = world.DefaultConnectTimeout
 
 // Options configure one real evacuation.
 type Options struct {
@@ -75,7 +64,7 @@ type Options struct {
 	Continuity Continuity
 	LoweredTTL uint32
 	// Open replaces the libvirt driver (tests).
-	Open func(libvirt.Config) (Hypervisor, error)
+	Open func(libvirt.Config) (world.Hypervisor, error)
 }
 
 // VM is one VM's real outcome and the simulator's prediction.
@@ -158,17 +147,6 @@ type Report struct {
 	ContinuityErrors   []string     `json:"continuity_errors,omitempty"`
 }
 
-// inventory is where the VMs run, as the reachable hosts say.
-type inventory struct {
-	placement []int  // host index per VM, -1 when found on no reachable host
-	down      []bool // per host
-	// unreachable gives, for a VM not found, the down host the federation
-	// places it on and why that host is down.
-	unreachable map[int]string
-}
-
-func openLibvirt(cfg libvirt.Config) (Hypervisor, error) { return libvirt.New(cfg) }
-
 // Run evacuates for real and, unless told not to, simulates the same
 // inputs for the prediction.
 func Run(ctx context.Context, o Options) (*Report, error) {
@@ -181,44 +159,22 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.Start.IsZero() {
 		o.Start = o.Clock.Now()
 	}
-	if o.ConnectTimeout <= 0 {
-		o.ConnectTimeout = DefaultConnectTimeout
-	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if o.Open == nil {
-		o.Open = openLibvirt
-	}
 	fed := o.Federation
-	ix := model.NewIndex(fed)
-	hosts := libvirt.HostsFromFederation(fed)
-	if len(hosts) != len(ix.Hosts) {
-		return nil, fmt.Errorf("federation %s: %d of %d hosts have a libvirt uri; every host needs one", fed.Name, len(hosts), len(ix.Hosts))
-	}
-	drv, err := o.Open(libvirt.Config{Hosts: hosts, Logger: o.Logger, HealthSettle: o.HealthSettle, NonLive: o.NonLive})
+	hosts, err := world.Connect(ctx, world.HostsConfig{Federation: fed, Logger: o.Logger, ConnectTimeout: o.ConnectTimeout,
+		HealthSettle: o.HealthSettle, NonLive: o.NonLive, OnHosts: o.OnHosts, Open: o.Open})
 	if err != nil {
 		return nil, fmt.Errorf("evacuate: %w", err)
 	}
-	defer drv.Close()
-	states := drv.WaitHosts(ctx, o.ConnectTimeout)
-	if o.OnHosts != nil {
-		o.OnHosts(states)
-	}
-	var down []libvirt.HostState
-	for _, st := range states {
-		if !st.Up {
-			down = append(down, st)
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("evacuate: connecting: %w", err)
-	}
-	if len(down) == len(states) {
-		return nil, fmt.Errorf("evacuate: none of the %d hosts of %s is reachable (first: %s: %s)", len(states), fed.Name, down[0].Host, down[0].Reason)
-	}
-	inv, err := takeInventory(ctx, ix, drv, down, o.Logger)
+	defer hosts.Close()
+	drv, ix, down := hosts.Hypervisor(), hosts.Index(), hosts.Unreachable()
+	inv, err := hosts.Inventory(ctx)
 	if err != nil {
+		return nil, err
+	}
+	if err := inv.CheckOnce(ix); err != nil {
 		return nil, err
 	}
 	deadlines := map[int]time.Duration{}
@@ -230,7 +186,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	var sw executor.Switcher
 	var rec *recorder
 	if o.Continuity != nil {
-		services = atRiskServices(ix, o.Scenario, inv.placement)
+		services = atRiskServices(ix, o.Scenario, inv.Placement)
 		rec = &recorder{next: o.Continuity}
 		sw = rec
 	}
@@ -265,64 +221,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	return out, nil
 }
 
-// takeInventory asks every reachable host which domains are active on it.
-func takeInventory(ctx context.Context, ix *model.Index, drv Hypervisor, down []libvirt.HostState, lg *slog.Logger) (*inventory, error) {
-	inv := &inventory{placement: make([]int, len(ix.Fed.VMs)), down: make([]bool, len(ix.Hosts)), unreachable: map[int]string{}}
-	why := map[int]string{}
-	for _, st := range down {
-		h := ix.HostByName[st.Host]
-		inv.down[h] = true
-		why[h] = st.Reason
-	}
-	for v := range inv.placement {
-		inv.placement[v] = -1
-	}
-	// Hosts answer concurrently; each call is bounded by the driver's RPC
-	// timeout.
-	doms := make([][]hypervisor.Domain, len(ix.Hosts))
-	errs := make([]error, len(ix.Hosts))
-	var wg sync.WaitGroup
-	for h := range ix.Hosts {
-		if inv.down[h] {
-			continue
-		}
-		wg.Go(func() { doms[h], errs[h] = drv.ListDomains(ctx, ix.Host(h).Name) })
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("inventory: %w", err)
-	}
-	for h := range ix.Hosts {
-		for _, d := range doms[h] {
-			v, ok := ix.VMByName[d.Name]
-			if !ok || (d.State != hypervisor.StateRunning && d.State != hypervisor.StatePaused) {
-				continue
-			}
-			if inv.placement[v] >= 0 {
-				return nil, fmt.Errorf("inventory: %s is active on both %s and %s", d.Name, ix.Host(inv.placement[v]).Name, ix.Host(h).Name)
-			}
-			inv.placement[v] = h
-		}
-	}
-	for v, h := range inv.placement {
-		home := ix.VMHost[v]
-		switch {
-		case h < 0 && home >= 0 && inv.down[home]:
-			inv.unreachable[v] = fmt.Sprintf("host %s unreachable: %s", ix.Host(home).Name, why[home])
-		case h < 0:
-			lg.Warn("VM not running on any reachable host", "vm", ix.Fed.VMs[v].Name)
-		case h != home:
-			lg.Warn("VM runs elsewhere than the federation says", "vm", ix.Fed.VMs[v].Name, "federation", ix.Fed.VMs[v].Host, "actual", ix.Host(h).Name)
-		}
-	}
-	return inv, nil
-}
-
 // sampleMemory measures, where each moved VM now runs, the share of its
 // memory a non-live migration sends (non-zero pages). It runs after the
 // evacuation, so it costs the deadline nothing; a VM that cannot be
 // sampled keeps the model's full memory.
-func sampleMemory(ctx context.Context, drv Hypervisor, recs []executor.VMRecord, lg *slog.Logger) map[string]float64 {
+func sampleMemory(ctx context.Context, drv world.Hypervisor, recs []executor.VMRecord, lg *slog.Logger) map[string]float64 {
 	const chunks = 64
 	var mu sync.Mutex
 	out := map[string]float64{}
@@ -348,7 +251,7 @@ func sampleMemory(ctx context.Context, drv Hypervisor, recs []executor.VMRecord,
 }
 
 // fill builds the per-VM rows and the totals.
-func (out *Report) fill(ix *model.Index, o Options, inv *inventory, recs []executor.VMRecord, drvRecs []libvirt.Record, pred *prediction) {
+func (out *Report) fill(ix *model.Index, o Options, inv *world.Inventory, recs []executor.VMRecord, drvRecs []libvirt.Record, pred *prediction) {
 	threatened := map[int]bool{}
 	for _, t := range o.Scenario.Threats {
 		threatened[ix.SiteByName[t.Site]] = true
@@ -364,14 +267,14 @@ func (out *Report) fill(ix *model.Index, o Options, inv *inventory, recs []execu
 		}
 		vm := VM{Name: r.Name, Status: string(r.Status), From: r.From, To: r.To, Attempts: r.Attempts,
 			StartS: r.Started.Seconds(), ExecutorS: r.Duration.Seconds(), DowntimeMS: ms(r.Downtime), Reason: r.Reason}
-		home := inv.placement[v]
+		home := inv.Placement[v]
 		if home < 0 {
 			home = ix.VMHost[v]
 		}
 		if home >= 0 && threatened[ix.HostSite(home)] {
 			out.VMsAtRisk++
 		}
-		if why, ok := inv.unreachable[v]; ok {
+		if why, ok := inv.Unreachable[v]; ok {
 			out.VMsUnreachable++
 			vm.From, vm.Reason = ix.Host(ix.VMHost[v]).Name, why
 		}

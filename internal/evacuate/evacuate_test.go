@@ -18,6 +18,7 @@ import (
 	"github.com/refuge-project/refuge/internal/hypervisor"
 	"github.com/refuge-project/refuge/internal/hypervisor/libvirt"
 	"github.com/refuge-project/refuge/internal/model"
+	"github.com/refuge-project/refuge/internal/world"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -200,7 +201,7 @@ func setup(t *testing.T, deadline, connect time.Duration, down map[string]string
 		"a1": {"v1": true, "v2": true}, "b1": {}, "c1": {"v3": true}}}
 	o := Options{Federation: fed, Policy: model.RefugePolicy(), Clock: clk, Start: clk.Now(), NonLive: true,
 		Scenario: &model.Scenario{Name: "t", Threats: []model.Threat{{Site: "a", Deadline: model.Duration(deadline)}}},
-		Open:     func(libvirt.Config) (Hypervisor, error) { return hv, nil }}
+		Open:     func(libvirt.Config) (world.Hypervisor, error) { return hv, nil }}
 	return hv, o
 }
 

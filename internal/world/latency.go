@@ -1,4 +1,4 @@
-package pipeline
+package world
 
 import (
 	"bytes"
@@ -17,6 +17,7 @@ import (
 	"github.com/refuge-project/refuge/internal/alertsource"
 	"github.com/refuge-project/refuge/internal/executor"
 	"github.com/refuge-project/refuge/internal/model"
+	"github.com/refuge-project/refuge/internal/pipeline"
 )
 
 // LatencyOptions configure MeasureAlertLatency.
@@ -73,7 +74,7 @@ func NankaiEEWFields(eventID string, now time.Time) map[string]any {
 // measured as many times for comparison.
 func MeasureAlertLatency(ctx context.Context, o LatencyOptions) (*Latency, error) {
 	if o.Federation == nil {
-		return nil, errors.New("pipeline: LatencyOptions.Federation is required")
+		return nil, errors.New("world: LatencyOptions.Federation is required")
 	}
 	if o.Runs <= 0 {
 		o.Runs = 100
@@ -123,7 +124,7 @@ func alertOnce(ctx context.Context, o LatencyOptions, i int, client *http.Client
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	started := make(chan time.Time, 1)
-	w, err := NewSimWorld(SimConfig{Federation: o.Federation, OnEvent: func(_ time.Time, ev executor.Event) {
+	w, err := NewSim(SimConfig{Federation: o.Federation, OnEvent: func(_ time.Time, ev executor.Event) {
 		if ev.Kind == executor.EvStart {
 			select {
 			case started <- time.Now():
@@ -134,7 +135,7 @@ func alertOnce(ctx context.Context, o LatencyOptions, i int, client *http.Client
 	if err != nil {
 		return 0, err
 	}
-	p, err := New(Config{Federation: o.Federation, Target: w.Target(), Clock: w.Clock()})
+	p, err := pipeline.New(pipeline.Config{Federation: o.Federation, Target: w.Target(), Clock: w.PipelineClock()})
 	if err != nil {
 		return 0, err
 	}

@@ -1,4 +1,13 @@
-package pipeline
+// Package world is what refuge evacuates: a federation behind a
+// hypervisor.Driver, with the clock its executors run on and the place
+// where they and the driver may be called. Sim is the simulated
+// federation (simhv on the discrete-event engine, its virtual clock
+// driven in real or accelerated time); Hosts is the real one, each host
+// reached through libvirt. Both give the controller service
+// (controller.World) and the alert pipeline (pipeline.ExecutorTarget)
+// what they need, so that refuge serve, watch and evacuate only choose a
+// driver configuration.
+package world
 
 import (
 	"context"
@@ -10,8 +19,10 @@ import (
 
 	"github.com/refuge-project/refuge/internal/clock"
 	"github.com/refuge-project/refuge/internal/executor"
+	"github.com/refuge-project/refuge/internal/hypervisor"
 	"github.com/refuge-project/refuge/internal/hypervisor/simhv"
 	"github.com/refuge-project/refuge/internal/model"
+	"github.com/refuge-project/refuge/internal/pipeline"
 	"github.com/refuge-project/refuge/internal/sim"
 )
 
@@ -39,19 +50,53 @@ type SimConfig struct {
 	Logger     *slog.Logger
 }
 
-// SimWorld is a simulated federation (simhv on a sim.Engine) whose
-// virtual clock follows the wall clock, Speed times faster: an event loop
+// World is a federation to evacuate: Sim or Hosts.
+type World interface {
+	// Index is the federation's index.
+	Index() *model.Index
+	// Driver moves VMs (called inside Do).
+	Driver() hypervisor.Driver
+	// Clock is the executors' clock (called inside Do); PipelineClock
+	// tells the same time from any goroutine, for the alert pipeline and
+	// its sources; Now reads it.
+	Clock() clock.Clock
+	PipelineClock() clock.Clock
+	Now() time.Time
+	// Do runs f where executors and the driver may be called and waits.
+	Do(f func())
+	// State returns where VMs run and which hosts are down (inside Do).
+	State() (placement []int, hostDown []bool)
+	// Host returns the host VM v runs on (-1: lost; inside Do).
+	Host(v int) int
+	// InFlight reports whether a migration of VM v is under way in the
+	// hypervisors (inside Do), e.g. one a dead leader started.
+	InFlight(v int) bool
+	// SiteDeadline is told a threatened site's deadline (inside Do); the
+	// simulator loses the site then.
+	SiteDeadline(site int, at time.Time)
+	// HostDown records that monitoring declared host h down (inside Do).
+	HostDown(h int) error
+	// Target evacuates for the alert pipeline (refuge watch).
+	Target() *pipeline.ExecutorTarget
+	// Run drives the world until ctx ends; Close releases it.
+	Run(ctx context.Context) error
+	Close() error
+}
+
+// Sim is a simulated federation (simhv on a sim.Engine) whose virtual
+// clock follows the wall clock, Speed times faster: an event loop
 // goroutine (Run) advances the engine as wall time passes and runs the
-// work posted to it (Do) at the current virtual time. Its Clock tells the
-// world time from any goroutine, so a pipeline and its sources can share
-// it; its Target evacuates the simulated federation, losing a site when
-// its deadline passes.
-type SimWorld struct {
+// work posted to it (Do) at the current virtual time. Its PipelineClock
+// tells the world time from any goroutine, so a pipeline and its sources
+// can share it; its Target evacuates the simulated federation for the
+// pipeline, and as a controller.World it runs the controller's
+// executors. A site is lost when its deadline passes.
+type Sim struct {
 	cfg     SimConfig
 	ix      *model.Index
 	eng     *sim.Engine
 	cluster *simhv.Cluster
-	target  *ExecutorTarget
+	target  *pipeline.ExecutorTarget
 	clk     *worldClock
 	posts   chan post
 	stopped chan struct{}
@@ -65,17 +110,16 @@ type post struct {
 	done chan struct{}
 }
 
-// NewSimWorld builds the simulated federation; call Run to start its
-// clock.
-func NewSimWorld(cfg SimConfig) (*SimWorld, error) {
+// NewSim builds the simulated federation; call Run to start its clock.
+func NewSim(cfg SimConfig) (*Sim, error) {
 	if cfg.Federation == nil {
-		return nil, errors.New("pipeline: SimConfig.Federation is required")
+		return nil, errors.New("world: SimConfig.Federation is required")
 	}
 	if cfg.Speed == 0 {
 		cfg.Speed = 1
 	}
 	if cfg.Speed < 0 {
-		return nil, fmt.Errorf("pipeline: speed %g must be positive", cfg.Speed)
+		return nil, fmt.Errorf("world: speed %g must be positive", cfg.Speed)
 	}
 	if cfg.Epoch.IsZero() {
 		cfg.Epoch = time.Now()
@@ -86,21 +130,14 @@ func NewSimWorld(cfg SimConfig) (*SimWorld, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &SimWorld{cfg: cfg, ix: ix, eng: eng, cluster: cluster, posts: make(chan post), stopped: make(chan struct{}),
+	w := &Sim{cfg: cfg, ix: ix, eng: eng, cluster: cluster, posts: make(chan post), stopped: make(chan struct{}),
 		lossTimers: map[int]clock.Timer{}}
 	w.clk = &worldClock{epoch: cfg.Epoch, speed: cfg.Speed, wallStart: cfg.WallStart, fixed: !cfg.WallStart.IsZero()}
 	if !w.clk.fixed {
 		w.clk.wallStart = time.Now()
 	}
-	w.target, err = NewExecutorTarget(ExecutorConfig{
-		Index: ix, Policy: cfg.Policy, Driver: cluster, Clock: eng, Do: w.Do,
-		State: func() ([]int, []bool) {
-			down := make([]bool, len(ix.Hosts))
-			for h := range down {
-				down[h] = !cluster.HostUp(h)
-			}
-			return cluster.Placement(), down
-		},
+	w.target, err = pipeline.NewExecutorTarget(pipeline.ExecutorConfig{
+		Index: ix, Policy: cfg.Policy, Driver: cluster, Clock: eng, Do: w.Do, State: w.State,
 		OnDeadline: w.scheduleLoss,
 		OnEvent:    cfg.OnEvent,
 		Metrics:    cfg.Metrics,
@@ -112,23 +149,61 @@ func NewSimWorld(cfg SimConfig) (*SimWorld, error) {
 	return w, nil
 }
 
-// Clock returns the world's clock: safe from any goroutine; its timers
-// fire after the wall-clock time that corresponds to their virtual delay.
-func (w *SimWorld) Clock() clock.Clock { return w.clk }
+// PipelineClock returns the world's clock for the alert pipeline and its
+// sources: safe from any goroutine; its timers fire after the wall-clock
+// time that corresponds to their virtual delay.
+func (w *Sim) PipelineClock() clock.Clock { return w.clk }
 
-// Target returns the world's evacuation target.
-func (w *SimWorld) Target() *ExecutorTarget { return w.target }
+// Clock returns the executors' clock, the engine's (inside Do).
+func (w *Sim) Clock() clock.Clock { return w.eng }
+
+// Now tells the world's time from any goroutine.
+func (w *Sim) Now() time.Time { return w.clk.Now() }
+
+// Target returns the world's evacuation target for the alert pipeline.
+func (w *Sim) Target() *pipeline.ExecutorTarget { return w.target }
 
 // Index returns the federation's index.
-func (w *SimWorld) Index() *model.Index { return w.ix }
+func (w *Sim) Index() *model.Index { return w.ix }
+
+// Driver returns the simulated hypervisors.
+func (w *Sim) Driver() hypervisor.Driver { return w.cluster }
 
 // Cluster returns the simulated federation; use it only inside Do.
-func (w *SimWorld) Cluster() *simhv.Cluster { return w.cluster }
+func (w *Sim) Cluster() *simhv.Cluster { return w.cluster }
+
+// State returns where VMs run and which hosts are down (inside Do).
+func (w *Sim) State() ([]int, []bool) {
+	down := make([]bool, len(w.ix.Hosts))
+	for h := range down {
+		down[h] = !w.cluster.HostUp(h)
+	}
+	return w.cluster.Placement(), down
+}
+
+// Host returns the host VM v runs on (-1: lost; inside Do).
+func (w *Sim) Host(v int) int { return w.cluster.Placement()[v] }
+
+// InFlight reports whether VM v is being migrated (inside Do).
+func (w *Sim) InFlight(v int) bool { return w.cluster.Migrating(v) }
+
+// SiteDeadline loses the site at its deadline (inside Do).
+func (w *Sim) SiteDeadline(site int, at time.Time) { w.scheduleLoss(site, at, true) }
+
+// HostDown fails host h, as a crash would (inside Do): its VMs are lost.
+func (w *Sim) HostDown(h int) error { return w.cluster.FailHost(h) }
+
+// Close implements World; a simulation holds nothing to release.
+func (w *Sim) Close() error { return nil }
+
+// Check verifies the simulated federation's invariants (inside Do): every
+// VM on exactly one host or lost with it.
+func (w *Sim) Check() error { return w.cluster.Check() }
 
 // Run is the event loop: it advances the simulation with the wall clock
 // and runs posted work until ctx ends. Work posted after that runs at
 // once on the caller's goroutine (nothing else runs then).
-func (w *SimWorld) Run(ctx context.Context) error {
+func (w *Sim) Run(ctx context.Context) error {
 	defer w.once.Do(func() { close(w.stopped) })
 	w.clk.begin()
 	timer := time.NewTimer(time.Hour)
@@ -158,7 +233,7 @@ func (w *SimWorld) Run(ctx context.Context) error {
 }
 
 // Do runs f on the event loop at the current world time and waits for it.
-func (w *SimWorld) Do(f func()) {
+func (w *Sim) Do(f func()) {
 	p := post{f: f, done: make(chan struct{})}
 	select {
 	case w.posts <- p:
@@ -169,7 +244,7 @@ func (w *SimWorld) Do(f func()) {
 }
 
 // scheduleLoss loses a site at its deadline (on the loop).
-func (w *SimWorld) scheduleLoss(site int, at time.Time, ok bool) {
+func (w *Sim) scheduleLoss(site int, at time.Time, ok bool) {
 	if t := w.lossTimers[site]; t != nil {
 		t.Stop()
 		delete(w.lossTimers, site)
