@@ -77,9 +77,15 @@ func (p *planner) estimateOn(v, k int) estimate {
 // estimateClass returns at-risk VM v's estimate at rate class c of its
 // host, computing it on first use.
 func (p *planner) estimateClass(v, c int) estimate {
-	e := &p.ests[p.pre[v].estOff+c]
+	pr := &p.pre[v]
+	if pr.estOff < 0 {
+		pr.estOff = p.nextEst
+		p.nextEst += len(p.classes[p.place[v]].rates)
+		p.ests[pr.estOff+int(pr.bestClass)] = pr.best
+	}
+	e := &p.ests[pr.estOff+c]
 	if !e.known {
-		*e = p.solo(v, e.rate)
+		*e = p.solo(v, p.classesOf(p.place[v]).rates[c])
 		e.known = true
 	}
 	return *e

@@ -1,8 +1,10 @@
 package planner
 
 import (
+	"cmp"
 	"fmt"
-	"sort"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/refuge-project/refuge/internal/model"
@@ -156,8 +158,10 @@ func (p *planner) queue(atRisk []int) []int {
 		deadline time.Duration
 		depth    int
 		bytes    float64
-		name     string
-		vm       int
+		// density: priority per byte (a VM without priority counts as 1).
+		density float64
+		name    string
+		vm      int
 	}
 	keys := make([]key, len(q))
 	for i, v := range q {
@@ -169,43 +173,40 @@ func (p *planner) queue(atRisk []int) []int {
 			g := guest(&p.fed.VMs[v])
 			k.bytes = g.MemoryBytes + g.DiskBytes
 		}
+		k.density = float64(max(k.prio, 1)) / max(k.bytes, 1)
 		keys[i] = k
 	}
 	byDeadline := p.in.Policy.Order == model.OrderDeadline
-	sort.Slice(keys, func(i, j int) bool {
-		a, b := &keys[i], &keys[j]
+	slices.SortFunc(keys, func(a, b key) int {
 		if byDeadline {
-			// Earliest deadline, then priority density (priority per byte;
-			// a VM without priority counts as 1), then dependencies.
-			da := float64(max(a.prio, 1)) / max(a.bytes, 1)
-			db := float64(max(b.prio, 1)) / max(b.bytes, 1)
+			// Earliest deadline, then priority density, then
+			// dependencies.
 			switch {
 			case a.deadline != b.deadline:
-				return a.deadline < b.deadline
+				return cmp.Compare(a.deadline, b.deadline)
 			case p.largestFirst && a.bytes != b.bytes:
-				return a.bytes > b.bytes
-			case da != db:
-				return da > db
+				return cmp.Compare(b.bytes, a.bytes)
+			case a.density != b.density:
+				return cmp.Compare(b.density, a.density)
 			case a.depth != b.depth:
-				return a.depth < b.depth
-			case a.name != b.name:
-				return a.name < b.name
+				return cmp.Compare(a.depth, b.depth)
 			}
-			return a.vm < b.vm
+		} else {
+			switch {
+			case a.prio != b.prio:
+				return cmp.Compare(b.prio, a.prio)
+			case a.deadline != b.deadline:
+				return cmp.Compare(a.deadline, b.deadline)
+			case a.depth != b.depth:
+				return cmp.Compare(a.depth, b.depth)
+			case a.bytes != b.bytes:
+				return cmp.Compare(a.bytes, b.bytes)
+			}
 		}
-		switch {
-		case a.prio != b.prio:
-			return a.prio > b.prio
-		case a.deadline != b.deadline:
-			return a.deadline < b.deadline
-		case a.depth != b.depth:
-			return a.depth < b.depth
-		case a.bytes != b.bytes:
-			return a.bytes < b.bytes
-		case a.name != b.name:
-			return a.name < b.name
+		if c := strings.Compare(a.name, b.name); c != 0 {
+			return c
 		}
-		return a.vm < b.vm
+		return cmp.Compare(a.vm, b.vm)
 	})
 	for i := range keys {
 		q[i] = keys[i].vm

@@ -155,7 +155,6 @@ type planner struct {
 	// Destinations: groups of safe, up hosts with identical paths, and for
 	// each site the routes from it to every group.
 	groups    []*group
-	groupSeen []int32 // prepare: the VM (+1) a group was last checked for
 	hostGroup []int32 // -1: not a destination
 	hostLeaf  []int32
 	fromSite  [][]route
@@ -164,6 +163,9 @@ type planner struct {
 	// (route.path) of the VM's site, valid when stamped with lbStamp.
 	pathLB  []pathBound
 	lbStamp uint64
+	// resLB and resStamp: the same per resource (link direction).
+	resLB    []float64
+	resStamp []uint64
 	// resNames caches the resources' names (resName); why is the buffer
 	// reasons are built in.
 	resNames []string
@@ -177,6 +179,7 @@ type planner struct {
 	pre     []vmPre
 	classes []*rateClasses // per source host
 	ests    []estimate
+	nextEst int // the first unallocated estimate of ests
 }
 
 type aaKey struct{ group, host int32 }
@@ -352,6 +355,8 @@ func (p *planner) initResources() {
 	p.busyR = make([]float64, n)
 	p.bytesR = make([]float64, n)
 	p.used = make([]bool, n)
+	p.resLB = make([]float64, n)
+	p.resStamp = make([]uint64, n)
 	for r := range n {
 		p.capR[r] = netpath.Capacity(p.ix, p.resource(r), p.in.LinkMbps)
 	}

@@ -3,6 +3,8 @@ package planner
 import (
 	"fmt"
 	"math"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/refuge-project/refuge/internal/model"
@@ -12,8 +14,11 @@ import (
 type vmPre struct {
 	site int
 	// ests[estOff:] holds the VM's estimates, one per rate class of its
-	// host (see estimateOn).
-	estOff int
+	// host (see estimateOn); -1 until the first is needed. best is the
+	// estimate at its fastest class, bestClass.
+	estOff    int
+	best      estimate
+	bestClass int32
 	// converges: on at least one route; minBytes and minSolo (with the
 	// route's set-up) are the least over those routes.
 	converges         bool
@@ -74,58 +79,87 @@ func (p *planner) prepare(atRisk []int) {
 			total += len(p.classesOf(src).rates)
 		}
 	}
-	// Estimates are computed when first needed (estimateOn): only the
-	// fastest rate class of each VM is needed here, for its least bytes,
-	// least solo time and whether it converges at all (a migration that
-	// does not converge at the best rate converges at none).
-	p.ests = make([]estimate, 0, total)
-	p.groupSeen = make([]int32, len(p.groups))
-	for _, v := range atRisk {
-		src := p.place[v]
-		pr := &p.pre[v]
-		pr.site = p.ix.HostSite(src)
-		pr.estOff = len(p.ests)
-		pr.minBytes, pr.minSolo, pr.liveBytes = math.Inf(1), math.Inf(1), math.Inf(1)
-		if p.down[src] {
-			continue
-		}
-		cls := p.classesOf(src)
-		best := 0
-		for i, rate := range cls.rates {
-			p.ests = append(p.ests, estimate{rate: rate})
-			if rate > cls.rates[best] {
-				best = i
+	// Estimates are computed when first needed (estimateClass), into a
+	// block per VM allocated then, so that the blocks lie in the order the
+	// VMs are planned. Only the fastest rate class of each VM is needed
+	// here, for its least bytes, least solo time and whether it converges
+	// at all (a migration that does not converge at the best rate
+	// converges at none).
+	p.ests = make([]estimate, total)
+	p.nextEst = 0
+	// The VMs are independent here (routes and rate classes are computed
+	// above; the destination trees are only read): large plans prepare
+	// them in parallel, each worker with its own scratch.
+	workers := 1
+	if len(atRisk) >= parallelPrepareMin {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		lo, hi := w*len(atRisk)/workers, (w+1)*len(atRisk)/workers
+		wg.Go(func() {
+			seen := make([]int32, len(p.groups))
+			for _, v := range atRisk[lo:hi] {
+				p.prepareVM(v, seen)
 			}
+		})
+	}
+	wg.Wait()
+}
+
+// parallelPrepareMin is the number of at-risk VMs from which prepare uses
+// every CPU (a variable so that tests can run the parallel path on small
+// federations).
+var parallelPrepareMin = 4096
+
+// prepareVM fills at-risk VM v's vmPre. seen is the caller's scratch: the
+// VM (+1) each destination group was last checked for.
+func (p *planner) prepareVM(v int, seen []int32) {
+	src := p.place[v]
+	pr := &p.pre[v]
+	pr.site = p.ix.HostSite(src)
+	pr.estOff = -1
+	pr.minBytes, pr.minSolo, pr.liveBytes = math.Inf(1), math.Inf(1), math.Inf(1)
+	if p.down[src] {
+		return
+	}
+	cls := p.classes[src]
+	best := 0
+	for i, rate := range cls.rates {
+		if rate > cls.rates[best] {
+			best = i
 		}
-		if p.pauseOK {
-			g := guest(&p.fed.VMs[v])
-			pr.pauseBytes = g.DiskBytes + g.MemoryBytes
+	}
+	if p.pauseOK {
+		g := guest(&p.fed.VMs[v])
+		pr.pauseBytes = g.DiskBytes + g.MemoryBytes
+	}
+	pr.need = p.needOf(v)
+	n := pr.need
+	setup := math.Inf(1)
+	for k, rt := range p.fromSite[pr.site] {
+		if int(cls.classOf[k]) == best {
+			setup = min(setup, rt.setup)
 		}
-		pr.need = p.needOf(v)
-		n := pr.need
-		setup := math.Inf(1)
-		for k, rt := range p.routesFrom(pr.site) {
-			if int(cls.classOf[k]) == best {
-				setup = min(setup, rt.setup)
-			}
-			if !pr.fits && p.groupSeen[rt.group] != int32(v)+1 {
-				p.groupSeen[rt.group] = int32(v) + 1
-				pr.fits = p.anyFit(p.groups[rt.group], 1, &n)
-			}
+		if !pr.fits && seen[rt.group] != int32(v)+1 {
+			seen[rt.group] = int32(v) + 1
+			pr.fits = p.anyFit(p.groups[rt.group], 1, &n)
 		}
-		if len(cls.rates) == 0 {
-			continue
-		}
-		e := p.estimateClass(v, best)
-		if e.ok {
-			pr.converges = true
-			pr.liveBytes, pr.minBytes, pr.minSolo = e.bytes, e.bytes, e.solo+setup
-		}
-		if pe := p.pauseAt(v, e.rate); p.pauseOK && pe.ok {
-			pr.converges = true
-			pr.minBytes = min(pr.minBytes, pe.bytes)
-			pr.minSolo = min(pr.minSolo, pe.solo+setup)
-		}
+	}
+	if len(cls.rates) == 0 {
+		return
+	}
+	e := p.solo(v, cls.rates[best])
+	e.known = true
+	pr.best, pr.bestClass = e, int32(best)
+	if e.ok {
+		pr.converges = true
+		pr.liveBytes, pr.minBytes, pr.minSolo = e.bytes, e.bytes, e.solo+setup
+	}
+	if pe := p.pauseAt(v, e.rate); p.pauseOK && pe.ok {
+		pr.converges = true
+		pr.minBytes = min(pr.minBytes, pe.bytes)
+		pr.minSolo = min(pr.minSolo, pe.solo+setup)
 	}
 }
 

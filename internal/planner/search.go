@@ -492,7 +492,11 @@ func (p *planner) search(v int, o searchOpts, limit float64) cand {
 			pb.stamp = p.lbStamp
 			pb.lb, pb.res = outLB, out
 			for _, r := range rt.links {
-				if t := p.busyR[r] + (p.bytesR[r]+minB)/p.capR[r]; t > pb.lb {
+				// Paths from a site share links: each link's term once.
+				if p.resStamp[r] != p.lbStamp {
+					p.resStamp[r], p.resLB[r] = p.lbStamp, p.busyR[r]+(p.bytesR[r]+minB)/p.capR[r]
+				}
+				if t := p.resLB[r]; t > pb.lb {
 					pb.lb, pb.res = t, r
 				}
 			}
@@ -513,6 +517,14 @@ func (p *planner) search(v int, o searchOpts, limit float64) cand {
 		if o.pause {
 			e = p.pauseAt(v, cls.rates[cls.classOf[k]])
 		} else {
+			// A pre-copy at the route's rate sends at least the least
+			// pre-copy bytes (those at the VM's best rate) and takes at
+			// least bytes/rate: skip the estimate when that cannot beat
+			// the best host or lower the late finish reported.
+			own := pr.liveBytes/cls.rates[cls.classOf[k]] + rt.setup
+			if (q.best.ok && own > q.best.f) || (own > rlimit && own >= lateF) {
+				continue
+			}
 			e = p.estimateOn(v, k)
 		}
 		if !e.ok {
