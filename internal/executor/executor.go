@@ -77,8 +77,12 @@ type Config struct {
 	Journal Journal
 	// Switcher, if not nil, is told, for each service of a VM, when the VM
 	// has switched over to its destination, so that the service's name
-	// follows it (package continuity's Coordinator). Its failures are
-	// reported in the timeline, never fatal to the evacuation.
+	// follows it (package continuity's Coordinator): when the driver
+	// reports the domain running at the destination while the source copy
+	// still exists (hypervisor.SwitchoverObserver), else when the
+	// migration succeeds; back to the source if it fails after the
+	// switch-over. Its failures are reported in the timeline, never fatal
+	// to the evacuation.
 	Switcher Switcher
 	// Resume, if not nil, carries over an earlier executor's attempts and
 	// migrated VMs (see Resume).
@@ -216,6 +220,9 @@ type running struct {
 	info    hypervisor.JobInfo
 	infoAt  time.Duration
 	hasInfo bool
+	// switched: the driver reported the switch-over (SwitchedOver) and the
+	// Switcher has been called for it.
+	switched bool
 }
 
 // Executor runs plans. Create it with New, then call Start.

@@ -645,6 +645,29 @@ type observer struct {
 
 func (o observer) MigrationDone(res hypervisor.Result) { o.e.migrationDone(o.r, res) }
 
+// SwitchedOver: the driver reports the VM running at its destination,
+// its source copy not yet torn down: its services follow it now.
+func (o observer) SwitchedOver() { o.e.switchedOver(o.r) }
+
+// switchedOver queues the Switcher's calls for r's services, once.
+func (e *Executor) switchedOver(r *running) {
+	e.mu.Lock()
+	defer e.unlock()
+	if e.running[r.vm] == r && !r.switched {
+		r.switched = true
+		e.queueSwitch(r, r.move.From, r.move.To)
+	}
+}
+
+// queueSwitch queues the Switcher's call for r's service (if any), which
+// moves from host from's site to host to's.
+func (e *Executor) queueSwitch(r *running, from, to int) {
+	if svc := e.ix.Fed.VMs[r.vm].Service; svc != "" && e.cfg.Switcher != nil {
+		e.pending = append(e.pending, action{kind: actSwitch, r: r, service: svc,
+			fromSite: e.fed().Sites[e.ix.HostSite(from)].Name, toSite: e.fed().Sites[e.ix.HostSite(to)].Name})
+	}
+}
+
 // abort asks the driver to abort r; ours says whether it is the executor's
 // own decision (then it does not count as a failed attempt).
 func (e *Executor) abort(r *running, why string, ours bool) {
@@ -706,11 +729,14 @@ func (e *Executor) migrationDone(r *running, res hypervisor.Result) {
 		e.emit(Event{Kind: EvDone, VM: rec.Name, From: e.ix.Host(r.move.From).Name, To: toName,
 			Detail: fmt.Sprintf("%s, downtime %s, %d rounds, %s", rec.Duration.Round(100*time.Millisecond), res.Downtime.Round(time.Millisecond), res.Rounds, r.mode)})
 		e.cfg.Metrics.done("migrated", rec.Duration, res.Downtime)
-		if svc := e.ix.Fed.VMs[v].Service; svc != "" && e.cfg.Switcher != nil {
-			e.pending = append(e.pending, action{kind: actSwitch, r: r, service: svc,
-				fromSite: e.fed().Sites[e.ix.HostSite(r.move.From)].Name, toSite: e.fed().Sites[e.ix.HostSite(r.move.To)].Name})
+		if !r.switched { // a driver that does not report the switch-over itself
+			e.queueSwitch(r, r.move.From, r.move.To)
 		}
 		return
+	}
+	if r.switched && runningOn == r.move.From {
+		// It switched over, then the migration failed back to the source.
+		e.queueSwitch(r, r.move.To, r.move.From)
 	}
 	if r.aborting && r.ours && !e.hopeless[v] {
 		// The executor's own decision is not a failed attempt.

@@ -211,6 +211,23 @@ type Observer interface {
 	MigrationDone(r Result)
 }
 
+// SwitchoverObserver is an Observer that also wants the moment the
+// domain starts running at the destination, while the source's copy still
+// exists: the step at which a service's name and routes should follow the
+// VM (package continuity). A driver that knows that moment calls
+// SwitchedOver at most once per migration, before MigrationDone, from its
+// own goroutine; it must not block for long. libvirt: the destination's
+// VIR_DOMAIN_EVENT_RESUMED_MIGRATED (or _POSTCOPY) lifecycle event, sent in
+// the Finish phase, before the source's Confirm phase tears its copy down.
+// The simulator: the end of the switch-over pause. A migration that still
+// fails afterwards (the domain back on the source) says so in
+// MigrationDone; drivers that never call SwitchedOver leave the caller to
+// treat a successful MigrationDone as the switch-over.
+type SwitchoverObserver interface {
+	Observer
+	SwitchedOver()
+}
+
 // Job is a running migration.
 type Job interface {
 	// Info returns current job statistics (virDomainGetJobStats).

@@ -43,6 +43,38 @@ type fakeHost struct {
 	// perform, if set, runs instead of the default move.
 	perform func(h *fakeHost, dom string, dst *fakeHost, flags lv.DomainMigrateFlags) error
 	aborts  atomic.Int32
+	// subs are the lifecycle event subscriptions of its connections.
+	subs map[chan lv.DomainEventLifecycleMsg]bool
+}
+
+// LifecycleEvents subscribes to the host's lifecycle events until ctx ends
+// or the connection is closed.
+func (c *fakeConn) LifecycleEvents(ctx context.Context) (<-chan lv.DomainEventLifecycleMsg, error) {
+	ch := make(chan lv.DomainEventLifecycleMsg, 16)
+	c.h.w.mu.Lock()
+	if c.h.subs == nil {
+		c.h.subs = map[chan lv.DomainEventLifecycleMsg]bool{}
+	}
+	c.h.subs[ch] = true
+	c.h.w.mu.Unlock()
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-c.disc:
+		}
+		c.h.w.mu.Lock()
+		delete(c.h.subs, ch)
+		close(ch)
+		c.h.w.mu.Unlock()
+	}()
+	return ch, nil
+}
+
+// emit sends a lifecycle event to the host's subscribers; the caller holds w.mu.
+func (h *fakeHost) emit(dom string, ev lv.DomainEventType, detail int32) {
+	for ch := range h.subs {
+		ch <- lv.DomainEventLifecycleMsg{Dom: lv.Domain{Name: dom}, Event: int32(ev), Detail: detail}
+	}
 }
 
 type fakeConn struct {
@@ -230,6 +262,7 @@ func (c *fakeConn) DomainMigratePerform3Params(dom lv.Domain, dconnuri lv.OptStr
 	moved := *d
 	moved.job = lv.DomainJobNone
 	dst.doms[dom.Name] = &moved
+	dst.emit(dom.Name, lv.DomainEventResumed, int32(lv.DomainEventResumedMigrated))
 	return nil, nil
 }
 func (c *fakeConn) DomainMigrateSetMaxDowntime(lv.Domain, uint64, uint32) error { return nil }

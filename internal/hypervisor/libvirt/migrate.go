@@ -41,6 +41,12 @@ type job struct {
 	lastProgAt time.Time
 	roundIter  int       // the memory iteration the poller saw last
 	roundStart time.Time // when it first saw it
+
+	// switched guards the observer's SwitchedOver (switchedOver), which
+	// closes switchedCh; watching: watchSwitchover has subscribed.
+	switched   sync.Once
+	switchedCh chan struct{}
+	watching   bool
 }
 
 var _ hypervisor.Job = (*job)(nil)
@@ -220,6 +226,9 @@ func (j *job) run() {
 			d.cfg.Logger.Warn("set max downtime", "domain", req.Domain, "err", err)
 		}
 	}
+	watch, stopWatch := context.WithCancel(d.ctx)
+	defer stopWatch()
+	j.watchSwitchover(watch)
 	perr := j.perform(j.live)
 	if perr != nil && errors.Is(j.reason(), hypervisor.ErrNotConverging) && d.cfg.ColdFallback && j.live {
 		d.record(Step{Domain: req.Domain, Kind: "fallback", Host: req.SourceHost, Detail: "live migration did not converge; migrating non-live", Err: perr.Error()})
@@ -260,6 +269,118 @@ func (j *job) perform(live bool) error {
 	cancel()
 	pw.Wait()
 	return err
+}
+
+// lifecycler is the event subscription watchSwitchover needs; *lv.Libvirt
+// has it (the rpc interface does not list it).
+type lifecycler interface {
+	LifecycleEvents(ctx context.Context) (<-chan lv.DomainEventLifecycleMsg, error)
+}
+
+// watchSwitchover subscribes, on a connection of its own to the
+// destination, to its domain lifecycle events until ctx ends, and calls
+// switchedOver when the domain resumes there after the migration
+// (VIR_DOMAIN_EVENT_RESUMED with detail MIGRATED, or POSTCOPY when a
+// post-copy migration starts the guest at the destination). libvirt sends
+// that event from the destination's Finish phase; the source destroys its
+// copy only afterwards, in the Confirm phase. It returns once subscribed,
+// so that the event cannot be missed; when it cannot subscribe, finish
+// calls switchedOver after verifying the placement instead.
+func (j *job) watchSwitchover(ctx context.Context) {
+	d := j.d
+	j.switchedCh = make(chan struct{})
+	if _, ok := j.obs.(hypervisor.SwitchoverObserver); !ok {
+		return
+	}
+	c, err := d.conn(j.req.DestHost)
+	if err != nil {
+		return
+	}
+	cl, kill, err := d.dial(c.uri)
+	if err != nil {
+		d.cfg.Logger.Warn("switch-over events: cannot connect to the destination", "domain", j.req.Domain, "host", j.req.DestHost, "err", err)
+		return
+	}
+	lc, ok := cl.(lifecycler)
+	if !ok {
+		kill()
+		return
+	}
+	ch, err := lc.LifecycleEvents(ctx)
+	if err != nil {
+		kill()
+		d.cfg.Logger.Warn("switch-over events: cannot subscribe", "domain", j.req.Domain, "host", j.req.DestHost, "err", err)
+		return
+	}
+	j.watching = true
+	d.jobs.Go(func() {
+		defer kill()
+		var unsubscribed <-chan time.Time // armed once ctx ends
+		for {
+			select {
+			case ev, ok := <-ch: // read until go-libvirt closes it, or its sender blocks
+				if !ok {
+					return
+				}
+				j.lifecycle(ev)
+			case <-ctx.Done():
+				// go-libvirt unregisters, then closes ch; on a hung daemon
+				// that call hangs: give it RPCTimeout, then close the socket.
+				t := time.NewTimer(d.cfg.RPCTimeout)
+				defer t.Stop()
+				unsubscribed, ctx = t.C, context.Background()
+			case <-unsubscribed:
+				return
+			}
+		}
+	})
+}
+
+// lifecycle handles one lifecycle event of the destination.
+func (j *job) lifecycle(ev lv.DomainEventLifecycleMsg) {
+	if ev.Dom.Name != j.req.Domain || lv.DomainEventType(ev.Event) != lv.DomainEventResumed {
+		return
+	}
+	switch lv.DomainEventResumedDetailType(ev.Detail) {
+	case lv.DomainEventResumedMigrated:
+		j.switchedOver("the destination resumed the domain (libvirt event RESUMED_MIGRATED)")
+	case lv.DomainEventResumedPostcopy:
+		j.switchedOver("post-copy: the domain runs at the destination (libvirt event RESUMED_POSTCOPY)")
+	}
+}
+
+// switchedOver records the switch-over and tells the observer, once, if
+// it is a hypervisor.SwitchoverObserver.
+func (j *job) switchedOver(how string) {
+	so, ok := j.obs.(hypervisor.SwitchoverObserver)
+	if !ok {
+		return
+	}
+	j.switched.Do(func() {
+		j.d.record(Step{Domain: j.req.Domain, Kind: "switchover", Host: j.req.DestHost, Detail: how})
+		so.SwitchedOver()
+		close(j.switchedCh)
+	})
+}
+
+// eventGrace is how long finish waits for the destination's RESUMED event
+// of a domain it found running there before telling the observer itself.
+const eventGrace = time.Second
+
+// awaitSwitchover makes sure the observer has heard of a switch-over to
+// the destination, where the domain runs: from the event, if it comes
+// within eventGrace, else now.
+func (j *job) awaitSwitchover() {
+	if j.watching {
+		t := time.NewTimer(eventGrace)
+		defer t.Stop()
+		select {
+		case <-j.switchedCh:
+			return
+		case <-t.C:
+		}
+	}
+	j.switchedOver("the domain runs at the destination (found after the migration; no RESUMED event seen)")
 }
 
 // poll reads job statistics every PollInterval and watches for stalls and
@@ -754,6 +875,7 @@ func (j *job) finish(perr error, finished time.Time) {
 		if paused {
 			j.resumeIfPaused(req.DestHost)
 		}
+		j.awaitSwitchover()
 		herr := j.waitHealthy(req.DestHost, d.cfg.HealthSettle, d.cfg.HealthTimeout)
 		d.record(Step{Domain: req.Domain, Kind: "health", Host: req.DestHost, Detail: "after switch-over", Err: errString(herr)})
 		if herr != nil && d.ctx.Err() == nil { // never restart because the driver is closing

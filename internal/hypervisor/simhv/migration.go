@@ -66,7 +66,9 @@ type migration struct {
 	downtime          time.Duration
 
 	ended bool
-	final hypervisor.JobInfo
+	// switched: switchedOver has run.
+	switched bool
+	final    hypervisor.JobInfo
 }
 
 var _ hypervisor.Job = (*migration)(nil)
@@ -173,6 +175,22 @@ func (m *migration) enterPostCopy(bytes float64) {
 	m.downtime = precopy.SwitchoverOverhead
 	m.phase = hypervisor.PhasePostcopy
 	m.send(bytes)
+	m.c.eng.Schedule(m.postCopyAt+precopy.SwitchoverOverhead, m.switchedOver)
+}
+
+// switchedOver tells a hypervisor.SwitchoverObserver, once, that the
+// domain runs at the destination: when the switch-over pause ends, as
+// libvirt's destination reports RESUMED_MIGRATED (or, in post-copy,
+// RESUMED_POSTCOPY) before the source's copy is torn down. The call is an
+// event of its own, like MigrationDone, and comes before it.
+func (m *migration) switchedOver() {
+	if m.switched || m.ended {
+		return
+	}
+	m.switched = true
+	if so, ok := m.obs.(hypervisor.SwitchoverObserver); ok {
+		m.c.eng.Schedule(m.c.eng.Elapsed(), so.SwitchedOver)
+	}
 }
 
 // lose ends a post-copy migration that failed: the guest's memory is split
@@ -194,6 +212,7 @@ func (m *migration) complete() {
 	c.placedMiB[m.dst] += vmMiB
 	c.placement[m.vm] = m.dst
 	m.phase = hypervisor.PhaseDone
+	m.switchedOver()
 	m.end(nil, m.dst)
 }
 
