@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/refuge-project/refuge/internal/model"
@@ -212,10 +213,16 @@ func newPlanner(in Input) (*planner, error) {
 	if err := p.initBusy(); err != nil {
 		return nil, err
 	}
+	// Priorities and the hosts' load are independent walks over every VM:
+	// one in the background.
+	var prioErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { prioErr = p.initPriorities() })
 	p.initHosts()
 	p.initGroups()
-	if err := p.initPriorities(); err != nil {
-		return nil, err
+	wg.Wait()
+	if prioErr != nil {
+		return nil, prioErr
 	}
 	return p, nil
 }

@@ -1,6 +1,7 @@
 package planner
 
 import (
+	"math"
 	"strconv"
 	"time"
 
@@ -21,7 +22,46 @@ func (w *reasonBuf) str(s string) *reasonBuf { w.b = append(w.b, s...); return w
 func (w *reasonBuf) int(i int) *reasonBuf { w.b = strconv.AppendInt(w.b, int64(i), 10); return w }
 
 // dur appends d as short formats it.
-func (w *reasonBuf) dur(d time.Duration) *reasonBuf { return w.str(short(d)) }
+func (w *reasonBuf) dur(d time.Duration) *reasonBuf { w.b = appendShort(w.b, d); return w }
+
+// appendShort appends what short(d) returns without allocating: d rounded
+// to whole seconds from a minute up, to tenths below, in
+// time.Duration.String's format.
+func appendShort(b []byte, d time.Duration) []byte {
+	if d >= time.Minute || d <= -time.Minute {
+		d = d.Round(time.Second)
+	} else {
+		d = d.Round(100 * time.Millisecond)
+	}
+	const tenth = 100 * time.Millisecond
+	if d%tenth != 0 || d == math.MinInt64 {
+		// Rounding saturated at the range's end: not worth a fast path.
+		return append(b, d.String()...)
+	}
+	if d < 0 {
+		b, d = append(b, '-'), -d
+	}
+	switch {
+	case d == 0:
+		return append(b, "0s"...)
+	case d < time.Second:
+		return append(strconv.AppendInt(b, int64(d/time.Millisecond), 10), "ms"...)
+	}
+	tenths := int64(d / tenth)
+	secs := tenths / 10
+	h, m, sec := secs/3600, secs/60%60, secs%60
+	if h > 0 {
+		b = append(strconv.AppendInt(b, h, 10), 'h')
+	}
+	if h > 0 || m > 0 {
+		b = append(strconv.AppendInt(b, m, 10), 'm')
+	}
+	b = strconv.AppendInt(b, sec, 10)
+	if f := tenths % 10; f > 0 {
+		b = append(b, '.', byte('0'+f))
+	}
+	return append(b, 's')
+}
 
 // bytes appends a byte count as bytesStr formats it.
 func (w *reasonBuf) bytes(b float64) *reasonBuf { w.b = appendBytes(w.b, b); return w }
