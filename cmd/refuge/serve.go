@@ -188,6 +188,8 @@ func runServe(cmd *cobra.Command, g *globalFlags, f serveFlags) error {
 		return err
 	}
 	var switcher executor.Switcher
+	var coord *continuity.Coordinator // lowers the TTL of an evacuation's services while it runs
+	var loweredTTL uint32
 	if f.continuity != "" {
 		// The federation serve drives is simulated: its moves update the
 		// drill zone only, never the production records.
@@ -195,16 +197,20 @@ func runServe(cmd *cobra.Command, g *globalFlags, f serveFlags) error {
 		if err != nil {
 			return err
 		}
-		c, err := continuity.Build(fed, cc, continuity.BuildOptions{Drill: true})
+		c, err := continuity.Build(fed, cc, continuity.BuildOptions{Drill: true, Audit: continuity.Auditor(lg, st.Audit)})
 		if err != nil {
 			return fmt.Errorf("--continuity %s: %w", f.continuity, err)
 		}
-		switcher = c
+		switcher, coord, loweredTTL = c, c, cc.LoweredTTL
 	}
 	ctl, err := controller.New(controller.Config{ID: f.id, Store: st, World: world, Policy: pol, TTL: f.leaseTTL,
 		Logger: lg, Metrics: metrics, Switcher: switcher})
 	if err != nil {
 		return err
+	}
+	if coord != nil {
+		defer coord.Background(ctx, st.Watch, continuity.FollowOptions{TTL: loweredTTL, Logger: lg,
+			Services: func(sites []string) []string { p, _ := ctl.State(); return continuity.ServicesAt(ctl.Index(), p, sites) }})()
 	}
 	actOn, err := parseStatuses(f.actOn)
 	if err != nil {

@@ -89,6 +89,8 @@ type Coordinator struct {
 
 	mu        sync.Mutex
 	savedTTLs map[string]uint32 // FQDN → TTL before LowerTTL
+	// holders: service → the operations Prepare lowered its TTL for.
+	holders map[string]map[string]bool
 }
 
 var _ Switcher = (*Coordinator)(nil)
@@ -153,11 +155,13 @@ func (c *Coordinator) answer(svc Service, site string) ([]netip.Addr, error) {
 }
 
 // LowerTTL lowers the TTL of the services' names before an evacuation and
-// remembers their TTLs for RestoreTTL.
+// remembers their TTLs for RestoreTTL. A name whose TTL is ttl or lower
+// already (another controller lowered it, or it was low) is left alone,
+// and RestoreTTL leaves it alone too.
 func (c *Coordinator) LowerTTL(ctx context.Context, services []string, ttl uint32) error {
 	return c.eachName(services, "lower-ttl", func(fqdn string) error {
 		old, err := c.DNS.LowerTTL(ctx, fqdn, ttl)
-		if err == nil {
+		if err == nil && old.TTL > ttl {
 			c.mu.Lock()
 			if c.savedTTLs == nil {
 				c.savedTTLs = map[string]uint32{}

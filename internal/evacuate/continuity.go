@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
 	"sync"
 	"time"
 
@@ -34,27 +33,16 @@ const restoreTimeout = 30 * time.Second
 // atRiskServices lists, sorted, the services with a VM placed (per
 // placement, a host index per VM; -1: nowhere) at a threatened site.
 func atRiskServices(ix *model.Index, sc *model.Scenario, placement []int) []string {
-	threatened := map[int]bool{}
+	var sites []string
 	for _, t := range sc.Threats {
-		threatened[ix.SiteByName[t.Site]] = true
+		sites = append(sites, t.Site)
 	}
 	for _, e := range sc.Events {
 		if e.Kind == model.EventDeadlineChanged {
-			threatened[ix.SiteByName[e.Site]] = true
+			sites = append(sites, e.Site)
 		}
 	}
-	seen := map[string]bool{}
-	var out []string
-	for v, h := range placement {
-		svc := ix.Fed.VMs[v].Service
-		if h < 0 || svc == "" || seen[svc] || !threatened[ix.HostSite(h)] {
-			continue
-		}
-		seen[svc] = true
-		out = append(out, svc)
-	}
-	sort.Strings(out)
-	return out
+	return continuity.ServicesAt(ix, placement, sites)
 }
 
 // withContinuity runs move between lowering the services' TTL to ttl and
