@@ -17,12 +17,17 @@ import (
 	"github.com/refuge-project/refuge/internal/store"
 )
 
-// TestServeAcceptance runs the issue's acceptance commands in-process:
-// token create, serve, /readyz, the OpenAPI document, a 401 without a
-// token, status --json, evacuate --site --json, then operations watch
-// until the evacuation ends (the simulation runs 300× real time).
-func TestServeAcceptance(t *testing.T) {
-	defer goleak.VerifyNone(t)
+// served is a refuge serve running in-process.
+type served struct {
+	url, token string
+	get        func(method, path, body string) (int, []byte)
+}
+
+// startServe creates an admin token in a new data directory and runs
+// refuge serve with args on a free port until the test ends; it waits
+// for /readyz.
+func startServe(t *testing.T, args ...string) *served {
+	t.Helper()
 	dir := t.TempDir()
 	var out, errb bytes.Buffer
 	if code := run([]string{"token", "create", "--role", "admin", "--data-dir", dir}, &out, &errb); code != 0 {
@@ -39,22 +44,24 @@ func TestServeAcceptance(t *testing.T) {
 	}
 	addr := strings.TrimPrefix(u, "http://")
 	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	var serveOut bytes.Buffer
+	done := make(chan error, 1)
 	go func() {
-		root := newRoot(&serveOut, io.Discard)
-		root.SetArgs([]string{"serve", "--simulate", "../../examples/nankai-trough", "--data-dir", dir, "--listen", addr, "--speed", "300"})
-		served <- root.ExecuteContext(ctx)
+		root := newRoot(io.Discard, io.Discard)
+		root.SetArgs(append([]string{"serve", "--data-dir", dir, "--listen", addr}, args...))
+		done <- root.ExecuteContext(ctx)
 	}()
-	defer func() {
+	t.Cleanup(func() {
 		cancel()
-		if err := <-served; err != nil {
+		if err := <-done; err != nil {
 			t.Errorf("serve: %v", err)
 		}
-	}()
+	})
 	hc := &http.Client{Timeout: 5 * time.Second}
-	get := func(method, path, body string) (int, []byte) {
+	s := &served{url: u, token: token, get: func(method, path, body string) (int, []byte) {
 		req, _ := http.NewRequest(method, u+path, strings.NewReader(body))
+		if strings.HasPrefix(path, "/v1/") && path != "/v1/openapi.json" && method == "GET" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
 		resp, err := hc.Do(req)
 		if err != nil {
 			return 0, nil
@@ -62,10 +69,21 @@ func TestServeAcceptance(t *testing.T) {
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, b
-	}
-	if !controllertest.Poll(20*time.Second, func() bool { c, _ := get("GET", "/readyz", ""); return c == 200 }) {
+	}}
+	if !controllertest.Poll(20*time.Second, func() bool { c, _ := s.get("GET", "/readyz", ""); return c == 200 }) {
 		t.Fatal("/readyz never answered 200")
 	}
+	return s
+}
+
+// TestServeAcceptance runs the issue's acceptance commands in-process:
+// token create, serve, /readyz, the OpenAPI document, a 401 without a
+// token, status --json, evacuate --site --json, then operations watch
+// until the evacuation ends (the simulation runs 300× real time).
+func TestServeAcceptance(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t) }) // after serve has stopped
+	s := startServe(t, "--simulate", "../../examples/nankai-trough", "--speed", "300")
+	u, token, get := s.url, s.token, s.get
 	code, body := get("GET", "/v1/openapi.json", "")
 	var doc struct {
 		OpenAPI string `json:"openapi"`
@@ -121,4 +139,54 @@ func TestServeContinuityBadInput(t *testing.T) {
 		t.Fatalf("serve with a bad continuity file: %v, want an error naming it", err)
 	}
 	t.Logf("%v", err)
+}
+
+// TestServeAlertSource: serve's --source feeds the alert pipeline: the
+// drill's EEW (an exercise, acted on) starts an evacuation of Kochi by
+// the alert pipeline.
+func TestServeAlertSource(t *testing.T) {
+	s := startServe(t, "--simulate", "../../examples/nankai-trough", "--speed", "300", "--act-on", "actual,exercise",
+		"--source", "file:../../examples/nankai-trough/drill/01-eew.json")
+	var ops []store.Operation
+	if !controllertest.Poll(20*time.Second, func() bool {
+		code, body := s.get("GET", "/v1/operations", "")
+		return code == 200 && json.Unmarshal(body, &ops) == nil && len(ops) > 0
+	}) {
+		t.Fatal("no evacuation started from the alert source")
+	}
+	if ops[0].CreatedBy != "alert pipeline" || len(ops[0].Sites) == 0 || ops[0].Sites[0].Site != "kochi" {
+		t.Errorf("operation %+v, want the alert pipeline's evacuation of kochi", ops[0])
+	}
+}
+
+// TestServeRealHosts: with --federation, serve connects to the hosts'
+// libvirt daemons; when none answers it stops, saying so. Bad flag
+// combinations are refused first.
+func TestServeRealHosts(t *testing.T) {
+	dir := t.TempDir()
+	fed := dir + "/federation.yaml"
+	writeFile(t, fed, []byte(`
+name: nowhere
+sites:
+  - {name: a, lat: 33, lon: 135, fabrics: [{name: fa, hosts: [{name: a1, vcpu: 8, memory_mib: 4096, nic_mbps: 1000, uri: "qemu+tcp://127.0.0.1:1/system"}]}]}
+  - {name: b, lat: 34, lon: 135, fabrics: [{name: fb, hosts: [{name: b1, vcpu: 8, memory_mib: 4096, nic_mbps: 1000, uri: "qemu+tcp://127.0.0.1:1/system?x=b"}]}]}
+links:
+  - {name: a-b, a: a, b: b, bandwidth_mbps: 1000, rtt_ms: 5}
+vms:
+  - {name: v1, host: a1, vcpu: 1, memory_mib: 512, storage: shared}
+`))
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--federation", fed, "--simulate", "../../examples/nankai-trough"}, "give --simulate DIR"},
+		{[]string{"--federation", fed, "--speed", "10"}, "--speed needs --simulate"},
+		{[]string{"--federation", fed, "--connect-timeout", "3s"}, "none of the 2 hosts of nowhere is reachable"},
+		{[]string{"--simulate", "../../examples/nankai-trough", "--monitor-roster", dir + "/none.yaml"}, "--monitor-roster"},
+	} {
+		_, _, err := runCLI(t, append([]string{"serve", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0"}, tc.args...)...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("serve %v: %v, want an error with %q", tc.args, err, tc.want)
+		}
+	}
 }

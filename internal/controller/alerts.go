@@ -2,64 +2,100 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"sync"
 	"time"
 )
 
+// AlertBy is who the operations the alert pipeline starts are created by.
+const AlertBy = "alert pipeline"
+
 // AlertTarget returns the controller as the alert pipeline's target
-// (pipeline.Target): when the pipeline wants sites evacuated and no
-// evacuation runs, it starts one of exactly those sites by those deadlines.
-// While one runs that covers the sites, later changes are not passed on
-// (a limitation: moved deadlines and withdrawn threats need an operator,
-// who can pause or cancel it); sites it does not cover are refused with
-// ErrConflict, and the pipeline retries them with the next alert.
-func (c *Controller) AlertTarget() *AlertTarget { return &AlertTarget{c: c} }
+// (pipeline.Target). The pipeline's live evacuation follows its alerts:
+// a site newly threatened joins it, a moved deadline moves, a withdrawn
+// threat is withdrawn (its running migrations finish, or are aborted
+// when the pipeline says so) and the evacuation ends, cancelled, when no
+// threat is left. With no such evacuation live, a site wanted anew (or
+// by a new deadline) starts one. Sites that an operator's evacuation
+// covers are left to it. Call it once per controller: the target
+// remembers what it applied.
+func (c *Controller) AlertTarget() *AlertTarget {
+	return &AlertTarget{c: c, applied: map[string]time.Time{}}
+}
 
 // AlertTarget adapts a Controller to the alert pipeline.
-type AlertTarget struct{ c *Controller }
+type AlertTarget struct {
+	c *Controller
+
+	mu      sync.Mutex
+	applied map[string]time.Time // the deadlines last carried out
+}
 
 // Apply implements pipeline.Target.
-func (t *AlertTarget) Apply(deadlines map[string]time.Time, _ []string, _ bool) error {
-	if len(deadlines) == 0 {
-		return nil
-	}
+func (t *AlertTarget) Apply(deadlines map[string]time.Time, _ []string, abort bool) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	c := t.c
 	arrived := time.Now()
-	c.mu.Lock()
-	for _, r := range c.runs {
-		covered := true
-		for site := range deadlines {
-			covered = covered && slices.Contains(r.sites(), site)
-		}
-		c.mu.Unlock()
-		if covered {
-			return nil
-		}
-		return fmt.Errorf("%w: operation %s runs; the alert's other sites wait for it", ErrConflict, r.op.ID)
-	}
-	c.mu.Unlock()
-	now := c.cfg.World.Now()
-	var sites []SiteRequest
-	for _, s := range slices.Sorted(mapKeys(deadlines)) {
-		sites = append(sites, SiteRequest{Site: s, Deadline: max(deadlines[s].Sub(now), time.Second)})
+	if _, _, err := c.leadership(); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
-	op, err := c.Evacuate(ctx, EvacuationRequest{Sites: sites, By: "alert pipeline", AlertAt: arrived})
-	if err != nil {
-		return err
-	}
-	c.log.Info("alert started an evacuation", "op", op.ID, "sites", len(sites))
-	return nil
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
+	c.starting.Lock()
+	defer c.starting.Unlock()
+	c.mu.Lock()
+	runs := c.sortedRuns()
+	c.mu.Unlock()
+	var mine *opRun
+	var others []*opRun
+	operators := map[string]bool{} // sites operators' evacuations cover
+	for _, r := range runs {
+		if r.op.CreatedBy == AlertBy && mine == nil {
+			mine = r
+			continue
+		}
+		others = append(others, r)
+		for _, s := range r.sites() {
+			operators[s] = true
 		}
 	}
+	want := map[string]time.Time{}
+	for s, at := range deadlines {
+		if _, ok := c.ix.SiteByName[s]; !ok {
+			return fmt.Errorf("%w: no site %q in the federation", ErrInvalid, s)
+		}
+		if !operators[s] {
+			want[s] = at
+		}
+	}
+	if mine != nil {
+		err := mine.setDeadlines(ctx, want, abort, others)
+		if !errors.Is(err, errRunEnded) {
+			if err == nil {
+				t.applied = maps.Clone(deadlines)
+			}
+			return err
+		}
+	}
+	now := c.cfg.World.Now()
+	var sites []SiteRequest
+	for _, s := range slices.Sorted(maps.Keys(want)) {
+		if old, ok := t.applied[s]; ok && old.Equal(want[s]) {
+			continue // carried out already
+		}
+		sites = append(sites, SiteRequest{Site: s, Deadline: max(want[s].Sub(now), time.Second)})
+	}
+	if len(sites) > 0 {
+		op, err := c.evacuate(ctx, EvacuationRequest{Sites: sites, By: AlertBy, AlertAt: arrived})
+		if err != nil {
+			return err
+		}
+		c.log.Info("alert started an evacuation", "op", op.ID, "sites", len(sites))
+	}
+	t.applied = maps.Clone(deadlines)
+	return nil
 }

@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,6 +79,10 @@ type Controller struct {
 	crashed atomic.Bool
 	killed  chan struct{}
 	kill    sync.Once
+
+	// starting serializes the start of evacuations (the conflict check and
+	// the registration of the run).
+	starting sync.Mutex
 
 	mu   sync.Mutex
 	lead *store.Leadership
@@ -234,6 +240,8 @@ func (c *Controller) takeOver(ctx context.Context, lead *store.Leadership) error
 	if err != nil {
 		return err
 	}
+	c.starting.Lock()
+	defer c.starting.Unlock()
 	for i := range ops {
 		op := &ops[i]
 		if op.Status != store.OpRunning && op.Status != store.OpPending {
@@ -309,7 +317,16 @@ type SiteRequest struct {
 }
 
 // Evacuate starts an evacuation operation and returns it (status running).
+// It runs beside the live evacuations of other VMs; one that concerns a
+// VM of a live evacuation is refused with ErrConflict, naming it.
 func (c *Controller) Evacuate(ctx context.Context, req EvacuationRequest) (*store.Operation, error) {
+	c.starting.Lock()
+	defer c.starting.Unlock()
+	return c.evacuate(ctx, req)
+}
+
+// evacuate is Evacuate with c.starting held.
+func (c *Controller) evacuate(ctx context.Context, req EvacuationRequest) (*store.Operation, error) {
 	lead, stopped, err := c.leadership()
 	if err != nil {
 		return nil, err
@@ -331,18 +348,9 @@ func (c *Controller) Evacuate(ctx context.Context, req EvacuationRequest) (*stor
 	if len(op.Sites) == 0 {
 		return nil, fmt.Errorf("%w: no site to evacuate", ErrInvalid)
 	}
-	c.mu.Lock()
-	for _, r := range c.runs {
-		for _, s := range r.op.Sites {
-			if seen[s.Site] {
-				c.mu.Unlock()
-				return nil, fmt.Errorf("%w: operation %s already evacuates site %s (its VMs cannot be in two evacuations); pause or cancel it first", ErrConflict, r.op.ID, s.Site)
-			}
-		}
-		c.mu.Unlock()
-		return nil, fmt.Errorf("%w: operation %s is evacuating %s; one evacuation runs at a time (cancel it, or wait for it)", ErrConflict, r.op.ID, r.sites())
+	if err := c.conflict(op); err != nil {
+		return nil, err
 	}
-	c.mu.Unlock()
 	if err := c.cfg.Store.PutOperation(ctx, lead, op); err != nil {
 		return nil, mapStoreErr(err)
 	}
@@ -356,6 +364,82 @@ func (c *Controller) Evacuate(ctx context.Context, req EvacuationRequest) (*stor
 	}
 	c.cfg.Metrics.operation(store.KindEvacuation)
 	return op, nil
+}
+
+// conflict refuses op when one of its VMs is in a live evacuation: a
+// site it evacuates is another's, or another migrates a VM to one of its
+// sites now. Evacuations of disjoint VMs run side by side; each keeps
+// the others' sites as destinations it never uses. Call it with
+// c.starting held.
+func (c *Controller) conflict(op *store.Operation) error {
+	mine := map[int]bool{}
+	for _, s := range op.Sites {
+		mine[c.ix.SiteByName[s.Site]] = true
+	}
+	c.mu.Lock()
+	runs := c.sortedRuns()
+	c.mu.Unlock()
+	for _, r := range runs {
+		if r.op.ID == op.ID {
+			continue
+		}
+		for _, s := range r.sites() {
+			if mine[c.ix.SiteByName[s]] {
+				return fmt.Errorf("%w: operation %s already evacuates site %s (its VMs cannot be in two evacuations); pause or cancel it first", ErrConflict, r.op.ID, s)
+			}
+		}
+		var moving *executor.VMRecord
+		c.cfg.World.Do(func() {
+			rep := r.exec.Report()
+			for i, v := range rep.VMs {
+				if v.Status == executor.StatusRunning {
+					if h, ok := c.ix.HostByName[v.To]; ok && mine[c.ix.HostSite(h)] {
+						moving = &rep.VMs[i]
+						return
+					}
+				}
+			}
+		})
+		if moving != nil {
+			return fmt.Errorf("%w: operation %s is migrating VM %s to %s, in a site to evacuate (a VM cannot be in two evacuations); wait for it, or pause or cancel %s first",
+				ErrConflict, r.op.ID, moving.Name, moving.To, r.op.ID)
+		}
+	}
+	return nil
+}
+
+// sortedRuns returns the live runs in operation id order (c.mu held).
+func (c *Controller) sortedRuns() []*opRun {
+	out := make([]*opRun, 0, len(c.runs))
+	for _, id := range slices.Sorted(maps.Keys(c.runs)) {
+		out = append(out, c.runs[id])
+	}
+	return out
+}
+
+// HostDown tells the world and every running evacuation that monitoring
+// declared host name down: its VMs are lost and the executors re-plan
+// without it.
+func (c *Controller) HostDown(name string) error {
+	h, ok := c.ix.HostByName[name]
+	if !ok {
+		return fmt.Errorf("%w: no host %q in the federation", ErrInvalid, name)
+	}
+	c.mu.Lock()
+	runs := c.sortedRuns()
+	c.mu.Unlock()
+	var err error
+	c.cfg.World.Do(func() {
+		err = c.cfg.World.HostDown(h)
+		for _, r := range runs {
+			r.exec.HostDown(h)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("controller: host %s down: %w", name, err)
+	}
+	c.log.Warn("host declared down", "host", name, "evacuations", len(runs))
+	return nil
 }
 
 func mapStoreErr(err error) error {
@@ -420,11 +504,10 @@ func (c *Controller) Control(ctx context.Context, id string, act Action) (*store
 		if op.Status != store.OpPaused {
 			return nil, fmt.Errorf("%w: operation %s is %s, not paused", ErrConflict, id, op.Status)
 		}
-		c.mu.Lock()
-		busy := len(c.runs) > 0
-		c.mu.Unlock()
-		if busy {
-			return nil, fmt.Errorf("%w: another evacuation runs; one evacuation runs at a time", ErrConflict)
+		c.starting.Lock()
+		defer c.starting.Unlock()
+		if err := c.conflict(op); err != nil {
+			return nil, err
 		}
 		op.Status = store.OpRunning
 		if err := c.resumeWith(ctx, op, lead, stopped); err != nil {

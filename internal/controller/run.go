@@ -2,12 +2,16 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/refuge-project/refuge/internal/executor"
+	"github.com/refuge-project/refuge/internal/model"
 	"github.com/refuge-project/refuge/internal/store"
 )
 
@@ -18,19 +22,39 @@ type opRun struct {
 	lead *store.Leadership
 	j    *journal
 	exec *executor.Executor
+	// start is the executor's time origin.
+	start time.Time
 	// finished is closed once the run has ended and written its outcome.
 	finished chan struct{}
 	// abandoned is closed when the controller steps down.
 	abandoned chan struct{}
 
 	mu         sync.Mutex
-	stopStatus string // set by stop: paused or cancelled
+	stopStatus string // set by stop: paused or cancelled; or when every threat was withdrawn
+	stopReason string
+	// sites are the sites evacuated now and their deadlines (alert
+	// updates move and withdraw them).
+	targets []store.SiteDeadline
 }
 
+// sites names the sites the run evacuates now.
 func (r *opRun) sites() []string {
-	out := make([]string, len(r.op.Sites))
-	for i, s := range r.op.Sites {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, len(r.targets))
+	for i, s := range r.targets {
 		out[i] = s.Site
+	}
+	return out
+}
+
+// deadlines returns the run's sites and deadlines.
+func (r *opRun) deadlines() map[string]time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]time.Time, len(r.targets))
+	for _, s := range r.targets {
+		out[s.Site] = s.Deadline
 	}
 	return out
 }
@@ -46,18 +70,33 @@ func (c *Controller) start(op *store.Operation, lead *store.Leadership, stopped 
 func (c *Controller) startAt(op *store.Operation, lead *store.Leadership, stopped *atomic.Bool, resume *executor.Resume, alertAt time.Time) error {
 	w := c.cfg.World
 	r := &opRun{c: c, op: *op, lead: lead, finished: make(chan struct{}), abandoned: make(chan struct{}),
-		j: &journal{c: c, op: op.ID, lead: lead, stopped: stopped, alertAt: alertAt}}
+		j: &journal{c: c, op: op.ID, lead: lead, stopped: stopped, alertAt: alertAt}, targets: slices.Clone(op.Sites)}
+	c.mu.Lock()
+	others := c.sortedRuns()
+	c.mu.Unlock()
+	// The other live evacuations' sites receive no VM from this one, and
+	// this one's none from them: each executor has the others' sites at
+	// watch level, which the controller's policy excludes as destinations.
+	watch := make([]bool, len(c.ix.Fed.Sites))
+	for _, o := range others {
+		for _, s := range o.sites() {
+			watch[c.ix.SiteByName[s]] = true
+		}
+	}
+	pol := c.cfg.Policy
+	pol.WatchSites = model.WatchExclude
 	var err error
 	w.Do(func() {
 		placement, down := w.State()
 		start := w.Clock().Now()
+		r.start = start
 		deadlines := map[int]time.Duration{}
 		for _, s := range op.Sites {
 			deadlines[c.ix.SiteByName[s.Site]] = s.Deadline.Sub(start)
 		}
 		r.exec, err = executor.New(executor.Config{
-			Index: c.ix, Policy: c.cfg.Policy, Driver: w.Driver(), Clock: w.Clock(), Start: start,
-			Placement: placement, HostDown: down, Logger: c.log.With("op", op.ID),
+			Index: c.ix, Policy: pol, Driver: w.Driver(), Clock: w.Clock(), Start: start,
+			Placement: placement, HostDown: down, Watch: watch, Logger: c.log.With("op", op.ID),
 			Metrics: c.cfg.Metrics.executor(), Journal: r.j, Resume: resume, Switcher: c.cfg.Switcher,
 		})
 		if err != nil {
@@ -66,26 +105,24 @@ func (c *Controller) startAt(op *store.Operation, lead *store.Leadership, stoppe
 		if resume == nil {
 			// Journal every VM at risk as pending, so that progress counts
 			// them all from the start.
-			var steps []store.VMStep
-			for v, h := range placement {
-				if h < 0 {
-					continue
-				}
-				if _, ok := deadlines[c.ix.HostSite(h)]; ok {
-					steps = append(steps, store.VMStep{VM: c.ix.Fed.VMs[v].Name, State: store.VMPending, From: c.ix.Host(h).Name})
-				}
-			}
 			ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 			defer cancel()
-			if err = c.cfg.Store.PutSteps(ctx, lead, op.ID, steps...); err != nil {
+			if err = c.cfg.Store.PutSteps(ctx, lead, op.ID, c.pendingSteps(placement, deadlines, nil)...); err != nil {
 				err = mapStoreErr(err)
 				return
 			}
 		}
 		for s, d := range deadlines {
-			w.SiteDeadline(s, start.Add(d))
+			w.SiteDeadline(s, start.Add(d), true)
 		}
-		err = r.exec.Start(deadlines)
+		if err = r.exec.Start(deadlines); err != nil {
+			return
+		}
+		for _, o := range others {
+			for s := range deadlines {
+				o.exec.SetWatch(s, true)
+			}
+		}
 	})
 	if err != nil {
 		return fmt.Errorf("controller: start %s: %w", op.ID, err)
@@ -104,6 +141,21 @@ func (c *Controller) startAt(op *store.Operation, lead *store.Leadership, stoppe
 		}
 	}()
 	return nil
+}
+
+// pendingSteps are the journal entries of the VMs placed in these sites,
+// pending, but for those journaled already.
+func (c *Controller) pendingSteps(placement []int, sites map[int]time.Duration, journaled map[string]bool) []store.VMStep {
+	var steps []store.VMStep
+	for v, h := range placement {
+		if h < 0 || journaled[c.ix.Fed.VMs[v].Name] {
+			continue
+		}
+		if _, ok := sites[c.ix.HostSite(h)]; ok {
+			steps = append(steps, store.VMStep{VM: c.ix.Fed.VMs[v].Name, State: store.VMPending, From: c.ix.Host(h).Name})
+		}
+	}
+	return steps
 }
 
 // stop ends the run on the operator's request (status paused or
@@ -133,7 +185,17 @@ func (r *opRun) finish() {
 		if c.runs[r.op.ID] == r {
 			delete(c.runs, r.op.ID)
 		}
+		others := c.sortedRuns()
 		c.mu.Unlock()
+		// Its sites may receive the other evacuations' VMs again.
+		sites := r.sites()
+		c.cfg.World.Do(func() {
+			for _, o := range others {
+				for _, s := range sites {
+					o.exec.SetWatch(c.ix.SiteByName[s], false)
+				}
+			}
+		})
 	}()
 	if r.j.fenced.Load() || r.j.stopped.Load() {
 		return
@@ -141,7 +203,7 @@ func (r *opRun) finish() {
 	var rep executor.Report
 	c.cfg.World.Do(func() { rep = r.exec.Report() })
 	r.mu.Lock()
-	status := r.stopStatus
+	status, reason := r.stopStatus, r.stopReason
 	r.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -193,6 +255,9 @@ func (r *opRun) finish() {
 	}
 	if status == store.OpSucceeded && op.Progress.Migrated == 0 && op.Progress.Total > 0 {
 		status, op.Error = store.OpFailed, "no VM could be migrated"
+	}
+	if reason != "" {
+		op.Error = reason
 	}
 	op.Status = status
 	if err := c.cfg.Store.PutOperation(ctx, r.lead, op); err != nil {
@@ -322,4 +387,107 @@ func (r *opRun) settle(doubt []store.VMStep) {
 			}
 		})
 	}
+}
+
+// errRunEnded: the run's executor has finished; a change starts a new
+// evacuation.
+var errRunEnded = errors.New("evacuation ended")
+
+// setDeadlines makes the run protect exactly these sites by these
+// deadlines (an alert's update): new sites and moved deadlines go to the
+// executor (it re-plans, and aborts migrations towards a newly threatened
+// site), sites left out are withdrawn (their running migrations finish,
+// or are aborted with abort). It writes the operation's new sites and
+// journals the new sites' VMs; when no site is left the run ends,
+// cancelled. others are the other live runs: they stop sending VMs to
+// the new sites.
+func (r *opRun) setDeadlines(ctx context.Context, want map[string]time.Time, abort bool, others []*opRun) error {
+	c := r.c
+	have := r.deadlines()
+	var added, moved, withdrawn []string
+	for _, s := range slices.Sorted(maps.Keys(want)) {
+		if at, ok := have[s]; !ok {
+			added = append(added, s)
+		} else if !at.Equal(want[s]) {
+			moved = append(moved, s)
+		}
+	}
+	for _, s := range slices.Sorted(maps.Keys(have)) {
+		if _, ok := want[s]; !ok {
+			withdrawn = append(withdrawn, s)
+		}
+	}
+	if len(added)+len(moved)+len(withdrawn) == 0 {
+		return nil
+	}
+	w := c.cfg.World
+	ended := false
+	var placement []int
+	w.Do(func() {
+		select {
+		case <-r.exec.Done():
+			ended = true
+		default:
+			placement, _ = w.State()
+		}
+	})
+	if ended {
+		return errRunEnded
+	}
+	op, err := c.cfg.Store.Operation(ctx, r.op.ID)
+	if err != nil {
+		return err
+	}
+	op.Sites = nil
+	for _, s := range slices.Sorted(maps.Keys(want)) {
+		op.Sites = append(op.Sites, store.SiteDeadline{Site: s, Deadline: want[s]})
+	}
+	if len(added) > 0 {
+		steps, err := c.cfg.Store.Steps(ctx, r.op.ID)
+		if err != nil {
+			return err
+		}
+		journaled := map[string]bool{}
+		for _, st := range steps {
+			journaled[st.VM] = true
+		}
+		sites := map[int]time.Duration{}
+		for _, s := range added {
+			sites[c.ix.SiteByName[s]] = 0
+		}
+		if err := c.cfg.Store.PutSteps(ctx, r.lead, r.op.ID, c.pendingSteps(placement, sites, journaled)...); err != nil {
+			return mapStoreErr(err)
+		}
+	}
+	if err := c.cfg.Store.PutOperation(ctx, r.lead, op); err != nil {
+		return mapStoreErr(err)
+	}
+	r.mu.Lock()
+	r.targets = op.Sites
+	if len(op.Sites) == 0 {
+		r.stopStatus, r.stopReason = store.OpCancelled, "every threat was withdrawn"
+	}
+	r.mu.Unlock()
+	w.Do(func() {
+		for _, s := range append(added, moved...) {
+			i := c.ix.SiteByName[s]
+			w.SiteDeadline(i, want[s], true)
+			r.exec.SetDeadline(i, want[s].Sub(r.start))
+		}
+		for _, s := range withdrawn {
+			i := c.ix.SiteByName[s]
+			w.SiteDeadline(i, time.Time{}, false)
+			r.exec.CancelThreat(i, abort)
+		}
+		for _, o := range others {
+			for _, s := range added {
+				o.exec.SetWatch(c.ix.SiteByName[s], true)
+			}
+			for _, s := range withdrawn {
+				o.exec.SetWatch(c.ix.SiteByName[s], false)
+			}
+		}
+	})
+	c.log.Info("evacuation retargeted", "op", r.op.ID, "added", added, "moved", moved, "withdrawn", withdrawn)
+	return nil
 }

@@ -8,6 +8,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -130,3 +131,23 @@ func (s reporting) Run(ctx context.Context, sink alertsource.Sink) error {
 
 // DefaultMaxAge is how old an Atom feed's entries may be to be read.
 const DefaultMaxAge = time.Hour
+
+// KeepApplying calls retry (pipeline.Pipeline.Retry) every interval until
+// ctx ends, so that what the alerts want and a controller refused (it did
+// not lead yet; an evacuation was in the way) is carried out once it can.
+// Refusals are logged at debug level: a controller that does not lead
+// refuses every time.
+func KeepApplying(ctx context.Context, retry func() error, every time.Duration, lg *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := retry(); err != nil {
+				lg.Debug("alerts not carried out yet", "err", err)
+			}
+		}
+	}
+}

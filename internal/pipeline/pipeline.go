@@ -579,6 +579,23 @@ func (p *Pipeline) decide(id string, approve bool) error {
 	return p.reconcile(w, now)
 }
 
+// Retry applies again what the alerts want where the target refused it
+// last (a controller that does not lead yet, an evacuation in the way);
+// a daemon calls it periodically, since the refusal is not final. It
+// returns the targets' errors.
+func (p *Pipeline) Retry() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.cfg.Clock.Now()
+	var errs []error
+	for _, w := range p.worlds() {
+		if err := p.reconcile(w, now); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 func (p *Pipeline) worlds() []*world {
 	if p.drill == nil {
 		return []*world{p.real}

@@ -541,6 +541,30 @@ func TestTargetFailureIsRetried(t *testing.T) {
 	near(t, "after retry", h.target.last()["kochi"], kochiDeadline)
 }
 
+// TestRetryAppliesWhatWasRefused: a target that refused (a controller not
+// leading yet) gets the deadline from Retry, without another alert; a
+// Retry with nothing refused changes nothing.
+func TestRetryAppliesWhatWasRefused(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, nil)
+	h.target.fail = errors.New("not the leader")
+	if err := h.p.Submit(ctx, eew(1, t0.Add(8*time.Second))); err == nil {
+		t.Fatal("the target's refusal was not reported")
+	}
+	if err := h.p.Retry(); err == nil || !strings.Contains(err.Error(), "not the leader") {
+		t.Errorf("retry while the target refuses: %v", err)
+	}
+	h.target.fail = nil
+	if err := h.p.Retry(); err != nil {
+		t.Fatal(err)
+	}
+	near(t, "after Retry", h.target.last()["kochi"], kochiDeadline)
+	calls := len(h.target.calls)
+	if err := h.p.Retry(); err != nil || len(h.target.calls) != calls {
+		t.Errorf("a Retry with nothing refused: %v, %d calls, want %d", err, len(h.target.calls), calls)
+	}
+}
+
 func TestNewChecksConfig(t *testing.T) {
 	fed := loadExample(t)
 	if _, err := New(Config{Target: &recorder{}}); err == nil {

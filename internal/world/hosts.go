@@ -198,7 +198,7 @@ func (w *Hosts) Do(f func()) { f() }
 func (w *Hosts) Target() *pipeline.ExecutorTarget { return w.target }
 
 // SiteDeadline does nothing: a real site is lost by itself.
-func (w *Hosts) SiteDeadline(int, time.Time) {}
+func (w *Hosts) SiteDeadline(int, time.Time, bool) {}
 
 // HostDown records that monitoring declared host h down: it is left out
 // of every later inventory.

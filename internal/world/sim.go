@@ -71,9 +71,10 @@ type World interface {
 	// InFlight reports whether a migration of VM v is under way in the
 	// hypervisors (inside Do), e.g. one a dead leader started.
 	InFlight(v int) bool
-	// SiteDeadline is told a threatened site's deadline (inside Do); the
-	// simulator loses the site then.
-	SiteDeadline(site int, at time.Time)
+	// SiteDeadline is told a threatened site's deadline (inside Do) when
+	// it is set or moved (ok) or withdrawn (!ok); the simulator loses the
+	// site at its deadline.
+	SiteDeadline(site int, at time.Time, ok bool)
 	// HostDown records that monitoring declared host h down (inside Do).
 	HostDown(h int) error
 	// Target evacuates for the alert pipeline (refuge watch).
@@ -138,7 +139,7 @@ func NewSim(cfg SimConfig) (*Sim, error) {
 	}
 	w.target, err = pipeline.NewExecutorTarget(pipeline.ExecutorConfig{
 		Index: ix, Policy: cfg.Policy, Driver: cluster, Clock: eng, Do: w.Do, State: w.State,
-		OnDeadline: w.scheduleLoss,
+		OnDeadline: w.SiteDeadline,
 		OnEvent:    cfg.OnEvent,
 		Metrics:    cfg.Metrics,
 		Logger:     cfg.Logger,
@@ -187,8 +188,6 @@ func (w *Sim) Host(v int) int { return w.cluster.Placement()[v] }
 // InFlight reports whether VM v is being migrated (inside Do).
 func (w *Sim) InFlight(v int) bool { return w.cluster.Migrating(v) }
 
-// SiteDeadline loses the site at its deadline (inside Do).
-func (w *Sim) SiteDeadline(site int, at time.Time) { w.scheduleLoss(site, at, true) }
 
 // HostDown fails host h, as a crash would (inside Do): its VMs are lost.
 func (w *Sim) HostDown(h int) error { return w.cluster.FailHost(h) }
@@ -243,8 +242,9 @@ func (w *Sim) Do(f func()) {
 	}
 }
 
-// scheduleLoss loses a site at its deadline (on the loop).
-func (w *Sim) scheduleLoss(site int, at time.Time, ok bool) {
+// SiteDeadline loses the site at its deadline, set or moved (ok), or
+// no longer when withdrawn (!ok); inside Do.
+func (w *Sim) SiteDeadline(site int, at time.Time, ok bool) {
 	if t := w.lossTimers[site]; t != nil {
 		t.Stop()
 		delete(w.lossTimers, site)
