@@ -47,12 +47,16 @@ Setting up service continuity, step by step:
      services:
        - {name: moodle-https, listener: https, hosts: [moodle.example.ac.jp], backend: "10.10.1.5:443"}
        - {name: moodle-http,  listener: http,  hosts: [moodle.example.ac.jp], backend: "10.10.1.5:80"}
+       - {name: wiki, listener: http, hosts: [wiki.example.ac.jp], backends: ["10.10.1.6:80", "10.10.1.7:80"]}
+   A service with several backends (backends: [...]) sends each new
+   connection to the next one whose health check passed.
 
 3. The service record points at the gateway of the site the VM runs at:
      moodle.example.ac.jp. 300 IN A 192.0.2.10
    At a switchover refuge tells both gateways the VM's new address
      curl -X PUT -H "Authorization: Bearer $(cat /etc/refuge/gateway.token)" \
           -d '{"backend":"10.20.1.5:443"}' http://127.0.0.1:9180/v1/routes/moodle-https
+   (or {"backends": ["10.20.1.6:80", "10.20.1.7:80"]} for several)
    and replaces the record by the new site's gateway (198.51.100.10) in one
    update whose prerequisite is the old record. Clients that still hold the
    old record reach the old site's gateway, which forwards to the new site.

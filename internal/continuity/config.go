@@ -88,13 +88,36 @@ type ServiceConfig struct {
 	// Route is the service's name in the gateways' configuration
 	// (default: the service's name).
 	Route string `json:"route,omitempty"`
-	// Backend is the VM's address at every site (host or host:port; the
+	// Backend is the VM's address at every site (ip or ip:port; the
 	// port defaults to the service's port): with an L2 extension the VM
-	// keeps its address wherever it runs.
-	Backend string `json:"backend,omitempty"`
-	// Backends override Backend per site.
-	Backends map[string]string `json:"backends,omitempty"`
+	// keeps its address wherever it runs. Several addresses, separated
+	// by commas, are several backends: the gateways spread new
+	// connections over those that pass their health checks.
+	Backend Addrs `json:"backend,omitempty"`
+	// Backends override Backend per site (each one or more addresses).
+	Backends map[string]Addrs `json:"backends,omitempty"`
 }
+
+// Addrs is one address or several separated by commas
+// ("10.2.0.20:443, 10.2.0.21:443").
+type Addrs []string
+
+// UnmarshalText splits s at commas; an empty item is an error.
+func (a *Addrs) UnmarshalText(s []byte) error {
+	var out Addrs
+	for item := range strings.SplitSeq(string(s), ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			return fmt.Errorf("%q: an empty address (give ip[:port], several separated by commas)", s)
+		}
+		out = append(out, item)
+	}
+	*a = out
+	return nil
+}
+
+// MarshalText joins the addresses with commas.
+func (a Addrs) MarshalText() ([]byte, error) { return []byte(strings.Join(a, ", ")), nil }
 
 // LoadConfig reads and checks a continuity configuration; relative file
 // names in it are taken from the file's directory.
@@ -165,14 +188,12 @@ func (c *Config) Validate() error {
 	for _, name := range slices.Sorted(maps.Keys(c.Services)) {
 		s := c.Services[name]
 		p := validate.Field("services", name)
-		if s.Backend == "" && len(s.Backends) == 0 {
+		if len(s.Backend) == 0 && len(s.Backends) == 0 {
 			errs.Addf(p, "needs backend (the VM's address at every site) or backends (per site)")
 		}
-		if s.Backend != "" {
-			checkBackend(&errs, validate.Field(p, "backend"), s.Backend)
-		}
+		checkBackends(&errs, validate.Field(p, "backend"), s.Backend)
 		for _, site := range slices.Sorted(maps.Keys(s.Backends)) {
-			checkBackend(&errs, validate.Field(validate.Field(p, "backends"), site), s.Backends[site])
+			checkBackends(&errs, validate.Field(validate.Field(p, "backends"), site), s.Backends[site])
 		}
 	}
 	return errs.Err()
@@ -194,14 +215,19 @@ func checkZone(errs *validate.Errors, path, zone string, required bool) bool {
 	return true
 }
 
-// checkBackend records a problem unless b is an IP address, optionally
-// with a port.
-func checkBackend(errs *validate.Errors, path, b string) {
-	if _, err := netip.ParseAddr(b); err == nil {
-		return
-	}
-	if _, err := netip.ParseAddrPort(b); err != nil {
-		errs.Addf(path, "%q must be ip or ip:port (IPv6 with a port: [addr]:port)", b)
+// checkBackends records a problem for each address of bs that is not an
+// IP address, optionally with a port, and for one listed twice.
+func checkBackends(errs *validate.Errors, path string, bs Addrs) {
+	for i, b := range bs {
+		if slices.Contains(bs[:i], b) {
+			errs.Addf(path, "%q is listed twice", b)
+		}
+		if _, err := netip.ParseAddr(b); err == nil {
+			continue
+		}
+		if _, err := netip.ParseAddrPort(b); err != nil {
+			errs.Addf(path, "%q must be ip or ip:port (IPv6 with a port: [addr]:port)", b)
+		}
 	}
 }
 
@@ -280,17 +306,19 @@ func Build(fed *model.Federation, cfg *Config, o BuildOptions) (*Coordinator, er
 			if svc.Route == "" {
 				svc.Route = s.Name
 			}
-			svc.Backends = map[string]string{}
+			svc.Backends = map[string][]string{}
 			for _, site := range sites {
-				p, b := validate.Field(validate.Field(validate.Field("services", s.Name), "backends"), site), sc.Backends[site]
-				if b == "" {
-					p, b = validate.Field(validate.Field("services", s.Name), "backend"), sc.Backend
+				p, bs := validate.Field(validate.Field(validate.Field("services", s.Name), "backends"), site), sc.Backends[site]
+				if len(bs) == 0 {
+					p, bs = validate.Field(validate.Field("services", s.Name), "backend"), sc.Backend
 				}
-				if b == "" {
-					continue
-				}
-				if svc.Backends[site], err = withPort(b, s.Port); err != nil {
-					cerrs.Addf(p, "%v: give ip:port, or the service a port (federation services[%d].port)", err, i)
+				for _, b := range bs {
+					b, err := withPort(b, s.Port)
+					if err != nil {
+						cerrs.Addf(p, "%v: give ip:port, or the service a port (federation services[%d].port)", err, i)
+						continue
+					}
+					svc.Backends[site] = append(svc.Backends[site], b)
 				}
 			}
 		}

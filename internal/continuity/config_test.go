@@ -1,6 +1,7 @@
 package continuity
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,7 +37,7 @@ gateways:
 services:
   moodle:
     backend: 10.9.0.5
-    backends: {tokyo: "10.2.0.5:8080"}
+    backends: {tokyo: "10.2.0.5:8080, 10.2.0.6:8080"}
 `
 
 func writeConfig(t *testing.T, doc string) string {
@@ -61,7 +62,7 @@ func TestBuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := c.Services["moodle"]
-	if m.FQDN != "moodle.example.test." || m.Route != "moodle" || m.Backends["kochi"] != "10.9.0.5:80" || m.Backends["tokyo"] != "10.2.0.5:8080" {
+	if m.FQDN != "moodle.example.test." || m.Route != "moodle" || fmt.Sprint(m.Backends["kochi"]) != "[10.9.0.5:80]" || fmt.Sprint(m.Backends["tokyo"]) != "[10.2.0.5:8080 10.2.0.6:8080]" {
 		t.Errorf("moodle %+v", m)
 	}
 	if db := c.Services["db"]; db.FQDN != "" || db.Route != "" {
@@ -151,14 +152,15 @@ dns: {server: "dns.example", zone: "bad..zone", key_name: k, drill_zone: bad..zo
 gateways:
   kochi: {admin_url: "10.0.1.1:9180"}
 services:
-  moodle: {backend: "moodle.example"}
+  moodle: {backend: "moodle.example", backends: {kochi: "10.0.0.1,", tokyo: "10.0.0.2, 10.0.0.2"}}
   db: {}
 typo: 1
 `))
 	if err == nil {
 		t.Fatal("accepted")
 	}
-	for _, w := range []string{"dns.server", "dns.zone", "dns.net", "dns.drill_zone", "gateways.kochi.admin_url", "services.moodle.backend", "services.db: needs backend", "typo"} {
+	for _, w := range []string{"dns.server", "dns.zone", "dns.net", "dns.drill_zone", "gateways.kochi.admin_url", "services.moodle.backend", "services.moodle.backends.kochi: \"10.0.0.1,\": an empty address",
+		`services.moodle.backends.tokyo: "10.0.0.2" is listed twice`, "services.db: needs backend", "typo"} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error %q\nwant it to name %q", err, w)
 		}

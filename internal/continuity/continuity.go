@@ -20,6 +20,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -38,7 +39,7 @@ type Switcher interface {
 // Routes is a site gateway's routing API: *gateway.Gateway in process, or
 // GatewayClient over HTTP.
 type Routes interface {
-	SetBackend(ctx context.Context, service, backend string) error
+	SetBackends(ctx context.Context, service string, backends []string) error
 }
 
 // DNS is the part of dns.Updater the Coordinator uses.
@@ -65,8 +66,10 @@ type Service struct {
 	// Route is the service's name in the gateways' configuration; empty:
 	// the gateways do not carry the service.
 	Route string
-	// Backends is the host:port the service's VM answers on at each site.
-	Backends map[string]string
+	// Backends are the host:port the service answers on at each site (one
+	// VM, or several: the gateways spread connections over the healthy
+	// ones).
+	Backends map[string][]string
 }
 
 // Event is one continuity step, for the audit log.
@@ -108,12 +111,12 @@ func (c *Coordinator) Switchover(ctx context.Context, vm, service, fromSite, toS
 		if site.Routes == nil || svc.Route == "" {
 			continue
 		}
-		backend, ok := svc.Backends[toSite]
-		if !ok {
+		backends := svc.Backends[toSite]
+		if len(backends) == 0 {
 			return fmt.Errorf("continuity: service %s has no backend at site %s", service, toSite)
 		}
 		start := time.Now()
-		err := site.Routes.SetBackend(ctx, svc.Route, backend)
+		err := site.Routes.SetBackends(ctx, svc.Route, backends)
 		c.report(Event{Service: service, VM: vm, Step: "gateway:" + name, Took: time.Since(start)}, err)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("gateway at %s: %w", name, err))
@@ -138,20 +141,27 @@ func (c *Coordinator) Switchover(ctx context.Context, vm, service, fromSite, toS
 	return nil
 }
 
-// answer is the DNS answer for svc while it runs at site.
+// answer is the DNS answer for svc while it runs at site: the site's
+// gateway, else the addresses of its backends there.
 func (c *Coordinator) answer(svc Service, site string) ([]netip.Addr, error) {
 	if s, ok := c.Sites[site]; ok && len(s.Gateway) > 0 {
 		return s.Gateway, nil
 	}
-	b, ok := svc.Backends[site]
-	if !ok {
+	bs := svc.Backends[site]
+	if len(bs) == 0 {
 		return nil, fmt.Errorf("no gateway and no backend at site %s", site)
 	}
-	ap, err := netip.ParseAddrPort(b)
-	if err != nil {
-		return nil, fmt.Errorf("backend %q at %s is not ip:port: %w", b, site, err)
+	var out []netip.Addr
+	for _, b := range bs {
+		ap, err := netip.ParseAddrPort(b)
+		if err != nil {
+			return nil, fmt.Errorf("backend %q at %s is not ip:port: %w", b, site, err)
+		}
+		if !slices.Contains(out, ap.Addr()) {
+			out = append(out, ap.Addr())
+		}
 	}
-	return []netip.Addr{ap.Addr()}, nil
+	return out, nil
 }
 
 // LowerTTL lowers the TTL of the services' names before an evacuation and
@@ -233,12 +243,14 @@ type GatewayClient struct {
 	HTTP *http.Client
 }
 
-// SetBackend reports a switchover to the gateway.
-func (g *GatewayClient) SetBackend(ctx context.Context, service, backend string) error {
-	if _, _, err := net.SplitHostPort(backend); err != nil {
-		return fmt.Errorf("gateway %s: backend %q: %w", g.URL, backend, err)
+// SetBackends reports a switchover to the gateway.
+func (g *GatewayClient) SetBackends(ctx context.Context, service string, backends []string) error {
+	for _, b := range backends {
+		if _, _, err := net.SplitHostPort(b); err != nil {
+			return fmt.Errorf("gateway %s: backend %q: %w", g.URL, b, err)
+		}
 	}
-	body, _ := json.Marshal(map[string]string{"backend": backend})
+	body, _ := json.Marshal(map[string][]string{"backends": backends})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, g.URL+"/v1/routes/"+service, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("gateway %s: %w", g.URL, err)
@@ -257,7 +269,7 @@ func (g *GatewayClient) SetBackend(ctx context.Context, service, backend string)
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("gateway %s: route %s → %s: %s: %s", g.URL, service, backend, resp.Status, bytes.TrimSpace(msg))
+		return fmt.Errorf("gateway %s: route %s → %v: %s: %s", g.URL, service, backends, resp.Status, bytes.TrimSpace(msg))
 	}
 	return nil
 }
@@ -267,7 +279,7 @@ func Local(g *gateway.Gateway) Routes { return localRoutes{g} }
 
 type localRoutes struct{ g *gateway.Gateway }
 
-func (l localRoutes) SetBackend(_ context.Context, service, backend string) error {
-	_, err := l.g.SetBackend(service, backend)
+func (l localRoutes) SetBackends(_ context.Context, service string, backends []string) error {
+	_, err := l.g.SetBackends(service, backends)
 	return err
 }

@@ -63,10 +63,10 @@ type fakeRoutes struct {
 	err   error
 }
 
-func (f *fakeRoutes) SetBackend(_ context.Context, service, backend string) error {
+func (f *fakeRoutes) SetBackends(_ context.Context, service string, backends []string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.calls = append(f.calls, service+"→"+backend)
+	f.calls = append(f.calls, service+"→"+strings.Join(backends, ","))
 	return f.err
 }
 
@@ -102,7 +102,7 @@ func TestCoordinator(t *testing.T) {
 			"osaka": {Gateway: []netip.Addr{netip.MustParseAddr("192.0.2.1")}, Routes: ra},
 			"tokyo": {Gateway: []netip.Addr{netip.MustParseAddr("198.51.100.1")}, Routes: rb},
 		},
-		Services: map[string]Service{"moodle": {FQDN: "moodle.example.test.", Route: "moodle-http", Backends: map[string]string{"osaka": "10.1.0.5:80", "tokyo": "10.2.0.5:80"}}},
+		Services: map[string]Service{"moodle": {FQDN: "moodle.example.test.", Route: "moodle-http", Backends: map[string][]string{"osaka": {"10.1.0.5:80"}, "tokyo": {"10.2.0.5:80", "10.2.0.6:80"}}}},
 		Report:   func(e Event) { events = append(events, e) },
 	}
 	ctx := context.Background()
@@ -112,7 +112,7 @@ func TestCoordinator(t *testing.T) {
 	if err := c.Switchover(ctx, "vm1", "moodle", "osaka", "tokyo"); err != nil {
 		t.Fatal(err)
 	}
-	if ra.calls[0] != "moodle-http→10.2.0.5:80" || rb.calls[0] != "moodle-http→10.2.0.5:80" {
+	if ra.calls[0] != "moodle-http→10.2.0.5:80,10.2.0.6:80" || rb.calls[0] != "moodle-http→10.2.0.5:80,10.2.0.6:80" {
 		t.Fatalf("gateways: %v %v", ra.calls, rb.calls)
 	}
 	if fd.switched[0] != "moodle.example.test. [192.0.2.1]→[198.51.100.1]" {
@@ -138,7 +138,7 @@ func TestCoordinator(t *testing.T) {
 	if err := direct.Switchover(ctx, "vm1", "moodle", "osaka", "tokyo"); err != nil {
 		t.Fatal(err)
 	}
-	if got := fd.switched[2]; got != "moodle.example.test. [10.1.0.5]→[10.2.0.5]" {
+	if got := fd.switched[2]; got != "moodle.example.test. [10.1.0.5]→[10.2.0.5 10.2.0.6]" { // without gateways, every backend of the site
 		t.Fatalf("direct: %s", got)
 	}
 }
@@ -405,7 +405,7 @@ func TestMoveService(t *testing.T) {
 			}
 			coord := &Coordinator{DNS: up, Services: map[string]Service{"moodle": {
 				FQDN: fqdn, Route: "moodle",
-				Backends: map[string]string{"a": net.JoinHostPort(a.vm, "8080"), "b": net.JoinHostPort(b.vm, "8080")},
+				Backends: map[string][]string{"a": {net.JoinHostPort(a.vm, "8080")}, "b": {net.JoinHostPort(b.vm, "8080")}},
 			}}}
 			if tc.gateway {
 				coord.Sites = map[string]Site{

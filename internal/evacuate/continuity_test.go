@@ -69,8 +69,8 @@ type fakeRoutes struct {
 	dns  *fakeDNS
 }
 
-func (r fakeRoutes) SetBackend(_ context.Context, service, backend string) error {
-	r.dns.add(fmt.Sprintf("gateway %s: %s→%s", r.site, service, backend))
+func (r fakeRoutes) SetBackends(_ context.Context, service string, backends []string) error {
+	r.dns.add(fmt.Sprintf("gateway %s: %s→%s", r.site, service, strings.Join(backends, ",")))
 	return nil
 }
 
@@ -83,7 +83,7 @@ func TestDrillCallsCoordinatorPerMigratedVM(t *testing.T) {
 	fed := continuityFederation(t)
 	fd := &fakeDNS{}
 	c := &continuity.Coordinator{DNS: fd, Sites: map[string]continuity.Site{}, Services: map[string]continuity.Service{
-		"moodle": {FQDN: "moodle.example.test.", Route: "moodle", Backends: map[string]string{"a": "10.0.0.1:80", "b": "10.0.0.2:80", "c": "10.0.0.3:80"}},
+		"moodle": {FQDN: "moodle.example.test.", Route: "moodle", Backends: map[string][]string{"a": {"10.0.0.1:80"}, "b": {"10.0.0.2:80"}, "c": {"10.0.0.3:80"}}},
 		"db":     {},
 	}}
 	for i, s := range []string{"a", "b", "c"} {

@@ -79,7 +79,19 @@ type ServiceConfig struct {
 	// no service go to this one.
 	Default bool `json:"default,omitempty"`
 	// Backend is the host:port the service's VM answers on now.
-	Backend string `json:"backend"`
+	Backend string `json:"backend,omitempty"`
+	// Backends, instead of Backend, are several host:port the service
+	// answers on (several VMs, or addresses, at its site): each new
+	// connection goes to the next healthy one in turn.
+	Backends []string `json:"backends,omitempty"`
+}
+
+// backendList is the service's backends: Backends, or Backend alone.
+func (s ServiceConfig) backendList() []string {
+	if len(s.Backends) > 0 {
+		return s.Backends
+	}
+	return []string{s.Backend}
 }
 
 // LoadConfig reads and validates a configuration file.
@@ -177,7 +189,20 @@ func (c *Config) Validate() error {
 			}
 			services[s.Name] = true
 		}
-		if validate.Required(&errs, validate.Field(p, "backend"), s.Backend) {
+		switch {
+		case s.Backend != "" && len(s.Backends) > 0:
+			errs.Addf(validate.Field(p, "backends"), "give backend (one address) or backends (several), not both")
+		case len(s.Backends) > 0:
+			seen := map[string]bool{}
+			for j, b := range s.Backends {
+				bp := validate.Index(validate.Field(p, "backends"), j)
+				checkAddr(&errs, bp, b)
+				if seen[b] {
+					errs.Addf(bp, "backend %q is listed twice", b)
+				}
+				seen[b] = true
+			}
+		case validate.Required(&errs, validate.Field(p, "backend"), s.Backend):
 			checkAddr(&errs, validate.Field(p, "backend"), s.Backend)
 		}
 		if !validate.Required(&errs, validate.Field(p, "listener"), s.Listener) {

@@ -55,6 +55,15 @@ services:
   - name: d
     listener: ssh
     backend: 10.0.0.4:22
+  - name: e
+    listener: web
+    default: true
+    backend: 10.0.0.5:80
+    backends: [10.0.0.5:80]
+  - name: f
+    listener: web
+    hosts: [f.example]
+    backends: [10.0.0.6:80, "10.0.0.7", 10.0.0.6:80]
 `
 	_, err := ParseConfig([]byte(doc))
 	list, ok := err.(validate.List)
@@ -64,7 +73,7 @@ services:
 	want := []string{
 		"admin_token_file", "drain_timeout", "listeners[0].listen", "listeners[0].protocol", "listeners[1].name",
 		"services[0].listener", "services[1].backend", "services[1].hosts[0]", "services[1].name", "services[2].hosts",
-		"services[3].hosts", "services[4].listener", "site",
+		"services[3].hosts", "services[4].listener", "services[5].backends", "services[6].backends[1]", "services[6].backends[2]", "site",
 	}
 	if got := list.Paths(); !slices.Equal(got, want) {
 		t.Fatalf("paths %v\nwant  %v\n%v", got, want, err)
@@ -86,6 +95,7 @@ func FuzzParseConfig(f *testing.F) {
 	}
 	f.Add(b)
 	f.Add([]byte("site: s\nlisteners: [{name: l, listen: ':1', protocol: tcp}]\nservices: [{name: a, listener: l, backend: 'h:1'}]\n"))
+	f.Add([]byte("site: s\nlisteners: [{name: l, listen: ':1', protocol: tcp}]\nservices: [{name: a, listener: l, backends: ['h:1', 'h:2']}]\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := ParseConfig(b)
 		if err != nil {

@@ -5,12 +5,14 @@
 // (tls), or by the Host of the first HTTP request (http).
 //
 // The routing table sits behind an atomic pointer: when the controller
-// reports a switchover (SetBackend, or PUT /v1/routes/{service} on the
+// reports a switchover (SetBackends, or PUT /v1/routes/{service} on the
 // admin endpoint) the table is swapped at once, new connections go to the
-// new backend, and existing connections drain — they keep their backend
-// until they close, or until the drain timeout closes them. Each backend is
-// health-checked, and Prometheus metrics count connections, bytes, errors
-// and switchover (drain) times.
+// new backends, and existing connections drain — they keep their backend
+// until they close, or until the drain timeout closes them. A service may
+// have several backends: each new connection goes to the next one in
+// turn among those whose last health check passed (the others only when
+// none did), and to the next if dialling fails. Prometheus metrics count
+// connections, bytes, errors and switchover (drain) times.
 package gateway
 
 import (
@@ -21,6 +23,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,8 +34,8 @@ import (
 
 // table is an immutable routing table; a switchover swaps in a new one.
 type table struct {
-	// backends maps service → host:port.
-	backends map[string]string
+	// backends maps service → its host:port (one or more).
+	backends map[string][]string
 	// version counts swaps.
 	version uint64
 }
@@ -69,20 +72,20 @@ type conn struct {
 	drain           *drain // set when a switchover moved the service away
 }
 
-// drain tracks the connections left on a service's previous backend.
+// drain tracks the connections left on a service's previous backends.
 type drain struct {
-	service, from, to string
-	start             time.Time
-	left              int
-	timer             *time.Timer
+	service string
+	start   time.Time
+	left    int
+	timer   *time.Timer
 }
 
-// Switchover is the result of SetBackend.
+// Switchover is the result of SetBackends.
 type Switchover struct {
-	Service string `json:"service"`
-	From    string `json:"from"`
-	To      string `json:"to"`
-	// Draining counts the connections still on From.
+	Service string   `json:"service"`
+	From    []string `json:"from"`
+	To      []string `json:"to"`
+	// Draining counts the connections still on backends no longer in To.
 	Draining int `json:"draining"`
 	// SwapSeconds is how long the route swap itself took.
 	SwapSeconds float64 `json:"swap_seconds"`
@@ -95,6 +98,7 @@ type Gateway struct {
 	now       func() time.Time
 	listeners []*listener
 	table     atomic.Pointer[table]
+	next      atomic.Uint64 // round-robin among a service's backends
 	metrics   *metrics
 	health    *health
 
@@ -140,10 +144,10 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 		g.listeners = append(g.listeners, l)
 		byName[lc.Name] = l
 	}
-	t := &table{backends: map[string]string{}}
+	t := &table{backends: map[string][]string{}}
 	for _, s := range cfg.Services {
 		l := byName[s.Listener]
-		t.backends[s.Name] = s.Backend
+		t.backends[s.Name] = slices.Clone(s.backendList())
 		if s.Default || l.cfg.Protocol == TCP {
 			l.def = s.Name
 		}
@@ -213,23 +217,37 @@ func (g *Gateway) Close() {
 	g.wg.Wait()
 }
 
-// Routes returns each service's current backend.
-func (g *Gateway) Routes() map[string]string {
+// Routes returns each service's current backends.
+func (g *Gateway) Routes() map[string][]string {
 	t := g.table.Load()
-	out := make(map[string]string, len(t.backends))
+	out := make(map[string][]string, len(t.backends))
 	for k, v := range t.backends {
-		out[k] = v
+		out[k] = slices.Clone(v)
 	}
 	return out
 }
 
-// SetBackend points service at backend for new connections; connections
-// to the previous backend drain (and are closed after the drain timeout).
-// Setting the current backend again is a no-op.
+// SetBackend is SetBackends with one backend.
 func (g *Gateway) SetBackend(service, backend string) (Switchover, error) {
-	if _, _, err := net.SplitHostPort(backend); err != nil {
-		return Switchover{}, fmt.Errorf("gateway: backend %q for %s must be host:port: %w", backend, service, err)
+	return g.SetBackends(service, []string{backend})
+}
+
+// SetBackends points service at backends for new connections; connections
+// to a backend no longer listed drain (and are closed after the drain
+// timeout). Setting the current backends again is a no-op.
+func (g *Gateway) SetBackends(service string, backends []string) (Switchover, error) {
+	if len(backends) == 0 {
+		return Switchover{}, fmt.Errorf("gateway: no backend given for %s", service)
 	}
+	for i, b := range backends {
+		if _, _, err := net.SplitHostPort(b); err != nil {
+			return Switchover{}, fmt.Errorf("gateway: backend %q for %s must be host:port: %w", b, service, err)
+		}
+		if slices.Contains(backends[:i], b) {
+			return Switchover{}, fmt.Errorf("gateway: backend %q for %s is listed twice", b, service)
+		}
+	}
+	backends = slices.Clone(backends)
 	start := g.now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -238,28 +256,28 @@ func (g *Gateway) SetBackend(service, backend string) (Switchover, error) {
 	if !ok {
 		return Switchover{}, fmt.Errorf("gateway: no service %q (known: %s)", service, strings.Join(g.cfg.serviceNames(), ", "))
 	}
-	sw := Switchover{Service: service, From: from, To: backend}
-	if from == backend {
+	sw := Switchover{Service: service, From: slices.Clone(from), To: slices.Clone(backends)}
+	if slices.Equal(from, backends) {
 		return sw, nil
 	}
-	next := &table{backends: make(map[string]string, len(old.backends)), version: old.version + 1}
+	next := &table{backends: make(map[string][]string, len(old.backends)), version: old.version + 1}
 	for k, v := range old.backends {
 		next.backends[k] = v
 	}
-	next.backends[service] = backend
+	next.backends[service] = backends
 	g.table.Store(next)
 	sw.SwapSeconds = g.now().Sub(start).Seconds()
 
-	d := &drain{service: service, from: from, to: backend, start: start}
+	d := &drain{service: service, start: start}
 	for c := range g.conns {
-		if c.service == service && c.addr == from && c.drain == nil {
+		if c.service == service && !slices.Contains(backends, c.addr) && c.drain == nil {
 			c.drain = d
 			d.left++
 		}
 	}
 	sw.Draining = d.left
 	g.metrics.switchovers.WithLabelValues(service).Inc()
-	g.log.Info("switchover", "service", service, "from", from, "to", backend, "draining", d.left)
+	g.log.Info("switchover", "service", service, "from", from, "to", backends, "draining", d.left)
 	if d.left == 0 {
 		g.metrics.drainSeconds.WithLabelValues(service).Observe(0)
 	} else if timeout := g.cfg.drain(); timeout > 0 {
@@ -275,7 +293,7 @@ func (g *Gateway) forceDrain(d *drain) {
 	defer g.mu.Unlock()
 	for c := range g.conns {
 		if c.drain == d {
-			g.log.Info("drain timeout: closing connection", "service", d.service, "backend", d.from)
+			g.log.Info("drain timeout: closing connection", "service", d.service, "backend", c.addr)
 			c.client.Close()
 			c.backend.Close()
 		}
@@ -337,12 +355,8 @@ func (g *Gateway) serve(ctx context.Context, l *listener, client net.Conn) {
 		}
 		return
 	}
-	addr := g.table.Load().backends[service]
-	d := net.Dialer{Timeout: orDefault(g.cfg.DialTimeout, 3*time.Second)}
-	backend, err := d.DialContext(ctx, "tcp", addr)
+	backend, addr, err := g.dial(ctx, service)
 	if err != nil {
-		g.metrics.errors.WithLabelValues(service, "dial").Inc()
-		g.log.Warn("backend unreachable", "service", service, "backend", addr, "err", err)
 		if l.cfg.Protocol == HTTP {
 			io.WriteString(client, "HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
 		}
@@ -371,6 +385,39 @@ func (g *Gateway) serve(ctx context.Context, l *listener, client net.Conn) {
 	closeWrite(client)
 	<-done
 	backend.Close()
+}
+
+// dial connects to one of service's backends: the next in turn among
+// those whose last health check passed, then the others; a backend that
+// refuses is skipped for the next.
+func (g *Gateway) dial(ctx context.Context, service string) (net.Conn, string, error) {
+	var up, down []string
+	for _, b := range g.table.Load().backends[service] {
+		if g.Up(b) {
+			up = append(up, b)
+		} else {
+			down = append(down, b)
+		}
+	}
+	turn := g.next.Add(1)
+	order := make([]string, 0, len(up)+len(down))
+	for _, list := range [][]string{up, down} {
+		for i := range list {
+			order = append(order, list[(int(turn%uint64(len(list)))+i)%len(list)])
+		}
+	}
+	d := net.Dialer{Timeout: orDefault(g.cfg.DialTimeout, 3*time.Second)}
+	var errs []error
+	for _, addr := range order {
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			return c, addr, nil
+		}
+		g.metrics.errors.WithLabelValues(service, "dial").Inc()
+		g.log.Warn("backend unreachable", "service", service, "backend", addr, "err", err)
+		errs = append(errs, err)
+	}
+	return nil, "", fmt.Errorf("gateway: every backend of %s refused: %w", service, errors.Join(errs...))
 }
 
 // closeWrite half-closes a TCP connection so the other side sees EOF.
@@ -423,7 +470,7 @@ func (g *Gateway) untrack(c *conn) {
 				d.timer.Stop()
 			}
 			g.metrics.drainSeconds.WithLabelValues(d.service).Observe(g.now().Sub(d.start).Seconds())
-			g.log.Info("drained", "service", d.service, "backend", d.from)
+			g.log.Info("drained", "service", d.service)
 		}
 	}
 }

@@ -204,7 +204,7 @@ func TestSwitchoverDrains(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sw.Draining != 1 || sw.From != aAddr {
+	if sw.Draining != 1 || len(sw.From) != 1 || sw.From[0] != aAddr {
 		t.Fatalf("switchover %+v", sw)
 	}
 	// New connections go to B, the open one stays with A.
@@ -215,7 +215,7 @@ func TestSwitchoverDrains(t *testing.T) {
 		t.Fatalf("existing connection after switchover: %q %v", got, err)
 	}
 	// Other services keep their routes; a repeated switchover is a no-op.
-	if g.Routes()["wiki"] != aAddr {
+	if w := g.Routes()["wiki"]; len(w) != 1 || w[0] != aAddr {
 		t.Fatal("wiki moved")
 	}
 	if sw, _ := g.SetBackend("moodle", bAddr); sw.Draining != 0 {
@@ -314,7 +314,13 @@ func TestAdminAPI(t *testing.T) {
 	if code, body := put("moodle", `{"backnd":"127.0.0.1:9"}`, "s3cret"); code != 400 || !strings.Contains(body, "backnd") {
 		t.Fatalf("bad body: %d %s", code, body)
 	}
-	if code, body := put("moodle", `{"backend":"127.0.0.1:9"}`, "s3cret"); code != 200 || !strings.Contains(body, `"to":"127.0.0.1:9"`) {
+	if code, body := put("moodle", `{"backend":"127.0.0.1:9","backends":["127.0.0.1:10"]}`, "s3cret"); code != 400 || !strings.Contains(body, "not both") {
+		t.Fatalf("both backend and backends: %d %s", code, body)
+	}
+	if code, body := put("moodle", `{"backends":["127.0.0.1:9","127.0.0.1:9"]}`, "s3cret"); code != 400 || !strings.Contains(body, "listed twice") {
+		t.Fatalf("a backend twice: %d %s", code, body)
+	}
+	if code, body := put("moodle", `{"backend":"127.0.0.1:9"}`, "s3cret"); code != 200 || !strings.Contains(body, `"to":["127.0.0.1:9"]`) {
 		t.Fatalf("switch: %d %s", code, body)
 	}
 	resp, err := http.Get(srv.URL + "/v1/routes")
@@ -323,7 +329,7 @@ func TestAdminAPI(t *testing.T) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !strings.Contains(string(b), `{"service":"moodle","backend":"127.0.0.1:9"`) {
+	if !strings.Contains(string(b), `{"service":"moodle","backends":[{"addr":"127.0.0.1:9","up":`) {
 		t.Fatalf("routes: %s", b)
 	}
 	resp, err = http.Get(srv.URL + "/metrics")
@@ -348,5 +354,66 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		<-tick.C
+	}
+}
+
+// TestSeveralBackends: a service with three backends at its site. New
+// connections take them in turn; once the health check has found one
+// down, no connection goes there (none fails); a switchover to a set
+// that keeps one backend drains only the connections on the others.
+func TestSeveralBackends(t *testing.T) {
+	var addrs []string
+	for _, n := range []string{"A", "B"} {
+		s := httptest.NewServer(named(n))
+		t.Cleanup(s.Close)
+		addrs = append(addrs, hostport(s.URL))
+	}
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := l.Addr().String()
+	l.Close()
+	cfg := testConfig(map[string]string{"moodle": addrs[0], "wiki": addrs[0], "moodle-tls": addrs[0], "ssh": addrs[0]})
+	cfg.Services[0].Backend, cfg.Services[0].Backends = "", []string{addrs[0], dead, addrs[1]}
+	g := start(t, cfg)
+	waitFor(t, "the health check to mark the dead backend down", func() bool {
+		return g.Up(addrs[0]) && g.Up(addrs[1]) && testutil.CollectAndCount(g.metrics.backendUp) == 3
+	})
+	seen := map[string]int{}
+	for range 6 {
+		got, code := get(t, g, "web", "moodle.example.test")
+		if code != http.StatusOK {
+			t.Fatalf("status %d with a healthy backend left", code)
+		}
+		seen[got]++
+	}
+	if seen["A"] != 3 || seen["B"] != 3 {
+		t.Errorf("answers %v, want A and B in turn (3 each), none to the dead one", seen)
+	}
+	if v := testutil.ToFloat64(g.metrics.errors.WithLabelValues("moodle", "dial")); v != 0 {
+		t.Errorf("%v dial errors: the dead backend was tried", v)
+	}
+
+	c, err := net.Dial("tcp", g.Addr("web").String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	old := &keepAlive{c, bufio.NewReader(c)}
+	first, _ := old.get(t, "moodle.example.test")
+	keep := map[string]string{"A": addrs[0], "B": addrs[1]}[first]
+	waitFor(t, "the earlier connections to close", func() bool {
+		return testutil.ToFloat64(g.metrics.active.WithLabelValues("moodle")) == 1
+	})
+	sw, err := g.SetBackends("moodle", []string{keep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sw.Draining != 0 || len(sw.From) != 3 {
+		t.Errorf("switchover to the backend the open connection uses: %+v, want nothing to drain", sw)
+	}
+	if got, err := old.get(t, "moodle.example.test"); got != first || err != nil {
+		t.Errorf("open connection after the switchover: %q %v, want %q", got, err, first)
+	}
+	if _, err := g.SetBackends("moodle", nil); err == nil {
+		t.Error("an empty set of backends accepted")
 	}
 }

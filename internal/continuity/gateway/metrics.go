@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -90,8 +91,10 @@ func (h *health) run(ctx context.Context) {
 
 func (h *health) checkAll(ctx context.Context) {
 	current := map[string]bool{}
-	for _, b := range h.g.table.Load().backends {
-		current[b] = true
+	for _, bs := range h.g.table.Load().backends {
+		for _, b := range bs {
+			current[b] = true
+		}
 	}
 	var wg sync.WaitGroup
 	for b := range current {
@@ -139,14 +142,20 @@ func (g *Gateway) Up(backend string) bool {
 
 // RouteStatus is one service's entry in GET /v1/routes.
 type RouteStatus struct {
-	Service string `json:"service"`
-	Backend string `json:"backend"`
-	Up      bool   `json:"up"`
+	Service  string          `json:"service"`
+	Backends []BackendStatus `json:"backends"`
+}
+
+// BackendStatus is one backend of a service and its last health check.
+type BackendStatus struct {
+	Addr string `json:"addr"`
+	Up   bool   `json:"up"`
 }
 
 // AdminHandler serves /metrics, /healthz, GET /v1/routes and
-// PUT /v1/routes/{service} (body {"backend": "host:port"}), which reports
-// a switchover. token, when not empty, is the bearer token PUT requires.
+// PUT /v1/routes/{service} (body {"backend": "host:port"} or
+// {"backends": ["host:port", …]}), which reports a switchover. token,
+// when not empty, is the bearer token PUT requires.
 func (g *Gateway) AdminHandler(token string) http.Handler {
 	mux := http.NewServeMux()
 	if g.metrics.gatherer != nil {
@@ -156,8 +165,12 @@ func (g *Gateway) AdminHandler(token string) http.Handler {
 	mux.HandleFunc("GET /v1/routes", func(w http.ResponseWriter, _ *http.Request) {
 		routes := g.Routes()
 		out := make([]RouteStatus, 0, len(routes))
-		for s, b := range routes {
-			out = append(out, RouteStatus{Service: s, Backend: b, Up: g.Up(b)})
+		for s, bs := range routes {
+			rs := RouteStatus{Service: s}
+			for _, b := range bs {
+				rs.Backends = append(rs.Backends, BackendStatus{Addr: b, Up: g.Up(b)})
+			}
+			out = append(out, rs)
 		}
 		sort.Slice(out, func(i, j int) bool { return out[i].Service < out[j].Service })
 		writeJSON(w, http.StatusOK, out)
@@ -171,15 +184,23 @@ func (g *Gateway) AdminHandler(token string) http.Handler {
 			}
 		}
 		var body struct {
-			Backend string `json:"backend"`
+			Backend  string   `json:"backend"`
+			Backends []string `json:"backends"`
 		}
 		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
 		dec.DisallowUnknownFields()
-		if err := dec.Decode(&body); err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "body must be {\"backend\": \"host:port\"}: " + err.Error()})
+		err := dec.Decode(&body)
+		if err == nil && (body.Backend == "") == (len(body.Backends) == 0) {
+			err = errors.New("give backend or backends, not both")
+		}
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "body must be {\"backend\": \"host:port\"} or {\"backends\": [\"host:port\", …]}: " + err.Error()})
 			return
 		}
-		sw, err := g.SetBackend(r.PathValue("service"), body.Backend)
+		if body.Backend != "" {
+			body.Backends = []string{body.Backend}
+		}
+		sw, err := g.SetBackends(r.PathValue("service"), body.Backends)
 		if err != nil {
 			status := http.StatusBadRequest
 			if strings.Contains(err.Error(), "no service") {
