@@ -62,16 +62,24 @@ func TestFakeSwitchedOverOnResumedEvent(t *testing.T) {
 		t.Fatalf("result %+v", r)
 	}
 	_ = d.Close()
+	o.checkOne(t, d, "running,absent", "RESUMED_MIGRATED")
+}
+
+// checkOne checks, once the driver is closed, that SwitchedOver came
+// once, before MigrationDone, with the domain's states on a and b as
+// want, and that the switchover step says how.
+func (o *switchObs) checkOne(t *testing.T, d *Driver, want, how string) {
+	t.Helper()
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if len(o.seen) != 1 || o.doneFirst {
 		t.Fatalf("SwitchedOver calls %v (after MigrationDone: %v), want one before it", o.seen, o.doneFirst)
 	}
-	if o.seen[0] != "running,absent" {
-		t.Errorf("at the switch-over a,b were %s, want the domain running at the destination a", o.seen[0])
+	if o.seen[0] != want {
+		t.Errorf("at the switch-over a,b were %s, want %s (running at the destination)", o.seen[0], want)
 	}
-	if st := switchSteps(d); len(st) != 1 || !strings.Contains(st[0], "RESUMED_MIGRATED") {
-		t.Errorf("switchover steps %q, want one from the libvirt event", st)
+	if st := switchSteps(d); len(st) != 1 || !strings.Contains(st[0], how) {
+		t.Errorf("switchover steps %q, want one saying %q", st, how)
 	}
 }
 
@@ -93,15 +101,7 @@ func TestFakeSwitchedOverWithoutEvent(t *testing.T) {
 	o.returned.Store(true)
 	o.wait(t)
 	_ = d.Close()
-	if len(o.seen) != 1 || o.doneFirst {
-		t.Fatalf("SwitchedOver calls %v (after MigrationDone: %v), want one before it", o.seen, o.doneFirst)
-	}
-	if o.seen[0] != "absent,running" {
-		t.Errorf("at the switch-over a,b were %s, want the domain running at the destination b", o.seen[0])
-	}
-	if st := switchSteps(d); len(st) != 1 || !strings.Contains(st[0], "no RESUMED event") {
-		t.Errorf("switchover steps %q, want the fallback after verification", st)
-	}
+	o.checkOne(t, d, "absent,running", "no RESUMED event")
 }
 
 func TestFakeNoSwitchOverWhenTheMigrationFails(t *testing.T) {
