@@ -162,6 +162,9 @@ type planner struct {
 	routeDone []bool
 	// pathLB and lbStamp: the search's lower bound per distinct link list
 	// (route.path) of the VM's site, valid when stamped with lbStamp.
+	// warm: per threatened site, the route of its last search's best
+	// candidate (-1: none), searched first.
+	warm    []int
 	pathLB  []pathBound
 	lbStamp uint64
 	// resLB and resStamp: the same per resource (link direction).

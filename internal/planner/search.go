@@ -139,6 +139,10 @@ func (p *planner) initGroups() {
 	}
 	p.fromSite = make([][]route, len(p.fed.Sites))
 	p.routeDone = make([]bool, len(p.fed.Sites))
+	p.warm = make([]int, len(p.fed.Sites))
+	for s := range p.warm {
+		p.warm[s] = -1
+	}
 	p.noRoute = make([]string, len(p.fed.Sites))
 }
 
@@ -399,7 +403,8 @@ type query struct {
 
 // canBeat reports whether a subtree whose hosts finish no earlier than
 // bound and have at most maxMem free could hold a better candidate than
-// q.best: earlier finish, then more free memory, then a lower host index.
+// q.best: earlier finish, then more free memory, then a lower host index,
+// then a lower route index.
 func (q *query) canBeat(t *tree, node int, bound float64) bool {
 	b := &q.best
 	switch {
@@ -410,7 +415,10 @@ func (q *query) canBeat(t *tree, node int, bound float64) bool {
 	case t.maxMem[node] != b.free:
 		return t.maxMem[node] > b.free
 	}
-	return q.g.hosts[min(t.firstLeaf(node), len(q.g.hosts)-1)] < b.host
+	// Then the lower host index, then (the same host over another route
+	// to its group) the lower route index.
+	h := q.g.hosts[min(t.firstLeaf(node), len(q.g.hosts)-1)]
+	return h < b.host || (h == b.host && q.route < b.route)
 }
 
 // descend searches the subtree at node for the best host, visiting the
@@ -470,23 +478,31 @@ func (p *planner) search(v int, o searchOpts, limit float64) cand {
 	q := query{n: pr.need}
 	minB := pr.minBytes
 	cls := p.classesOf(src)
-	lateF, lateRes := math.Inf(1), -1
+	// lateF is the earliest finish of the routes that are not in time and
+	// lateRes its resource; ties go to the lowest route index lateK, so
+	// that the order the routes are visited in does not matter.
+	lateF, lateRes, lateK := math.Inf(1), -1, -1
+	late := func(f float64, res, k int) {
+		if f < lateF || (f == lateF && k < lateK) {
+			lateF, lateRes, lateK = f, res, k
+		}
+	}
 	lbOnly := true
 	routes := p.routesFrom(pr.site)
 	// The source NIC's term of every route's lower bound.
 	outLB := p.busyR[out] + (p.bytesR[out]+minB)/p.capR[out]
 	p.lbStamp++
-	for k := range routes {
+	visit := func(k int) {
 		rt := &routes[k]
 		g := p.groups[rt.group]
 		if (p.watch[g.site] && !o.watch) || !g.t.fitsAgg(1, &q.n) {
-			continue
+			return
 		}
 		// A lower bound of the finish on this route, from the VM's least
 		// bytes over every route: skip the route before estimating the
 		// migration at its rate when it cannot be in time or cannot beat
 		// the best host so far. Routes to the groups of one site share
-		// their links, and follow each other.
+		// their links.
 		pb := &p.pathLB[rt.path]
 		if pb.stamp != p.lbStamp {
 			pb.stamp = p.lbStamp
@@ -504,14 +520,12 @@ func (p *planner) search(v int, o searchOpts, limit float64) cand {
 		lb, lbRes := pb.lb, pb.res
 		rlimit := min(limit, p.transitLimit(rt))
 		if lb > rlimit {
-			if lb < lateF {
-				lateF, lateRes = lb, lbRes
-			}
-			continue
+			late(lb, lbRes, k)
+			return
 		}
 		lbOnly = false
 		if q.best.ok && lb > q.best.f {
-			continue
+			return
 		}
 		var e estimate
 		if o.pause {
@@ -520,15 +534,15 @@ func (p *planner) search(v int, o searchOpts, limit float64) cand {
 			// A pre-copy at the route's rate sends at least the least
 			// pre-copy bytes (those at the VM's best rate) and takes at
 			// least bytes/rate: skip the estimate when that cannot beat
-			// the best host or lower the late finish reported.
+			// the best host nor be the late finish reported.
 			own := pr.liveBytes/cls.rates[cls.classOf[k]] + rt.setup
-			if (q.best.ok && own > q.best.f) || (own > rlimit && own >= lateF) {
-				continue
+			if (q.best.ok && own > q.best.f) || (own > rlimit && (own > lateF || (own == lateF && k > lateK))) {
+				return
 			}
 			e = p.estimateOn(v, k)
 		}
 		if !e.ok {
-			continue
+			return
 		}
 		b := e.bytes
 		a := e.solo + rt.setup
@@ -546,19 +560,30 @@ func (p *planner) search(v int, o searchOpts, limit float64) cand {
 		}
 		q.limit = rlimit
 		if a > q.limit {
-
-			if a < lateF {
-				lateF, lateRes = a, bott
-			}
-			continue
+			late(a, bott, k)
+			return
 		}
 		q.g, q.a, q.perIn, q.route, q.est, q.pruned = g, a, b/g.capIn, k, e, false
 		p.descend(&q, 1)
-		if !q.best.ok && q.pruned && limit < lateF {
+		if !q.best.ok && q.pruned {
 			// The hosts' NICs pushed every host of the group past the
 			// limit.
-			lateF, lateRes = limit, -1
+			late(limit, -1, k)
 		}
+	}
+	// The route that won the site's previous search first: a good best
+	// early prunes most of the others before their estimate and search.
+	warm := p.warm[pr.site]
+	if warm >= 0 {
+		visit(warm)
+	}
+	for k := range routes {
+		if k != warm {
+			visit(k)
+		}
+	}
+	if q.best.ok {
+		p.warm[pr.site] = q.best.route
 	}
 	if !q.best.ok && !math.IsInf(lateF, 1) {
 		q.best.late, q.best.lateF, q.best.lateRes, q.best.lbOnly = true, lateF, lateRes, lbOnly
