@@ -24,11 +24,13 @@ const (
 // clientFlags are the flags of commands that talk to a controller.
 type clientFlags struct {
 	server string
+	caFile string
 	json   bool
 }
 
 func (f *clientFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.server, "server", "", "controller URL (default $"+serverEnv+"); the token comes from $"+tokenEnv)
+	cmd.Flags().StringVar(&f.caFile, "ca-file", "", "PEM file of the CA that signed an https:// controller's certificate (default $"+client.EnvCAFile+")")
 }
 
 func (f *clientFlags) serverURL() string {
@@ -39,7 +41,14 @@ func (f *clientFlags) serverURL() string {
 }
 
 func (f *clientFlags) client() (*client.Client, error) {
-	return client.New(f.serverURL(), os.Getenv(tokenEnv), nil)
+	if f.caFile == "" {
+		return client.New(f.serverURL(), os.Getenv(tokenEnv), nil) // $REFUGE_CA_FILE
+	}
+	hc, err := client.HTTPClient(f.caFile)
+	if err != nil {
+		return nil, fmt.Errorf("--ca-file: %w", err)
+	}
+	return client.New(f.serverURL(), os.Getenv(tokenEnv), hc)
 }
 
 func printJSON(w io.Writer, v any) error {

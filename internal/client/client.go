@@ -6,11 +6,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -24,8 +27,14 @@ type Client struct {
 	http  *http.Client
 }
 
-// New returns a client of the controller at base (http://host:port) with
-// a bearer token.
+// EnvCAFile names the environment variable with the PEM file of the CA
+// (or the self-signed certificate) that signed an https:// controller's
+// certificate, trusted besides the system's CAs.
+const EnvCAFile = "REFUGE_CA_FILE"
+
+// New returns a client of the controller at base (http://host:port or
+// https://host:port) with a bearer token. hc nil: HTTPClient with the CA
+// file $REFUGE_CA_FILE, if set.
 func New(base, token string, hc *http.Client) (*Client, error) {
 	if base == "" {
 		return nil, errors.New("no controller given: set --server or REFUGE_SERVER (http://HOST:PORT)")
@@ -34,10 +43,54 @@ func New(base, token string, hc *http.Client) (*Client, error) {
 		return nil, fmt.Errorf("server %q: want http://HOST:PORT or https://HOST:PORT", base)
 	}
 	if hc == nil {
-		hc = &http.Client{Timeout: 30 * time.Second}
+		var err error
+		if hc, err = HTTPClient(os.Getenv(EnvCAFile)); err != nil {
+			return nil, fmt.Errorf("$%s: %w", EnvCAFile, err)
+		}
 	}
 	return &Client{base: strings.TrimRight(base, "/"), token: token, http: hc}, nil
 }
+
+// HTTPClient returns the HTTP client the CLI uses: a 30 s timeout, and
+// when caFile is not empty, the PEM certificates in it trusted besides the
+// system's CAs.
+func HTTPClient(caFile string) (*http.Client, error) {
+	hc := &http.Client{Timeout: 30 * time.Second}
+	if caFile == "" {
+		return hc, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("CA file: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("CA file %s: no PEM certificate in it", caFile)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	hc.Transport = tr
+	return hc, nil
+}
+
+// transportError explains the usual TLS mistakes in err, a failed request.
+func (c *Client) transportError(method, path string, err error) error {
+	var unknown x509.UnknownAuthorityError
+	var verify *tls.CertificateVerificationError
+	switch {
+	case errors.As(err, &unknown) || errors.As(err, &verify):
+		return fmt.Errorf("%s %s: the controller's TLS certificate is not trusted (give its CA's PEM file with --ca-file or $%s): %w", method, path, EnvCAFile, err)
+	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		return fmt.Errorf("%s %s: the controller at %s answers plain HTTP, not TLS: use http:// (%w)", method, path, c.base, err)
+	}
+	return fmt.Errorf("%s %s: %w", method, path, err)
+}
+
+// plainToTLS is what Go's HTTPS server answers a plain HTTP request with.
+const plainToTLS = "Client sent an HTTP request to an HTTPS server."
 
 // Error is a problem the server answered.
 type Error struct {
@@ -76,7 +129,7 @@ func (c *Client) request(ctx context.Context, method, path string, body any) (*h
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+		return nil, c.transportError(method, path, err)
 	}
 	if resp.StatusCode >= 400 {
 		defer resp.Body.Close()
@@ -84,6 +137,9 @@ func (c *Client) request(ctx context.Context, method, path string, body any) (*h
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		if json.Unmarshal(b, &e.Problem) != nil || e.Status == 0 {
 			e.Status, e.Title, e.Detail = resp.StatusCode, http.StatusText(resp.StatusCode), strings.TrimSpace(string(b))
+		}
+		if e.Detail == plainToTLS {
+			return nil, fmt.Errorf("%s %s: the controller at %s speaks TLS: use https:// (it answered %d %q)", method, path, c.base, e.Status, plainToTLS)
 		}
 		return nil, e
 	}
