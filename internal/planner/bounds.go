@@ -8,6 +8,17 @@ import (
 	"github.com/refuge-project/refuge/internal/netpath"
 )
 
+// longest returns the index of the first largest of xs (-1: none).
+func longest(xs []float64) int {
+	best := -1
+	for i, x := range xs {
+		if best < 0 || x > xs[best] {
+			best = i
+		}
+	}
+	return best
+}
+
 // bounds fills the plan's makespan, lower bound, bottleneck, resource
 // loads and upper bound.
 func (p *planner) bounds(plan *Plan, st *runState, atRisk []int) {
@@ -39,8 +50,8 @@ func (p *planner) bounds(plan *Plan, st *runState, atRisk []int) {
 		consider(t, name)
 		plan.Resources = append(plan.Resources, ResourceLoad{Name: name, Bytes: b, CapacityBps: p.egressCap[s], Time: dur(t)})
 	}
-	for i, s := range st.solos {
-		consider(s, "solo:"+plan.Moves[i].Name)
+	if i := longest(st.solos); i >= 0 {
+		consider(st.solos[i], "solo:"+plan.Moves[i].Name)
 	}
 	// A site's egress load is a capacity-weighted mean of its links' loads,
 	// so it can exceed the makespan only by rounding.

@@ -3,8 +3,10 @@ package planner
 import (
 	"cmp"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/refuge-project/refuge/internal/model"
@@ -177,7 +179,7 @@ func (p *planner) queue(atRisk []int) []int {
 		keys[i] = k
 	}
 	byDeadline := p.in.Policy.Order == model.OrderDeadline
-	slices.SortFunc(keys, func(a, b key) int {
+	sortParallel(keys, func(a, b key) int {
 		if byDeadline {
 			// Earliest deadline, then priority density, then
 			// dependencies.
@@ -212,4 +214,33 @@ func (p *planner) queue(atRisk []int) []int {
 		q[i] = keys[i].vm
 	}
 	return q
+}
+
+// sortParallel sorts xs by cmp, which must be a total order (then the
+// result is the one slices.SortFunc gives): large slices as two halves
+// sorted at once and merged.
+func sortParallel[T any](xs []T, cmp func(a, b T) int) {
+	if len(xs) < parallelPrepareMin || runtime.GOMAXPROCS(0) < 2 {
+		slices.SortFunc(xs, cmp)
+		return
+	}
+	mid := len(xs) / 2
+	lo, hi := xs[:mid], xs[mid:]
+	var wg sync.WaitGroup
+	wg.Go(func() { slices.SortFunc(lo, cmp) })
+	slices.SortFunc(hi, cmp)
+	wg.Wait()
+	merged := make([]T, 0, len(xs))
+	i, j := 0, 0
+	for i < len(lo) && j < len(hi) {
+		if cmp(hi[j], lo[i]) < 0 {
+			merged = append(merged, hi[j])
+			j++
+		} else {
+			merged = append(merged, lo[i])
+			i++
+		}
+	}
+	merged = append(append(merged, lo[i:]...), hi[j:]...)
+	copy(xs, merged)
 }

@@ -1,8 +1,11 @@
 package planner
 
 import (
+	"cmp"
 	"math"
+	"math/rand/v2"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/refuge-project/refuge/internal/fedgen"
@@ -39,5 +42,27 @@ func TestParallelPrepareSamePlan(t *testing.T) {
 	if !reflect.DeepEqual(serial, parallel) {
 		t.Fatalf("parallel preparation changed the plan: %d moves, %d unsaved (serial: %d, %d)",
 			len(parallel.Moves), len(parallel.Unsaved), len(serial.Moves), len(serial.Unsaved))
+	}
+}
+
+// TestSortParallelMatchesSort: the two-halves sort gives what one sort
+// gives, for a total order, on sizes around the halves' edges.
+func TestSortParallelMatchesSort(t *testing.T) {
+	defer func(old int) { parallelPrepareMin = old }(parallelPrepareMin)
+	parallelPrepareMin = 1
+	r := rand.New(rand.NewPCG(3, 4))
+	type kv struct{ k, id int }
+	byKey := func(a, b kv) int { return cmp.Or(cmp.Compare(a.k, b.k), cmp.Compare(a.id, b.id)) }
+	for _, n := range []int{1, 2, 3, 10, 101, 4096} {
+		xs := make([]kv, n)
+		for i := range xs {
+			xs[i] = kv{r.IntN(7), i}
+		}
+		want := slices.Clone(xs)
+		slices.SortFunc(want, byKey)
+		sortParallel(xs, byKey)
+		if !slices.Equal(xs, want) {
+			t.Fatalf("n=%d: sortParallel differs from slices.SortFunc", n)
+		}
 	}
 }

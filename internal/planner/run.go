@@ -45,15 +45,22 @@ func (p *planner) run() *Plan {
 		}
 	}
 	plan.AtRisk = len(atRisk)
+	// Most at-risk VMs usually move: room for all of them saves growing a
+	// large plan's moves step by step.
+	plan.Moves = make([]Move, 0, len(atRisk))
 	p.prepare(atRisk)
 	p.markPressure(atRisk)
-	st := &runState{solos: make([]float64, 0, len(atRisk)), lateF: make([]float64, p.nVM)}
+	st := &runState{solos: make([]float64, 0, len(atRisk)), finishes: make([]float64, 0, len(atRisk)), lateF: make([]float64, p.nVM)}
 	for _, v := range p.queue(atRisk) {
 		p.planVM(v, plan, st)
 	}
 	p.planOpportunistic(plan, st)
+	// The bounds and the warnings read the finished plan and fill
+	// different fields of it.
+	var wg sync.WaitGroup
+	wg.Go(func() { p.warn(plan, st) })
 	p.bounds(plan, st, atRisk)
-	p.warn(plan, st)
+	wg.Wait()
 	return plan
 }
 
