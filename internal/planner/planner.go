@@ -424,14 +424,15 @@ func (p *planner) initHosts() {
 		p.freeVCPU[h] = float64(hh.VCPU) * p.vcpuRatio
 	}
 	p.aaGroup = make([]int32, p.nVM)
-	p.aaOn = map[aaKey]struct{}{}
 	ids := map[string]int32{}
+	inGroups := 0
 	for i := range p.fed.VMs {
 		g := p.fed.VMs[i].AntiAffinity
 		p.aaGroup[i] = -1
 		if g == "" {
 			continue
 		}
+		inGroups++
 		id, ok := ids[g]
 		if !ok {
 			id = int32(len(p.aaNames))
@@ -440,6 +441,8 @@ func (p *planner) initHosts() {
 		}
 		p.aaGroup[i] = id
 	}
+	// At most a pair per VM in a group, and as many for the moves.
+	p.aaOn = make(map[aaKey]struct{}, 2*inGroups)
 	for i, h := range p.place {
 		if h >= 0 {
 			p.occupy(i, h)
