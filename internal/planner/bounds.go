@@ -78,7 +78,7 @@ func (p *planner) bounds(plan *Plan, st *runState, atRisk []int) {
 func (p *planner) upperBound(atRisk []int) int {
 	bySite := map[int][]float64{}
 	for _, v := range atRisk {
-		pr := &p.pre[v]
+		pr := p.preOf(v)
 		limit := (p.deadline[pr.site] - p.in.Now).Seconds()
 		if !p.down[p.place[v]] && pr.converges && pr.fits && pr.minSolo <= limit*(1+tolerance) {
 			bySite[pr.site] = append(bySite[pr.site], pr.minBytes)

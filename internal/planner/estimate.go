@@ -77,7 +77,7 @@ func (p *planner) estimateOn(v, k int) estimate {
 // estimateClass returns at-risk VM v's estimate at rate class c of its
 // host, computing it on first use.
 func (p *planner) estimateClass(v, c int) estimate {
-	pr := &p.pre[v]
+	pr := p.preOf(v)
 	if pr.estOff < 0 {
 		pr.estOff = p.nextEst
 		p.nextEst += len(p.classes[p.place[v]].rates)
@@ -113,7 +113,7 @@ func soloAt(g precopy.Guest, cfg precopy.Config, rate float64) estimate {
 // stops, its disk (local storage) and memory (the bytes prepare recorded)
 // are sent once, and it resumes at the destination.
 func (p *planner) pauseAt(v int, rate float64) estimate {
-	b := p.pre[v].pauseBytes
+	b := p.preOf(v).pauseBytes
 	if !(rate > 0) || b/rate > maxCopySeconds {
 		return estimate{rate: rate, pause: true}
 	}

@@ -167,7 +167,7 @@ func (p *planner) queue(atRisk []int) []int {
 	}
 	keys := make([]key, len(q))
 	for i, v := range q {
-		pr := &p.pre[v]
+		pr := p.preOf(v)
 		k := key{prio: p.prio[v].eff, deadline: p.deadline[pr.site], depth: p.depth[v], name: p.fed.VMs[v].Name, vm: v}
 		if pr.converges {
 			k.bytes = pr.minBytes

@@ -179,8 +179,9 @@ type planner struct {
 	// Per-VM facts, filled for at-risk VMs.
 	prio    []prioInfo
 	depth   []int
-	svcOf   []int // service index per VM, -1 for none
-	pre     []vmPre
+	svcOf   []int   // service index per VM, -1 for none
+	pre     []vmPre // per at-risk VM, at preIdx[VM] (preOf)
+	preIdx  []int32
 	classes []*rateClasses // per source host
 	ests    []estimate
 	nextEst int // the first unallocated estimate of ests

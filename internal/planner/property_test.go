@@ -286,7 +286,7 @@ func TestSearchMatchesScan(t *testing.T) {
 		plan := &Plan{}
 		st := &runState{lateF: make([]float64, p.nVM)}
 		for _, v := range p.queue(atRisk) {
-			if !p.down[p.place[v]] && len(p.groups) > 0 && p.pre[v].converges {
+			if !p.down[p.place[v]] && len(p.groups) > 0 && p.preOf(v).converges {
 				got, want := p.search(v, searchOpts{watch: true}, math.Inf(1)), naiveSearch(p, v)
 				if got.ok != want.ok || got.host != want.host || got.f != want.f || got.route != want.route {
 					t.Fatalf("VM %s: search found %+v, a scan %+v", p.fed.VMs[v].Name, got, want)

@@ -78,7 +78,14 @@ type runState struct {
 // its site, the least bytes and solo time over them and whether some safe
 // host can take it now.
 func (p *planner) prepare(atRisk []int) {
-	p.pre = make([]vmPre, p.nVM)
+	p.pre = make([]vmPre, len(atRisk))
+	p.preIdx = make([]int32, p.nVM)
+	for v := range p.preIdx {
+		p.preIdx[v] = -1 // not at risk: preOf panics rather than lie
+	}
+	for i, v := range atRisk {
+		p.preIdx[v] = int32(i)
+	}
 	p.classes = make([]*rateClasses, p.nHost)
 	total := 0
 	for _, v := range atRisk {
@@ -114,6 +121,9 @@ func (p *planner) prepare(atRisk []int) {
 	wg.Wait()
 }
 
+// preOf returns at-risk VM v's vmPre.
+func (p *planner) preOf(v int) *vmPre { return &p.pre[p.preIdx[v]] }
+
 // parallelPrepareMin is the number of at-risk VMs from which prepare uses
 // every CPU (a variable so that tests can run the parallel path on small
 // federations).
@@ -123,7 +133,7 @@ var parallelPrepareMin = 4096
 // VM (+1) each destination group was last checked for.
 func (p *planner) prepareVM(v int, seen []int32) {
 	src := p.place[v]
-	pr := &p.pre[v]
+	pr := p.preOf(v)
 	pr.site = p.ix.HostSite(src)
 	pr.estOff = -1
 	pr.minBytes, pr.minSolo, pr.liveBytes = math.Inf(1), math.Inf(1), math.Inf(1)
@@ -184,7 +194,7 @@ func (p *planner) markPressure(atRisk []int) {
 	siteBytes := make([]float64, len(p.fed.Sites))
 	hostBytes := map[int]float64{}
 	for _, v := range atRisk {
-		pr := &p.pre[v]
+		pr := p.preOf(v)
 		if !pr.converges {
 			continue
 		}
@@ -208,7 +218,7 @@ func (p *planner) markPressure(atRisk []int) {
 // its site or host is under pressure (markPressure) and a paused copy
 // sends at least a tenth less than pre-copy.
 func (p *planner) pausePreferred(v int) bool {
-	pr := &p.pre[v]
+	pr := p.preOf(v)
 	return (p.pressSite[pr.site] || p.pressHost[p.place[v]]) && pr.pauseBytes < 0.9*pr.liveBytes
 }
 
@@ -226,7 +236,7 @@ func (p *planner) planOpportunistic(plan *Plan, st *runState) {
 	for _, u := range plan.Unsaved {
 		// Only a VM predicted to end within its deadline can make it now:
 		// more has been charged to every resource since.
-		if u.Code == CodeDeadline && st.lateF[u.VM] <= p.siteLimit[p.pre[u.VM].site] {
+		if u.Code == CodeDeadline && st.lateF[u.VM] <= p.siteLimit[p.preOf(u.VM).site] {
 			retry = append(retry, u.VM)
 			continue
 		}
@@ -249,7 +259,7 @@ func (p *planner) planOpportunistic(plan *Plan, st *runState) {
 // it stays.
 func (p *planner) planVM(v int, plan *Plan, st *runState) {
 	vm := &p.fed.VMs[v]
-	pr := &p.pre[v]
+	pr := p.preOf(v)
 	src := p.place[v]
 	unsaved := func(code, reason string) {
 		plan.Unsaved = append(plan.Unsaved, Unsaved{
@@ -451,7 +461,7 @@ func (p *planner) choose(v int, limit float64) (cand, float64, int, []int) {
 // max(solo_i, busy_r + (B_r + b_i)/C_r over the resources r of its path).
 func (p *planner) finishOf(v int, c cand) (float64, int, []int) {
 	src := p.place[v]
-	rt := &p.fromSite[p.pre[v].site][c.route]
+	rt := &p.fromSite[p.preOf(v).site][c.route]
 	b := c.est.bytes
 	f, bott := c.est.solo+rt.setup, -1
 	path := make([]int, 0, len(rt.links)+2)

@@ -474,7 +474,7 @@ func (p *planner) search(v int, o searchOpts, limit float64) cand {
 	}
 	src := p.place[v]
 	out := p.outRes(src)
-	pr := &p.pre[v]
+	pr := p.preOf(v)
 	q := query{n: pr.need}
 	minB := pr.minBytes
 	cls := p.classesOf(src)
