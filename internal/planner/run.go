@@ -45,9 +45,10 @@ func (p *planner) run() *Plan {
 		}
 	}
 	plan.AtRisk = len(atRisk)
-	// Most at-risk VMs usually move: room for all of them saves growing a
-	// large plan's moves step by step.
+	// Room for every at-risk VM's move (and for half of them left behind)
+	// saves growing a large plan step by step.
 	plan.Moves = make([]Move, 0, len(atRisk))
+	plan.Unsaved = make([]Unsaved, 0, len(atRisk)/2)
 	p.prepare(atRisk)
 	p.markPressure(atRisk)
 	st := &runState{solos: make([]float64, 0, len(atRisk)), finishes: make([]float64, 0, len(atRisk)), lateF: make([]float64, p.nVM)}
