@@ -244,33 +244,12 @@ func runWatch(cmd *cobra.Command, g *globalFlags, f *watchFlags) error {
 		defer cancel()
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-
+	defer cancel() // ends readApprovals
 	pr.header(fed, f, sources)
-	var wg sync.WaitGroup
-	for _, w := range worlds {
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = w.Run(ctx) }()
-	}
 	if needsApproval(tpol, fed) {
 		go readApprovals(ctx, cmd.InOrStdin(), p, pr)
 	}
-	sourcesDone := make(chan error, 1)
-	go func() { sourcesDone <- p.Run(ctx, sources...) }()
-
-	var runErr error
-	select {
-	case runErr = <-sourcesDone:
-		if ctx.Err() == nil {
-			// Every source ended: wait for the evacuations.
-			waitIdle(ctx, worlds, p)
-		}
-		cancel()
-	case <-ctx.Done():
-		cancel()
-		runErr = <-sourcesDone
-	}
-	wg.Wait()
+	runErr := daemon.Watch(ctx, p, worlds, sources)
 	pr.summary(worlds, p)
 	// Each error is in the timeline already; the exit error only counts
 	// them.
@@ -283,32 +262,6 @@ func runWatch(cmd *cobra.Command, g *globalFlags, f *watchFlags) error {
 		return fmt.Errorf("%d alert document(s) refused (see the timeline); none raised a threat", pr.refused)
 	}
 	return nil
-}
-
-// waitIdle waits until no evacuation runs and none waits for approval.
-func waitIdle(ctx context.Context, worlds []world.World, p *pipeline.Pipeline) {
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		idle := len(p.Pending()) == 0
-		for _, w := range worlds {
-			if d := w.Target().Done(); d != nil {
-				select {
-				case <-d:
-				default:
-					idle = false
-				}
-			}
-		}
-		if idle {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
 }
 
 func needsApproval(pol *threat.Policy, fed *model.Federation) bool {
