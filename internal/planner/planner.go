@@ -110,8 +110,12 @@ type planner struct {
 	// Source-side count limits of the policy (global, per fabric, per
 	// source host) as resources: each move occupies a slot for its solo
 	// time, so a limit of n carries the summed solo times over n.
-	hasSlots bool
-	slotWork map[slotKey]float64
+	hasSlots       bool // any count limit
+	hasSourceSlots bool // global, per fabric or per source host
+	slotWork       map[slotKey]float64
+	// The per_link and per_host_in limits' solo times, per dense link
+	// resource and per destination host.
+	slotLink, slotIn []float64
 	// largestFirst: within a deadline, the most bytes first (Compute's
 	// second plan) instead of the most priority per byte.
 	largestFirst bool
@@ -344,7 +348,8 @@ func (p *planner) setPolicy(pol model.Policy) error {
 	p.watchMode = pol.WatchSites
 	p.pauseOK = pol.Migration.PauseAndCopy
 	cc := pol.Concurrency
-	p.hasSlots = cc.Global > 0 || cc.PerFabric > 0 || cc.PerHostOut > 0
+	p.hasSourceSlots = cc.Global > 0 || cc.PerFabric > 0 || cc.PerHostOut > 0
+	p.hasSlots = p.hasSourceSlots || cc.PerLinkLimit > 0 || cc.PerHostIn > 0
 	p.slotWork = map[slotKey]float64{}
 	p.setup0, p.switchover = precopy.Setup(0).Seconds(), precopy.SwitchoverOverhead.Seconds()
 	p.vcpuRatio = pol.VCPUOvercommit
@@ -367,6 +372,8 @@ func (p *planner) initResources() {
 	p.bytesR = make([]float64, n)
 	p.used = make([]bool, n)
 	p.resLB = make([]float64, n)
+	p.slotLink = make([]float64, n)
+	p.slotIn = make([]float64, p.nHost)
 	p.resStamp = make([]uint64, n)
 	for r := range n {
 		p.capR[r] = netpath.Capacity(p.ix, p.resource(r), p.in.LinkMbps)

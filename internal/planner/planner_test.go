@@ -690,3 +690,62 @@ func TestCountLimitsInPredictions(t *testing.T) {
 		t.Errorf("without the limit the makespan %v is not shorter than with it %v", pf.Makespan, p1.Makespan)
 	}
 }
+
+func TestDestinationAndLinkCountLimitsInPredictions(t *testing.T) {
+	// Four clean VMs from two hosts to one safe host over a fat link. With
+	// one migration at a time into a host (per_host_in 1), or over a link
+	// direction (per_link 1), the last is predicted to end after the four
+	// solo times, as the executor runs them; with two safe hosts and
+	// per_host_in 1, the moves spread over both.
+	for _, c := range []struct {
+		name  string
+		cc    model.ConcurrencyPolicy
+		limit string
+	}{
+		{"per_host_in", model.ConcurrencyPolicy{PerHostIn: 1}, "count limit concurrency.per_host_in"},
+		{"per_link", model.ConcurrencyPolicy{PerLinkLimit: 1}, "count limit concurrency.per_link"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := newFed().site("a", host("a1"), host("a2")).site("b", host("b1", memGiB(512))).link("a", "b", 40000)
+			for i, n := range []string{"v1", "v2", "v3", "v4"} {
+				b.vm(n, []string{"a1", "a2"}[i%2], 4, dirty(0))
+			}
+			ix := b.index(t)
+			dl := threaten(t, ix, time.Hour, "a")
+			pol := refuge()
+			pol.Concurrency = c.cc
+			p := compute(t, Input{Index: ix, Policy: pol, Deadlines: dl})
+			if len(p.Moves) != 4 {
+				t.Fatalf("%d moves, want 4", len(p.Moves))
+			}
+			var solos time.Duration
+			for _, m := range p.Moves {
+				solos += m.Solo
+			}
+			last := p.Moves[len(p.Moves)-1]
+			if d := last.PredFinish - solos; d < -time.Millisecond || d > time.Millisecond {
+				t.Errorf("last predicted to end at %v, want the sum of solo times %v", last.PredFinish, solos)
+			}
+			if last.Bottleneck != c.limit {
+				t.Errorf("bottleneck %q, want %q", last.Bottleneck, c.limit)
+			}
+		})
+	}
+	t.Run("spread", func(t *testing.T) {
+		b := newFed().site("a", host("a1"), host("a2")).site("b", host("b1", memGiB(512)), host("b2", memGiB(256))).link("a", "b", 40000)
+		for i, n := range []string{"v1", "v2", "v3", "v4"} {
+			b.vm(n, []string{"a1", "a2"}[i%2], 4, dirty(0))
+		}
+		ix := b.index(t)
+		pol := refuge()
+		pol.Concurrency = model.ConcurrencyPolicy{PerHostIn: 1}
+		p := compute(t, Input{Index: ix, Policy: pol, Deadlines: threaten(t, ix, time.Hour, "a")})
+		to := map[string]int{}
+		for _, m := range p.Moves {
+			to[m.ToHost]++
+		}
+		if to["b1"] != 2 || to["b2"] != 2 {
+			t.Errorf("moves per destination %v, want two each (one at a time into a host)", to)
+		}
+	})
+}

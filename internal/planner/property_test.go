@@ -52,6 +52,10 @@ func drawInput(t *rapid.T) Input {
 	pol.Migration.AutoConverge = rapid.Bool().Draw(t, "autoConverge")
 	pol.Migration.MaxBandwidthMiBps = rapid.SampledFrom([]float64{0, 32, 128, 1000}).Draw(t, "maxBandwidth")
 	pol.Migration.ParallelConnections = rapid.IntRange(0, 4).Draw(t, "connections")
+	// Destination-side and per-link count limits enter the search's
+	// bound (the trees' per_host_in term).
+	pol.Concurrency.PerHostIn = rapid.SampledFrom([]int{0, 0, 1, 2}).Draw(t, "perHostIn")
+	pol.Concurrency.PerLinkLimit = rapid.SampledFrom([]int{pol.Concurrency.PerLinkLimit, 1, 3}).Draw(t, "perLink")
 	in.Policy = pol
 	if rapid.Bool().Draw(t, "someHostsDown") {
 		in.HostDown = make([]bool, len(ix.Hosts))
@@ -247,7 +251,7 @@ func naiveSearch(p *planner, v int) cand {
 		for _, r := range rt.links {
 			a = max(a, p.busyR[r]+(p.bytesR[r]+e.bytes)/p.capR[r])
 		}
-		slot, _ := p.slotTerm(src, e.solo+rt.setup)
+		slot, _ := p.slotTerm(src, -1, rt.links, e.solo+rt.setup)
 		a = max(a, slot)
 		g := p.groups[rt.group]
 		for _, h := range g.hosts {
@@ -256,6 +260,9 @@ func naiveSearch(p *planner, v int) cand {
 			}
 			in := p.inRes(h)
 			f := max(a, p.busyR[in]+p.bytesR[in]/p.capR[in]+e.bytes/g.capIn)
+			if n := p.in.Policy.Concurrency.PerHostIn; n > 0 {
+				f = max(f, p.slotInTerm(h)+(e.solo+rt.setup)/float64(n))
+			}
 			if f > p.transitLimit(&rt) {
 				continue
 			}

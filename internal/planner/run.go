@@ -315,7 +315,7 @@ func (p *planner) planVM(v int, plan *Plan, st *runState) {
 	case bott >= 0:
 		bottName = p.resName(bott)
 	case bott == slotBottleneck:
-		_, limitName := p.slotTerm(src, solo)
+		_, limitName := p.slotTerm(src, c.host, rt.links, solo)
 		bottName = "count limit " + limitName
 	}
 	ownRate := func() {
@@ -352,7 +352,7 @@ func (p *planner) planVM(v int, plan *Plan, st *runState) {
 		p.used[r] = true
 	}
 	p.egressBytes[pr.site] += b
-	p.occupySlots(src, solo)
+	p.occupySlots(src, c.host, rt.links, solo)
 	p.occupy(v, c.host)
 	p.refreshLeaf(c.host)
 
@@ -474,38 +474,67 @@ func (p *planner) finishOf(v int, c cand) (float64, int, []int) {
 			f, bott = t, r
 		}
 	}
-	if t, _ := p.slotTerm(src, c.est.solo+rt.setup); t > f {
+	if t, _ := p.slotTerm(src, c.host, rt.links, c.est.solo+rt.setup); t > f {
 		f, bott = t, slotBottleneck
 	}
 	return f, bott, path
 }
 
-// slotTerm is the finish a move from host src with solo time solo cannot
-// beat under the policy's source-side count limits: the solo times of the
-// moves already planned in the same limit, plus its own, over the limit's
-// count. It also names the limit (empty when none applies).
-func (p *planner) slotTerm(src int, solo float64) (float64, string) {
+// slotTerm is the finish a move from host src to host dst (-1: not
+// chosen yet) over link directions links, with solo time solo, cannot beat
+// under the policy's count limits: the solo times of the moves already
+// planned in the same limit, plus its own, over the limit's count. It also
+// names the limit (empty when none applies).
+func (p *planner) slotTerm(src, dst int, links []int, solo float64) (float64, string) {
 	if !p.hasSlots {
 		return 0, ""
 	}
 	cc := p.in.Policy.Concurrency
 	best, name := 0.0, ""
-	try := func(k slotKey, n int, what string) {
-		if n > 0 {
-			if t := (p.slotWork[k] + solo) / float64(n); t > best {
-				best, name = t, what
+	try := func(t float64, what string) {
+		if t > best {
+			best, name = t, what
+		}
+	}
+	if p.hasSourceSlots {
+		fk := p.ix.HostFabricKey(src)
+		for _, l := range []struct {
+			k    slotKey
+			n    int
+			what string
+		}{
+			{slotKey{'g', 0, 0}, cc.Global, "concurrency.global"},
+			{slotKey{'f', fk[0], fk[1]}, cc.PerFabric, "concurrency.per_fabric"},
+			{slotKey{'h', src, 0}, cc.PerHostOut, "concurrency.per_host_out"},
+		} {
+			if l.n > 0 {
+				try((p.slotWork[l.k]+solo)/float64(l.n), l.what)
 			}
 		}
 	}
-	fk := p.ix.HostFabricKey(src)
-	try(slotKey{'g', 0, 0}, cc.Global, "concurrency.global")
-	try(slotKey{'f', fk[0], fk[1]}, cc.PerFabric, "concurrency.per_fabric")
-	try(slotKey{'h', src, 0}, cc.PerHostOut, "concurrency.per_host_out")
+	if cc.PerLinkLimit > 0 {
+		for _, r := range links {
+			try(p.slotLink[r]/float64(cc.PerLinkLimit)+solo/float64(cc.PerLinkLimit), "concurrency.per_link")
+		}
+	}
+	if cc.PerHostIn > 0 && dst >= 0 {
+		try(p.slotInTerm(dst)+solo/float64(cc.PerHostIn), "concurrency.per_host_in")
+	}
 	return best, name
 }
 
+// slotInTerm is the part of the per_host_in term that the moves already
+// planned into host h set (the destination search's trees hold it per
+// host).
+func (p *planner) slotInTerm(h int) float64 {
+	if n := p.in.Policy.Concurrency.PerHostIn; n > 0 {
+		return p.slotIn[h] / float64(n)
+	}
+	return 0
+}
+
 // occupySlots charges a planned move's solo time to its count limits.
-func (p *planner) occupySlots(src int, solo float64) {
+func (p *planner) occupySlots(src, dst int, links []int, solo float64) {
 	if !p.hasSlots {
 		return
 	}
@@ -519,6 +548,14 @@ func (p *planner) occupySlots(src int, solo float64) {
 	}
 	if cc.PerHostOut > 0 {
 		p.slotWork[slotKey{'h', src, 0}] += solo
+	}
+	if cc.PerLinkLimit > 0 {
+		for _, r := range links {
+			p.slotLink[r] += solo
+		}
+	}
+	if cc.PerHostIn > 0 {
+		p.slotIn[dst] += solo
 	}
 }
 

@@ -49,8 +49,11 @@ type route struct {
 // that the destination search can skip subtrees that cannot hold a VM or
 // cannot beat the best host found so far.
 type tree struct {
-	size   int // leaves, a power of two
-	minL   []float64
+	size int // leaves, a power of two
+	minL []float64
+	// minS: the smallest per_host_in term of the moves planned into a
+	// host (slotInTerm; 0 without that limit).
+	minS   []float64
 	maxMem []int64
 	maxCPU []float64
 	maxDsk []int64
@@ -64,12 +67,14 @@ func newTree(n int) tree {
 	t := tree{
 		size:   size,
 		minL:   make([]float64, 2*size),
+		minS:   make([]float64, 2*size),
 		maxMem: make([]int64, 2*size),
 		maxCPU: make([]float64, 2*size),
 		maxDsk: make([]int64, 2*size),
 	}
 	for i := range 2 * size {
 		t.minL[i] = math.Inf(1)
+		t.minS[i] = math.Inf(1)
 		t.maxMem[i] = math.MinInt64
 		t.maxCPU[i] = math.Inf(-1)
 		t.maxDsk[i] = math.MinInt64
@@ -78,13 +83,14 @@ func newTree(n int) tree {
 }
 
 // set updates leaf i and its ancestors.
-func (t *tree) set(i int, load float64, mem int64, cpu float64, dsk int64) {
+func (t *tree) set(i int, load, slot float64, mem int64, cpu float64, dsk int64) {
 	n := t.size + i
-	t.minL[n], t.maxMem[n], t.maxCPU[n], t.maxDsk[n] = load, mem, cpu, dsk
+	t.minL[n], t.minS[n], t.maxMem[n], t.maxCPU[n], t.maxDsk[n] = load, slot, mem, cpu, dsk
 	for n > 1 {
 		n /= 2
 		l, r := 2*n, 2*n+1
 		t.minL[n] = min(t.minL[l], t.minL[r])
+		t.minS[n] = min(t.minS[l], t.minS[r])
 		t.maxMem[n] = max(t.maxMem[l], t.maxMem[r])
 		t.maxCPU[n] = max(t.maxCPU[l], t.maxCPU[r])
 		t.maxDsk[n] = max(t.maxDsk[l], t.maxDsk[r])
@@ -161,7 +167,7 @@ func uniq(xs []float64) []float64 {
 func (p *planner) refreshLeaf(h int) {
 	g := p.groups[p.hostGroup[h]]
 	in := p.inRes(h)
-	g.t.set(int(p.hostLeaf[h]), p.busyR[in]+p.bytesR[in]/p.capR[in], p.freeMem[h], p.freeVCPU[h], p.freeDisk[h])
+	g.t.set(int(p.hostLeaf[h]), p.busyR[in]+p.bytesR[in]/p.capR[in], p.slotInTerm(h), p.freeMem[h], p.freeVCPU[h], p.freeDisk[h])
 }
 
 // maxRoutesPerGroup bounds the alternative routes the planner considers
@@ -392,7 +398,10 @@ type query struct {
 	n     need
 	a     float64 // finish term common to the group's hosts
 	perIn float64 // seconds the move adds to a destination NIC
-	limit float64 // latest finish the route allows (transit deadlines)
+	// perSlot: what the move adds to a destination's per_host_in term (0
+	// without that limit).
+	perSlot float64
+	limit   float64 // latest finish the route allows (transit deadlines)
 	// pruned: some host was skipped only because it could not finish
 	// within limit.
 	pruned bool
@@ -421,6 +430,17 @@ func (q *query) canBeat(t *tree, node int, bound float64) bool {
 	return h < b.host || (h == b.host && q.route < b.route)
 }
 
+// bound is the earliest finish of the move on any host under node: its
+// route's term, the destination NIC's load and the per_host_in term (exact
+// at a leaf).
+func (q *query) bound(t *tree, node int) float64 {
+	b := max(q.a, t.minL[node]+q.perIn)
+	if q.perSlot > 0 {
+		b = max(b, t.minS[node]+q.perSlot)
+	}
+	return b
+}
+
 // descend searches the subtree at node for the best host, visiting the
 // more promising child first and pruning what cannot fit or cannot win.
 func (p *planner) descend(q *query, node int) {
@@ -428,7 +448,7 @@ func (p *planner) descend(q *query, node int) {
 	if !t.fitsAgg(node, &q.n) {
 		return
 	}
-	bound := max(q.a, t.minL[node]+q.perIn)
+	bound := q.bound(t, node)
 	if bound > q.limit {
 		q.pruned = true
 		return
@@ -445,8 +465,7 @@ func (p *planner) descend(q *query, node int) {
 		return
 	}
 	l, r := 2*node, 2*node+1
-	bl := max(q.a, t.minL[l]+q.perIn)
-	br := max(q.a, t.minL[r]+q.perIn)
+	bl, br := q.bound(t, l), q.bound(t, r)
 	if br < bl || (br == bl && t.maxMem[r] > t.maxMem[l]) {
 		l, r = r, l
 	}
@@ -555,7 +574,7 @@ func (p *planner) search(v int, o searchOpts, limit float64) cand {
 				a, bott = t, r
 			}
 		}
-		if t, _ := p.slotTerm(src, e.solo+rt.setup); t > a {
+		if t, _ := p.slotTerm(src, -1, rt.links, e.solo+rt.setup); t > a {
 			a, bott = t, -1
 		}
 		q.limit = rlimit
@@ -564,6 +583,9 @@ func (p *planner) search(v int, o searchOpts, limit float64) cand {
 			return
 		}
 		q.g, q.a, q.perIn, q.route, q.est, q.pruned = g, a, b/g.capIn, k, e, false
+		if n := p.in.Policy.Concurrency.PerHostIn; n > 0 {
+			q.perSlot = (e.solo + rt.setup) / float64(n)
+		}
 		p.descend(&q, 1)
 		if !q.best.ok && q.pruned {
 			// The hosts' NICs pushed every host of the group past the
