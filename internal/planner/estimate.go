@@ -17,7 +17,6 @@ type estimate struct {
 	solo  float64 // seconds: set-up, disk copy, memory rounds, downtime
 	ok    bool    // the migration converges
 	pause bool    // a pause-and-copy estimate (pauseAt)
-	known bool    // computed (estimateClass)
 }
 
 // maxCopySeconds: a migration whose first copy alone would take longer
@@ -71,24 +70,34 @@ func (p *planner) classesOf(h int) *rateClasses {
 
 // estimateOn returns at-risk VM v's estimate on route k of its site.
 func (p *planner) estimateOn(v, k int) estimate {
-	return p.estimateClass(v, int(p.classesOf(p.place[v]).classOf[k]))
+	cls := p.classesOf(p.place[v])
+	c := int(cls.classOf[k])
+	return p.estimateClass(v, c, cls.rates[c])
+}
+
+// storedEstimate is an estimate as ests keeps it (its rate is its class's).
+type storedEstimate struct {
+	bytes, solo float64
+	ok, known   bool
 }
 
 // estimateClass returns at-risk VM v's estimate at rate class c of its
-// host, computing it on first use.
-func (p *planner) estimateClass(v, c int) estimate {
+// host, whose rate is rate, computing it on first use.
+func (p *planner) estimateClass(v, c int, rate float64) estimate {
 	pr := p.preOf(v)
 	if pr.estOff < 0 {
 		pr.estOff = p.nextEst
 		p.nextEst += len(p.classes[p.place[v]].rates)
-		p.ests[pr.estOff+int(pr.bestClass)] = pr.best
+		b := pr.best
+		p.ests[pr.estOff+int(pr.bestClass)] = storedEstimate{b.bytes, b.solo, b.ok, true}
 	}
-	e := &p.ests[pr.estOff+c]
-	if !e.known {
-		*e = p.solo(v, p.classesOf(p.place[v]).rates[c])
-		e.known = true
+	s := &p.ests[pr.estOff+c]
+	if !s.known {
+		e := p.solo(v, rate)
+		*s = storedEstimate{e.bytes, e.solo, e.ok, true}
+		return e
 	}
-	return *e
+	return estimate{rate: rate, bytes: s.bytes, solo: s.solo, ok: s.ok}
 }
 
 // solo estimates VM v's migration at rate.

@@ -187,7 +187,7 @@ type planner struct {
 	pre     []vmPre // per at-risk VM, at preIdx[VM] (preOf)
 	preIdx  []int32
 	classes []*rateClasses // per source host
-	ests    []estimate
+	ests    []storedEstimate
 	nextEst int // the first unallocated estimate of ests
 }
 

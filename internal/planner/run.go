@@ -100,7 +100,7 @@ func (p *planner) prepare(atRisk []int) {
 	// here, for its least bytes, least solo time and whether it converges
 	// at all (a migration that does not converge at the best rate
 	// converges at none).
-	p.ests = make([]estimate, total)
+	p.ests = make([]storedEstimate, total)
 	p.nextEst = 0
 	// The VMs are independent here (routes and rate classes are computed
 	// above; the destination trees are only read): large plans prepare
@@ -168,7 +168,6 @@ func (p *planner) prepareVM(v int, seen []int32) {
 		return
 	}
 	e := p.solo(v, cls.rates[best])
-	e.known = true
 	pr.best, pr.bestClass = e, int32(best)
 	if e.ok {
 		pr.converges = true
