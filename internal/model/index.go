@@ -24,6 +24,9 @@ type Index struct {
 	Hosts []HostRef
 	// VMHost is the host index each VM runs on now.
 	VMHost []int
+	// VMService is the index of each VM's service (-1: none, or a name
+	// the federation does not define).
+	VMService []int
 	// routes[a][b] is the list of link indices from site a to site b; nil
 	// with a != b means unreachable.
 	routes [][][]int
@@ -55,8 +58,13 @@ func NewIndex(f *Federation) *Index {
 		ix.ServiceByName[f.Services[i].Name] = i
 	}
 	ix.VMHost = make([]int, len(f.VMs))
+	ix.VMService = make([]int, len(f.VMs))
 	for i := range f.VMs {
 		ix.VMByName[f.VMs[i].Name] = i
+		ix.VMService[i] = -1
+		if s, ok := ix.ServiceByName[f.VMs[i].Service]; ok && f.VMs[i].Service != "" {
+			ix.VMService[i] = s
+		}
 		h, ok := ix.HostByName[f.VMs[i].Host]
 		if !ok {
 			h = -1

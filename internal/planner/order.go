@@ -55,15 +55,17 @@ func (p *planner) initPriorities() error {
 	}
 	for v := range p.fed.VMs {
 		vm := &p.fed.VMs[v]
-		svcOf[v] = -1
-		if vm.Service == "" {
+		s := p.ix.VMService[v]
+		svcOf[v] = s
+		if s < 0 {
+			if vm.Service != "" {
+				return fmt.Errorf("VM %s names unknown service %q", vm.Name, vm.Service)
+			}
 			continue
 		}
-		s, ok := p.ix.ServiceByName[vm.Service]
-		if !ok || s >= nS {
-			return fmt.Errorf("VM %s names unknown service %q", vm.Name, vm.Service)
+		if s >= nS {
+			return fmt.Errorf("VM %s: service index %d out of range (stale index)", vm.Name, s)
 		}
-		svcOf[v] = s
 		own[s] = higher(own[s], prioVM{vm.Priority, v})
 	}
 	deps := make([][]int, nS)

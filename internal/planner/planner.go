@@ -208,7 +208,7 @@ func newPlanner(in Input) (*planner, error) {
 	}
 	fed := ix.Fed
 	p := &planner{in: in, ix: ix, fed: fed, nVM: len(fed.VMs), nHost: len(ix.Hosts)}
-	if len(ix.VMHost) != p.nVM {
+	if len(ix.VMHost) != p.nVM || len(ix.VMService) != p.nVM {
 		return nil, fmt.Errorf("index is stale: it places %d VMs, the federation has %d", len(ix.VMHost), p.nVM)
 	}
 	if err := p.checkInput(); err != nil {
