@@ -19,10 +19,10 @@ const idlePoll = 50 * time.Millisecond
 // approval. The worlds have stopped when it returns. It returns the
 // sources' errors (pipeline.Run's).
 func Watch(ctx context.Context, p *pipeline.Pipeline, worlds []world.World, sources []alertsource.Source) error {
+	var wg sync.WaitGroup
+	defer wg.Wait() // after cancel
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	for _, w := range worlds {
 		wg.Go(func() { _ = w.Run(ctx) })
 	}
