@@ -8,18 +8,18 @@ import (
 	"github.com/refuge-project/refuge/internal/model"
 )
 
-// benchInput builds a generated federation with about a third of its sites
-// threatened.
-func benchInput(b *testing.B, vms, hosts int) Input {
-	b.Helper()
-	f, err := fedgen.Generate(fedgen.Options{VMs: vms, Hosts: hosts, Seed: 1})
+// generatedInput builds a generated federation (seed) with about a third
+// of its sites threatened, under refuge's policy.
+func generatedInput(tb testing.TB, vms, hosts int, seed uint64) Input {
+	tb.Helper()
+	f, err := fedgen.Generate(fedgen.Options{VMs: vms, Hosts: hosts, Seed: seed})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	ix := model.NewIndex(f)
-	dl, err := DeadlinesFrom(ix, fedgen.Threaten(f, fedgen.ThreatOptions{Seed: 1}).Threats)
+	dl, err := DeadlinesFrom(ix, fedgen.Threaten(f, fedgen.ThreatOptions{Seed: seed}).Threats)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	return Input{Index: ix, Policy: model.RefugePolicy(), Deadlines: dl}
 }
@@ -27,7 +27,7 @@ func benchInput(b *testing.B, vms, hosts int) Input {
 func BenchmarkCompute(b *testing.B) {
 	for _, size := range []struct{ vms, hosts int }{{1000, 100}, {10000, 300}, {100000, 1000}} {
 		b.Run(fmt.Sprintf("vms=%d/hosts=%d", size.vms, size.hosts), func(b *testing.B) {
-			in := benchInput(b, size.vms, size.hosts)
+			in := generatedInput(b, size.vms, size.hosts, 1)
 			var p *Plan
 			for b.Loop() {
 				var err error

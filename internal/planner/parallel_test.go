@@ -7,25 +7,13 @@ import (
 	"reflect"
 	"slices"
 	"testing"
-
-	"github.com/refuge-project/refuge/internal/fedgen"
-	"github.com/refuge-project/refuge/internal/model"
 )
 
 // TestParallelPrepareSamePlan: preparing the at-risk VMs on every CPU
 // gives the plan a serial preparation gives (and, under -race, shares no
 // state between the workers).
 func TestParallelPrepareSamePlan(t *testing.T) {
-	f, err := fedgen.Generate(fedgen.Options{VMs: 3000, Hosts: 120, Seed: 7})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ix := model.NewIndex(f)
-	dl, err := DeadlinesFrom(ix, fedgen.Threaten(f, fedgen.ThreatOptions{Seed: 7}).Threats)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := Input{Index: ix, Policy: model.RefugePolicy(), Deadlines: dl}
+	in := generatedInput(t, 3000, 120, 7)
 	plan := func(min int) *Plan {
 		defer func(old int) { parallelPrepareMin = old }(parallelPrepareMin)
 		parallelPrepareMin = min

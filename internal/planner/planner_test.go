@@ -675,19 +675,27 @@ func TestCountLimitsInPredictions(t *testing.T) {
 	one.Concurrency = model.ConcurrencyPolicy{Global: 1}
 	pf := compute(t, Input{Index: ix, Policy: free, Deadlines: dl})
 	p1 := compute(t, Input{Index: ix, Policy: one, Deadlines: dl})
+	checkOneAtATime(t, p1, "concurrency.global")
+	if pf.Makespan >= p1.Makespan {
+		t.Errorf("without the limit the makespan %v is not shorter than with it %v", pf.Makespan, p1.Makespan)
+	}
+}
+
+// checkOneAtATime: under a count limit of one that every move of p shares,
+// the last move is predicted to end after all the moves' solo times, and
+// the limit (its policy field) is named as its bottleneck.
+func checkOneAtATime(t *testing.T, p *Plan, limit string) {
+	t.Helper()
 	var solos time.Duration
-	for _, m := range p1.Moves {
+	for _, m := range p.Moves {
 		solos += m.Solo
 	}
-	last := p1.Moves[len(p1.Moves)-1]
+	last := p.Moves[len(p.Moves)-1]
 	if d := last.PredFinish - solos; d < -time.Millisecond || d > time.Millisecond {
 		t.Errorf("one at a time: last predicted to end at %v, want the sum of solo times %v", last.PredFinish, solos)
 	}
-	if last.Bottleneck != "count limit concurrency.global" {
-		t.Errorf("bottleneck %q, want the global count limit", last.Bottleneck)
-	}
-	if pf.Makespan >= p1.Makespan {
-		t.Errorf("without the limit the makespan %v is not shorter than with it %v", pf.Makespan, p1.Makespan)
+	if want := "count limit " + limit; last.Bottleneck != want {
+		t.Errorf("bottleneck %q, want %q", last.Bottleneck, want)
 	}
 }
 
@@ -702,8 +710,8 @@ func TestDestinationAndLinkCountLimitsInPredictions(t *testing.T) {
 		cc    model.ConcurrencyPolicy
 		limit string
 	}{
-		{"per_host_in", model.ConcurrencyPolicy{PerHostIn: 1}, "count limit concurrency.per_host_in"},
-		{"per_link", model.ConcurrencyPolicy{PerLinkLimit: 1}, "count limit concurrency.per_link"},
+		{"per_host_in", model.ConcurrencyPolicy{PerHostIn: 1}, "concurrency.per_host_in"},
+		{"per_link", model.ConcurrencyPolicy{PerLinkLimit: 1}, "concurrency.per_link"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			b := newFed().site("a", host("a1"), host("a2")).site("b", host("b1", memGiB(512))).link("a", "b", 40000)
@@ -718,17 +726,7 @@ func TestDestinationAndLinkCountLimitsInPredictions(t *testing.T) {
 			if len(p.Moves) != 4 {
 				t.Fatalf("%d moves, want 4", len(p.Moves))
 			}
-			var solos time.Duration
-			for _, m := range p.Moves {
-				solos += m.Solo
-			}
-			last := p.Moves[len(p.Moves)-1]
-			if d := last.PredFinish - solos; d < -time.Millisecond || d > time.Millisecond {
-				t.Errorf("last predicted to end at %v, want the sum of solo times %v", last.PredFinish, solos)
-			}
-			if last.Bottleneck != c.limit {
-				t.Errorf("bottleneck %q, want %q", last.Bottleneck, c.limit)
-			}
+			checkOneAtATime(t, p, c.limit)
 		})
 	}
 	t.Run("spread", func(t *testing.T) {
