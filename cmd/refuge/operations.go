@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
 
 	"github.com/refuge-project/refuge/internal/client"
 	"github.com/refuge-project/refuge/internal/controller"
@@ -122,16 +125,27 @@ func newWatchOperationCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "watch ID [--json]",
 		Short: "Follow an operation's progress until it ends",
-		Long: `watch shows a progress bar of the operation's VMs (migrated / at risk) that
-follows the controller's events, until the operation ends. --json prints JSON lines:
-one progress object per change, the final operation last.`,
+		Long: `watch follows an operation until it ends, woken by the controller's events.
+When stdout is a terminal it draws live progress bars: the VMs migrated and
+the VMs decided (no longer pending or moving) out of those at risk, with
+the counts running, missed and lost. Otherwise it prints one line per
+change. --json prints JSON lines: one progress object per change, the
+final operation last.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := f.client()
 			if err != nil {
 				return err
 			}
-			return watchOperation(cmd.Context(), c, args[0], interval, f.json, cmd.OutOrStdout())
+			w := cmd.OutOrStdout()
+			show := showLines
+			switch {
+			case f.json:
+				show = showJSON
+			case isTerminal(w):
+				show = showBars(cmd.Context(), w, args[0], false)
+			}
+			return watchWith(cmd.Context(), c, args[0], interval, show, w)
 		},
 	}
 	f.register(cmd)
@@ -140,13 +154,96 @@ one progress object per change, the final operation last.`,
 	return cmd
 }
 
-// watchOperation polls the operation (events wake it early) until it
-// ends.
+// shower shows the operation's state: at a change (live) and once at
+// the end (not live, or stopped by err, when the watch failed).
+type shower func(w io.Writer, op *store.Operation, live bool, err error)
+
+// showJSON prints one JSON line per change: the progress, the final
+// operation last.
+func showJSON(w io.Writer, op *store.Operation, live bool, err error) {
+	switch {
+	case err != nil:
+		return
+	case live:
+		b, _ := json.Marshal(map[string]any{"operation_id": op.ID, "status": op.Status, "progress": op.Progress})
+		fmt.Fprintln(w, string(b))
+	default:
+		b, _ := json.Marshal(op)
+		fmt.Fprintln(w, string(b))
+	}
+}
+
+// showLines prints a text progress bar per change.
+func showLines(w io.Writer, op *store.Operation, _ bool, err error) {
+	if err == nil {
+		fmt.Fprintln(w, progressBar(op))
+	}
+}
+
+// showBars draws live bars (mpb) on a terminal, as wide as it is: a
+// line with the operation's id, status and counts, then a bar of the VMs
+// migrated and one of the VMs decided. force renders to any writer, 100
+// columns wide (tests).
+func showBars(ctx context.Context, w io.Writer, id string, force bool) shower {
+	opts := []mpb.ContainerOption{mpb.WithOutput(w), mpb.WithRefreshRate(200 * time.Millisecond)}
+	if force {
+		opts = append(opts, mpb.WithAutoRefresh(), mpb.WithWidth(100))
+	}
+	p := mpb.NewWithContext(ctx, opts...)
+	var mu sync.Mutex
+	var cur store.Progress
+	status := "pending"
+	header := p.New(0, mpb.NopStyle(), mpb.PrependDecorators(decor.Any(func(decor.Statistics) string {
+		mu.Lock()
+		defer mu.Unlock()
+		return fmt.Sprintf("%s %s: %d running, %d missed, %d lost, %d unsaved", id, status, cur.Running, cur.Missed, cur.Lost, cur.Unsaved)
+	})))
+	bar := func(name string) *mpb.Bar {
+		return p.AddBar(0, mpb.PrependDecorators(decor.Name(name, decor.WCSyncSpaceR), decor.CountersNoUnit("%d/%d", decor.WCSyncWidth)),
+			mpb.AppendDecorators(decor.Percentage(decor.WCSyncWidth)))
+	}
+	bars := []*mpb.Bar{header, bar("migrated"), bar("decided")}
+	return func(_ io.Writer, op *store.Operation, live bool, err error) {
+		pr := op.Progress
+		mu.Lock()
+		cur, status = pr, op.Status
+		mu.Unlock()
+		total := int64(pr.Total)
+		for i, b := range bars {
+			b.SetTotal(total, false)
+			b.SetCurrent([]int64{0, int64(pr.Migrated), int64(pr.Total - pr.Pending - pr.Running)}[i])
+			switch {
+			case err != nil:
+				b.Abort(false)
+			case !live:
+				b.SetTotal(total, true)
+			}
+		}
+		if err != nil || !live {
+			p.Wait()
+		}
+	}
+}
+
+// watchOperation follows the operation until it ends, printing a line
+// (or with jsonOut a JSON line) per change.
 func watchOperation(ctx context.Context, c *client.Client, id string, interval time.Duration, jsonOut bool, w io.Writer) error {
+	show := showLines
+	if jsonOut {
+		show = showJSON
+	}
+	return watchWith(ctx, c, id, interval, show, w)
+}
+
+// watchWith polls the operation (events wake it early) and shows it until
+// it ends.
+func watchWith(ctx context.Context, c *client.Client, id string, interval time.Duration, show shower, w io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	wake := make(chan struct{}, 1)
-	go func() {
+	var events sync.WaitGroup
+	defer events.Wait()
+	defer cancel()
+	events.Go(func() {
 		_ = c.Events(ctx, func(_ string, ch store.Change) bool {
 			if ch.OperationID == id {
 				select {
@@ -156,29 +253,22 @@ func watchOperation(ctx context.Context, c *client.Client, id string, interval t
 			}
 			return true
 		})
-	}()
+	})
 	var last store.Progress
 	first := true
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	shown := &store.Operation{ID: id}
 	for {
 		d, err := c.Operation(ctx, id)
 		if err != nil {
+			show(w, shown, false, err)
 			return err
 		}
+		shown = &d.Operation
 		live := store.Live(d.Status)
 		if first || d.Progress != last || !live {
-			if jsonOut {
-				if live {
-					b, _ := json.Marshal(map[string]any{"operation_id": id, "status": d.Status, "progress": d.Progress})
-					fmt.Fprintln(w, string(b))
-				} else {
-					b, _ := json.Marshal(d.Operation)
-					fmt.Fprintln(w, string(b))
-				}
-			} else {
-				fmt.Fprintln(w, progressBar(&d.Operation))
-			}
+			show(w, shown, live, nil)
 		}
 		first, last = false, d.Progress
 		if !live {
@@ -189,6 +279,7 @@ func watchOperation(ctx context.Context, c *client.Client, id string, interval t
 		}
 		select {
 		case <-ctx.Done():
+			show(w, shown, false, ctx.Err())
 			return ctx.Err()
 		case <-t.C:
 		case <-wake:
