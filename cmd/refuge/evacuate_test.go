@@ -111,6 +111,16 @@ func TestEvacuateProgress(t *testing.T) {
 // daemon is stopped before the evacuation: a host that is down).
 func wanBed(t *testing.T) *testbed.Bed {
 	t.Helper()
+	return startBed(t, 4, []testbed.LinkSpec{
+		{A: 0, B: 1, RateMbit: 100, RTT: 20 * time.Millisecond},
+		{A: 0, B: 2, RateMbit: 100, RTT: 10 * time.Millisecond},
+	})
+}
+
+// startBed starts a test bed of that many sites and links, removed when
+// the test ends; it skips the test unless REFUGE_INTEGRATION=1.
+func startBed(t *testing.T, sites int, links []testbed.LinkSpec) *testbed.Bed {
+	t.Helper()
 	if os.Getenv("REFUGE_INTEGRATION") != "1" {
 		t.Skip("integration test: set REFUGE_INTEGRATION=1 (needs root, libvirtd and QEMU; see docs/libvirt.md)")
 	}
@@ -118,10 +128,7 @@ func wanBed(t *testing.T) *testbed.Bed {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := testbed.Start(context.Background(), testbed.Config{Sites: 4, Guest: img, Logf: t.Logf, Links: []testbed.LinkSpec{
-		{A: 0, B: 1, RateMbit: 100, RTT: 20 * time.Millisecond},
-		{A: 0, B: 2, RateMbit: 100, RTT: 10 * time.Millisecond},
-	}})
+	b, err := testbed.Start(context.Background(), testbed.Config{Sites: sites, Guest: img, Logf: t.Logf, Links: links})
 	if err != nil {
 		t.Fatal(err)
 	}

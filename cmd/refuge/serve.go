@@ -40,6 +40,7 @@ type serveFlags struct {
 	simulate       string
 	federation     string
 	connectTimeout time.Duration
+	nonLive        bool
 	speed          float64
 	dataDir        string
 	listen         string
@@ -105,6 +106,7 @@ Logs are JSON lines on stderr (--log-level). Create tokens first with
 	fl.StringVar(&f.simulate, "simulate", "", "run against the simulated federation of this example directory (or federation file)")
 	fl.StringVar(&f.federation, "federation", "", "run against the real hosts of this federation file, through their libvirt uris")
 	fl.DurationVar(&f.connectTimeout, "connect-timeout", world.DefaultConnectTimeout, "with --federation: how long to wait for each host's libvirt daemon before leaving the host out")
+	fl.BoolVar(&f.nonLive, "non-live", false, "with --federation: migrate non-live (paused for the whole copy), for hypervisors whose live migration cannot be trusted (QEMU 7.2 under TCG)")
 	fl.StringArrayVar(&f.sources, "source", nil, "alert source KIND:ADDR (repeatable): file, webhook, jma-atom, atom, usgs, p2pquake")
 	fl.DurationVar(&f.interval, "interval", 0, "poll interval of feed sources (default 1m) and watch interval of file sources")
 	registerRelaySecretsFile(cmd, &f.relaySecretsIn)
@@ -362,7 +364,7 @@ func openWorld(ctx context.Context, cmd *cobra.Command, f serveFlags, st *store.
 		}
 		return controller.NewSimWorld(fed, f.speed)
 	}
-	w, err := world.Connect(ctx, world.HostsConfig{Federation: fed, Policy: pol, Logger: lg, ConnectTimeout: f.connectTimeout,
+	w, err := world.Connect(ctx, world.HostsConfig{Federation: fed, Policy: pol, Logger: lg, ConnectTimeout: f.connectTimeout, NonLive: f.nonLive,
 		OnHosts: func(states []libvirt.HostState) { reportHostsDown(cmd.ErrOrStderr(), states) }})
 	if err != nil {
 		return nil, fmt.Errorf("--federation %s: %w", f.federation, err)

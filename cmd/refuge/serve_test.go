@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/refuge-project/refuge/internal/controller/controllertest"
 	"github.com/refuge-project/refuge/internal/store"
+	"github.com/refuge-project/refuge/internal/testbed"
 )
 
 // served is a refuge serve running in-process.
@@ -73,7 +75,20 @@ func startServe(t *testing.T, args ...string) *served {
 	if !controllertest.Poll(20*time.Second, func() bool { c, _ := s.get("GET", "/readyz", ""); return c == 200 }) {
 		t.Fatal("/readyz never answered 200")
 	}
+	t.Setenv(serverEnv, u)
+	t.Setenv(tokenEnv, token)
 	return s
+}
+
+// cli runs a refuge command against the served controller (REFUGE_SERVER
+// and REFUGE_TOKEN are set) and returns its output; it must succeed.
+func (s *served) cli(t *testing.T, args ...string) []byte {
+	t.Helper()
+	var o, e bytes.Buffer
+	if code := run(args, &o, &e); code != 0 {
+		t.Fatalf("refuge %s: %d %s", strings.Join(args, " "), code, e.String())
+	}
+	return o.Bytes()
 }
 
 // TestServeAcceptance runs the issue's acceptance commands in-process:
@@ -83,7 +98,7 @@ func startServe(t *testing.T, args ...string) *served {
 func TestServeAcceptance(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t) }) // after serve has stopped
 	s := startServe(t, "--simulate", "../../examples/nankai-trough", "--speed", "300")
-	u, token, get := s.url, s.token, s.get
+	get := s.get
 	code, body := get("GET", "/v1/openapi.json", "")
 	var doc struct {
 		OpenAPI string `json:"openapi"`
@@ -94,16 +109,7 @@ func TestServeAcceptance(t *testing.T) {
 	if code, body := get("POST", "/v1/evacuations", `{"site":"x"}`); code != 401 {
 		t.Errorf("evacuation without a token: %d %s", code, body)
 	}
-	t.Setenv(serverEnv, u)
-	t.Setenv(tokenEnv, token)
-	cli := func(args ...string) []byte {
-		t.Helper()
-		var o, e bytes.Buffer
-		if code := run(args, &o, &e); code != 0 {
-			t.Fatalf("refuge %s: %d %s", strings.Join(args, " "), code, e.String())
-		}
-		return o.Bytes()
-	}
+	cli := func(args ...string) []byte { t.Helper(); return s.cli(t, args...) }
 	var st struct {
 		Sites []struct {
 			Name string `json:"name"`
@@ -187,6 +193,56 @@ vms:
 		_, _, err := runCLI(t, append([]string{"serve", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0"}, tc.args...)...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("serve %v: %v, want an error with %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+// TestServeRealSites (integration): refuge serve --federation on a
+// two-site test bed of real QEMU guests. status reads where the guests run
+// from the hosts' daemons; an evacuation of site a started through the API
+// migrates them to b (non-live: QEMU 7.2 under TCG, docs/libvirt.md),
+// journaled as an operation that succeeds; the guests then run on b only
+// and still pass their memory check.
+func TestServeRealSites(t *testing.T) {
+	b := startBed(t, 2, []testbed.LinkSpec{{A: 0, B: 1, RateMbit: 100, RTT: 4 * time.Millisecond}})
+	a, dst := b.Sites[0], b.Sites[1]
+	vms := []string{"g1", "g2"}
+	startGuests(t, a, vms)
+	fedFile := filepath.Join(t.TempDir(), "federation.yaml")
+	writeFile(t, fedFile, []byte(federationYAML(b, b.Sites, b.Links, vms, a)))
+	s := startServe(t, "--federation", fedFile, "--non-live", "--connect-timeout", "20s")
+
+	var st struct {
+		Sites []struct {
+			Name string `json:"name"`
+			VMs  int    `json:"vms"`
+		} `json:"sites"`
+	}
+	if err := json.Unmarshal(s.cli(t, "status", "--json"), &st); err != nil || len(st.Sites) != 2 || st.Sites[0].VMs != len(vms) {
+		t.Fatalf("status --json: %+v, %v; want %d VMs on %s", st, err, len(vms), a.Name)
+	}
+	var acc struct {
+		OperationID string `json:"operation_id"`
+	}
+	if err := json.Unmarshal(s.cli(t, "evacuate", "--site", a.Name, "--deadline", "10m", "--json"), &acc); err != nil || acc.OperationID == "" {
+		t.Fatalf("evacuate --json: %+v, %v", acc, err)
+	}
+	watched := strings.Split(strings.TrimSpace(string(s.cli(t, "operations", "watch", acc.OperationID, "--json", "--interval", "500ms"))), "\n")
+	var final store.Operation
+	if err := json.Unmarshal([]byte(watched[len(watched)-1]), &final); err != nil || final.Status != store.OpSucceeded || final.Progress.Migrated != len(vms) {
+		t.Fatalf("operations watch: last line %s (%v); want succeeded, %d migrated", watched[len(watched)-1], err, len(vms))
+	}
+	ctx := context.Background()
+	for _, v := range vms {
+		for _, site := range b.Sites {
+			state := site.State(ctx, v)
+			if active := state == "running" || state == "paused"; active != (site == dst) {
+				t.Errorf("%s is %q on %s; want it active on %s only", v, state, site.Name, dst.Name)
+			}
+		}
+		out := dst.ConsoleSince(v, 0)
+		if _, err := dst.WaitConsole(ctx, v, int64(len(out)), "memchk OK", 90*time.Second); err != nil {
+			t.Errorf("%s on %s: %v", v, dst.Name, err)
 		}
 	}
 }

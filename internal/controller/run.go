@@ -389,6 +389,10 @@ func (r *opRun) settle(doubt []store.VMStep) {
 	}
 }
 
+// withdrawnReason is the error of an evacuation whose every threat was
+// withdrawn.
+const withdrawnReason = "every threat was withdrawn"
+
 // errRunEnded: the run's executor has finished; a change starts a new
 // evacuation.
 var errRunEnded = errors.New("evacuation ended")
@@ -464,8 +468,11 @@ func (r *opRun) setDeadlines(ctx context.Context, want map[string]time.Time, abo
 	}
 	r.mu.Lock()
 	r.targets = op.Sites
-	if len(op.Sites) == 0 {
-		r.stopStatus, r.stopReason = store.OpCancelled, "every threat was withdrawn"
+	switch {
+	case len(op.Sites) == 0:
+		r.stopStatus, r.stopReason = store.OpCancelled, withdrawnReason
+	case r.stopReason == withdrawnReason:
+		r.stopStatus, r.stopReason = "", "" // threatened again before it ended
 	}
 	r.mu.Unlock()
 	w.Do(func() {
