@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/refuge-project/refuge/internal/model"
+	"github.com/refuge-project/refuge/internal/precopy"
 )
 
 // vmPre holds what the planner learns about an at-risk VM before ordering.
@@ -26,10 +27,13 @@ type vmPre struct {
 	// fits: some reachable safe host has room for it before any move.
 	fits bool
 	// liveBytes: the least pre-copy bytes over its routes (+Inf: none
-	// converges); pauseBytes: what a paused copy sends.
+	// converges); pauseBytes: its disk (local storage) and memory, what a
+	// paused copy sends and the least any pre-copy sends.
 	liveBytes, pauseBytes float64
 	// need: what it asks of a destination host.
 	need need
+	// guest: the VM as the pre-copy model sees it.
+	guest precopy.Guest
 }
 
 // run computes the plan.
@@ -148,10 +152,8 @@ func (p *planner) prepareVM(v int, seen []int32) {
 			best = i
 		}
 	}
-	if p.pauseOK {
-		g := guest(&p.fed.VMs[v])
-		pr.pauseBytes = g.DiskBytes + g.MemoryBytes
-	}
+	pr.guest = guest(&p.fed.VMs[v])
+	pr.pauseBytes = pr.guest.DiskBytes + pr.guest.MemoryBytes
 	pr.need = p.needOf(v)
 	n := pr.need
 	setup := math.Inf(1)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/refuge-project/refuge/internal/netpath"
+	"github.com/refuge-project/refuge/internal/precopy"
 )
 
 // group is a set of destination hosts with identical paths from anywhere:
@@ -473,6 +474,24 @@ func (p *planner) descend(q *query, node int) {
 	p.descend(q, r)
 }
 
+// ownLowerBound is a lower bound of a pre-copy's solo time (seconds, zero
+// RTT) at rate for guest g, whose disk and memory are copyBytes: it sends
+// the disk, all the memory, and then at least what the guest dirtied
+// during that first round (unthrottled, at most its working set: the next
+// round or the final copy), at rate, between the set-up (setup0) and the
+// switch-over. (The bytes at a higher rate do not bound those at a lower
+// one: with auto-converge the throttle can come a round earlier.) The
+// slack covers precopy's nanosecond truncations; TestOwnLowerBound holds
+// it below precopy.Solo.
+func ownLowerBound(g *precopy.Guest, copyBytes, rate, setup0, switchover float64) float64 {
+	ws := g.WorkingSet
+	if ws <= 0 || ws > g.MemoryBytes {
+		ws = g.MemoryBytes
+	}
+	first := min(g.DirtyRate*(g.MemoryBytes/rate)*(1-1e-9), ws)
+	return setup0 + (copyBytes+first)/rate + switchover - 1e-8
+}
+
 // searchOpts say which estimates and destinations a search may use.
 type searchOpts struct {
 	// pause: estimate the move as a pause-and-copy (policy
@@ -550,11 +569,9 @@ func (p *planner) search(v int, o searchOpts, limit float64) cand {
 		if o.pause {
 			e = p.pauseAt(v, cls.rates[cls.classOf[k]])
 		} else {
-			// A pre-copy at the route's rate sends at least the least
-			// pre-copy bytes (those at the VM's best rate) and takes at
-			// least bytes/rate: skip the estimate when that cannot beat
-			// the best host nor be the late finish reported.
-			own := pr.liveBytes/cls.rates[cls.classOf[k]] + rt.setup
+			// Skip the estimate when the migration's own time cannot
+			// beat the best host nor be the late finish reported.
+			own := ownLowerBound(&pr.guest, pr.pauseBytes, cls.rates[cls.classOf[k]], p.setup0, p.switchover) + rt.setup
 			if (q.best.ok && own > q.best.f) || (own > rlimit && (own > lateF || (own == lateF && k > lateK))) {
 				return
 			}
