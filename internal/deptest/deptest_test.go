@@ -30,6 +30,11 @@ var rules = []struct {
 	// The alert pipeline decides and hands deadlines to a target: the
 	// worlds it may drive (simulated or libvirt) plug in from outside.
 	{"internal/pipeline", []string{"internal/hypervisor/simhv", "internal/sim", "internal/evacsim", "internal/hypervisor/libvirt", "internal/world", "internal/controller", "internal/store", "internal/server"}},
+	// The worlds are drivers with a clock: no controller, state or API
+	// above them.
+	{"internal/world", []string{"internal/controller", "internal/store", "internal/server", "internal/daemon"}},
+	// The daemons' shared parts need neither the controller nor its state.
+	{"internal/daemon", []string{"internal/controller", "internal/store", "internal/server"}},
 	// The controller is what the API server calls, never the reverse.
 	{"internal/controller", []string{"internal/server", "internal/client"}},
 	// Evacuating real hosts needs no controller, store or API.

@@ -188,7 +188,6 @@ func (w *Sim) Host(v int) int { return w.cluster.Placement()[v] }
 // InFlight reports whether VM v is being migrated (inside Do).
 func (w *Sim) InFlight(v int) bool { return w.cluster.Migrating(v) }
 
-
 // HostDown fails host h, as a crash would (inside Do): its VMs are lost.
 func (w *Sim) HostDown(h int) error { return w.cluster.FailHost(h) }
 
