@@ -46,9 +46,32 @@ func (f *fakeDaemons) ListDomains(_ context.Context, host string) ([]hypervisor.
 	return f.doms[host], nil
 }
 
-func (f *fakeDaemons) Migrate(context.Context, hypervisor.MigrateRequest, hypervisor.Observer) (hypervisor.Job, error) {
-	return nil, errors.New("not in this test")
+// Migrate moves the domain at once and reports it done.
+func (f *fakeDaemons) Migrate(_ context.Context, req hypervisor.MigrateRequest, obs hypervisor.Observer) (hypervisor.Job, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	src := f.doms[req.SourceHost]
+	for i, d := range src {
+		if d.Name == req.Domain {
+			f.doms[req.SourceHost] = append(src[:i:i], src[i+1:]...)
+			d.Host = req.DestHost
+			f.doms[req.DestHost] = append(f.doms[req.DestHost], d)
+			now := time.Now()
+			go obs.MigrationDone(hypervisor.Result{Domain: req.Domain, Source: req.SourceHost, Dest: req.DestHost,
+				Started: now, Finished: now, RunningOn: req.DestHost})
+			return fakeJob{}, nil
+		}
+	}
+	return nil, fmt.Errorf("migrate %s: %w", req.Domain, hypervisor.ErrNoSuchDomain)
 }
+
+type fakeJob struct{}
+
+func (fakeJob) Info() (hypervisor.JobInfo, error) { return hypervisor.JobInfo{}, nil }
+func (fakeJob) SetMaxSpeed(float64) error         { return nil }
+func (fakeJob) Abort() error                      { return nil }
+func (fakeJob) StartPostCopy() error              { return nil }
+func (fakeJob) Pause() error                      { return nil }
 
 func (f *fakeDaemons) SampleNonZero(context.Context, string, string, int, *rand.Rand) (float64, error) {
 	return 1, nil
@@ -162,5 +185,35 @@ func TestConnectRefuses(t *testing.T) {
 	}
 	if _, err := Connect(context.Background(), HostsConfig{}); err == nil || !strings.Contains(err.Error(), "Federation is required") {
 		t.Errorf("no federation: %v", err)
+	}
+}
+
+// TestHostsTarget: the pipeline's target on the real hosts evacuates a
+// threatened site through the driver, on the wall clock, from the
+// daemons' inventory.
+func TestHostsTarget(t *testing.T) {
+	f := &fakeDaemons{down: map[string]bool{}, doms: map[string][]hypervisor.Domain{
+		"a1": {running("v1", "a1", hypervisor.StateRunning), running("v2", "a1", hypervisor.StateRunning)},
+		"c1": {running("v3", "c1", hypervisor.StateRunning)},
+	}}
+	w, err := connectFake(t, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.Target().Apply(map[string]time.Time{"a": w.Now().Add(10 * time.Minute)}, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-w.Target().Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the evacuation of a did not end")
+	}
+	placement, _ := w.State()
+	ix := w.Index()
+	for _, v := range []string{"v1", "v2"} {
+		if h := placement[ix.VMByName[v]]; h < 0 || ix.HostSite(h) == ix.SiteByName["a"] {
+			t.Errorf("%s still on a (host %d)", v, h)
+		}
 	}
 }
