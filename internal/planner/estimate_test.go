@@ -8,8 +8,8 @@ import (
 	"github.com/refuge-project/refuge/internal/precopy"
 )
 
-// TestOwnLowerBound: the search's bound of a migration's own time never
-// exceeds the estimate it skips, over random guests, rates and settings
+// TestOwnLowerBound: the search's bounds of a migration's own time and
+// bytes never exceed the estimate they stand for, over random guests, rates and settings
 // (dirtying, working sets, local disks, auto-converge on and off).
 func TestOwnLowerBound(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
@@ -31,6 +31,11 @@ func TestOwnLowerBound(t *testing.T) {
 		}
 		if lb := ownLowerBound(&g, g.DiskBytes+g.MemoryBytes, rate, setup0, switchover); lb > e.solo {
 			t.Fatalf("case %d: guest %+v, %+v, rate %.4g: bound %.9f s > solo %.9f s", i, g, cfg, rate, lb, e.solo)
+		}
+		// The search's least bytes (at the fastest rate, where the first
+		// round's dirt is least) bound the bytes at this rate.
+		if least := g.DiskBytes + g.MemoryBytes + firstRoundDirt(&g, rate); least > e.bytes {
+			t.Fatalf("case %d: guest %+v, %+v, rate %.4g: least bytes %.6g > %.6g", i, g, cfg, rate, least, e.bytes)
 		}
 	}
 }

@@ -34,6 +34,12 @@ type vmPre struct {
 	need need
 	// guest: the VM as the pre-copy model sees it.
 	guest precopy.Guest
+	// leastBytes: the least any way of moving it sends, on any route (the
+	// search's bounds): a paused copy sends pauseBytes; a pre-copy also
+	// what the guest dirties during its first round, least at the fastest
+	// rate. (minBytes, the best rate's estimate, is not a bound: with
+	// auto-converge a slower rate can send fewer bytes.)
+	leastBytes float64
 }
 
 // run computes the plan.
@@ -168,6 +174,10 @@ func (p *planner) prepareVM(v int, seen []int32) {
 	}
 	if len(cls.rates) == 0 {
 		return
+	}
+	pr.leastBytes = pr.pauseBytes
+	if !p.pauseOK {
+		pr.leastBytes += firstRoundDirt(&pr.guest, cls.rates[best])
 	}
 	e := p.solo(v, cls.rates[best])
 	pr.best, pr.bestClass = e, int32(best)

@@ -484,12 +484,21 @@ func (p *planner) descend(q *query, node int) {
 // slack covers precopy's nanosecond truncations; TestOwnLowerBound holds
 // it below precopy.Solo.
 func ownLowerBound(g *precopy.Guest, copyBytes, rate, setup0, switchover float64) float64 {
+	return setup0 + (copyBytes+firstRoundDirt(g, rate))/rate + switchover - 1e-8
+}
+
+// firstRoundDirt is (a hair less than) what guest g dirties while a
+// pre-copy at rate sends its memory once, unthrottled: at most its working
+// set. Every pre-copy sends it again, in a later round or the final copy;
+// the faster the rate, the less it is.
+func firstRoundDirt(g *precopy.Guest, rate float64) float64 {
 	ws := g.WorkingSet
 	if ws <= 0 || ws > g.MemoryBytes {
 		ws = g.MemoryBytes
 	}
-	first := min(g.DirtyRate*(g.MemoryBytes/rate)*(1-1e-9), ws)
-	return setup0 + (copyBytes+first)/rate + switchover - 1e-8
+	// precopy truncates the round's time to whole nanoseconds.
+	t := max(0, g.MemoryBytes/rate-2e-9)
+	return min(g.DirtyRate*t, ws) * (1 - 1e-12)
 }
 
 // searchOpts say which estimates and destinations a search may use.
@@ -514,7 +523,7 @@ func (p *planner) search(v int, o searchOpts, limit float64) cand {
 	out := p.outRes(src)
 	pr := p.preOf(v)
 	q := query{n: pr.need}
-	minB := pr.minBytes
+	minB := pr.leastBytes
 	cls := p.classesOf(src)
 	// lateF is the earliest finish of the routes that are not in time and
 	// lateRes its resource; ties go to the lowest route index lateK, so
