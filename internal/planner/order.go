@@ -168,20 +168,22 @@ func (p *planner) queue(atRisk []int) []int {
 		vm      int
 	}
 	keys := make([]key, len(q))
-	for i, v := range q {
-		pr := p.preOf(v)
-		k := key{prio: p.prio[v].eff, deadline: p.deadline[pr.site], depth: p.depth[v], name: p.fed.VMs[v].Name, vm: v}
-		if pr.converges {
-			k.bytes = pr.minBytes
-		} else {
-			g := guest(&p.fed.VMs[v])
-			k.bytes = g.MemoryBytes + g.DiskBytes
+	fill := func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			v := q[i]
+			pr := p.preOf(v)
+			k := key{prio: p.prio[v].eff, deadline: p.deadline[pr.site], depth: p.depth[v], name: p.fed.VMs[v].Name, vm: v}
+			if pr.converges {
+				k.bytes = pr.minBytes
+			} else {
+				k.bytes = pr.pauseBytes
+			}
+			k.density = float64(max(k.prio, 1)) / max(k.bytes, 1)
+			keys[i] = k
 		}
-		k.density = float64(max(k.prio, 1)) / max(k.bytes, 1)
-		keys[i] = k
 	}
 	byDeadline := p.in.Policy.Order == model.OrderDeadline
-	sortParallel(keys, func(a, b key) int {
+	sortParallel(keys, fill, func(a, b key) int {
 		if byDeadline {
 			// Earliest deadline, then priority density, then
 			// dependencies.
@@ -218,18 +220,24 @@ func (p *planner) queue(atRisk []int) []int {
 	return q
 }
 
-// sortParallel sorts xs by cmp, which must be a total order (then the
-// result is the one slices.SortFunc gives): large slices as two halves
-// sorted at once and merged.
-func sortParallel[T any](xs []T, cmp func(a, b T) int) {
+// sortParallel fills xs (fill(i, j) sets xs[i:j]) and sorts it by cmp,
+// which must be a total order (then the result is the one slices.SortFunc
+// gives): large slices as two halves filled and sorted at once, then
+// merged.
+func sortParallel[T any](xs []T, fill func(i, j int), cmp func(a, b T) int) {
 	if len(xs) < parallelPrepareMin || runtime.GOMAXPROCS(0) < 2 {
+		fill(0, len(xs))
 		slices.SortFunc(xs, cmp)
 		return
 	}
 	mid := len(xs) / 2
 	lo, hi := xs[:mid], xs[mid:]
 	var wg sync.WaitGroup
-	wg.Go(func() { slices.SortFunc(lo, cmp) })
+	wg.Go(func() {
+		fill(0, mid)
+		slices.SortFunc(lo, cmp)
+	})
+	fill(mid, len(xs))
 	slices.SortFunc(hi, cmp)
 	wg.Wait()
 	merged := make([]T, 0, len(xs))
