@@ -433,7 +433,11 @@ func (e *Executor) call(a action) (hypervisor.Job, error) {
 	case actStart:
 		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.CallTimeout)
 		defer cancel()
-		return e.cfg.Driver.Migrate(ctx, a.req, observer{e: e, r: a.r})
+		var obs hypervisor.Observer = observer{e: e, r: a.r}
+		if e.cfg.Switcher != nil {
+			obs = switchObserver{observer{e: e, r: a.r}} // the driver watches for the switch-over only then
+		}
+		return e.cfg.Driver.Migrate(ctx, a.req, obs)
 	case actAbort:
 		return nil, a.r.job.Abort()
 	case actPause:
@@ -645,9 +649,13 @@ type observer struct {
 
 func (o observer) MigrationDone(res hypervisor.Result) { o.e.migrationDone(o.r, res) }
 
+// switchObserver is the observer of a migration whose services follow
+// it (Config.Switcher): a hypervisor.SwitchoverObserver.
+type switchObserver struct{ observer }
+
 // SwitchedOver: the driver reports the VM running at its destination,
 // its source copy not yet torn down: its services follow it now.
-func (o observer) SwitchedOver() { o.e.switchedOver(o.r) }
+func (o switchObserver) SwitchedOver() { o.e.switchedOver(o.r) }
 
 // switchedOver queues the Switcher's calls for r's services, once.
 func (e *Executor) switchedOver(r *running) {
