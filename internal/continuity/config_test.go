@@ -166,3 +166,20 @@ typo: 1
 		}
 	}
 }
+
+// FuzzParseConfig: the continuity file's parser never panics, and a file
+// it accepts builds against the test federation or fails with an error
+// (never a panic). Seeds in testdata/fuzz/FuzzParseConfig.
+func FuzzParseConfig(f *testing.F) {
+	f.Add([]byte(goodConfig))
+	f.Add([]byte("services:\n  moodle: {backend: \"10.0.0.1, 10.0.0.2:8080\", backends: {tokyo: \"[2001:db8::1]:80,10.2.0.5\"}}\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		cfg, err := ParseConfig(b)
+		if err != nil {
+			return
+		}
+		env := func(string) string { return "c2VjcmV0" }
+		_, _ = Build(configFederation(), cfg, BuildOptions{Getenv: env})
+		_, _ = Build(configFederation(), cfg, BuildOptions{Getenv: env, Drill: true})
+	})
+}
