@@ -20,7 +20,8 @@ const AlertBy = "alert pipeline"
 // when the pipeline says so) and the evacuation ends, cancelled, when no
 // threat is left. With no such evacuation live, a site wanted anew (or
 // by a new deadline) starts one. Sites that an operator's evacuation
-// covers are left to it. Call it once per controller: the target
+// covers are left to it. Sites the alerts threaten without evacuating
+// (watch) receive no VM from it. Call it once per controller: the target
 // remembers what it applied.
 func (c *Controller) AlertTarget() *AlertTarget {
 	return &AlertTarget{c: c, applied: map[string]time.Time{}}
@@ -35,7 +36,7 @@ type AlertTarget struct {
 }
 
 // Apply implements pipeline.Target.
-func (t *AlertTarget) Apply(deadlines map[string]time.Time, _ []string, abort bool) error {
+func (t *AlertTarget) Apply(deadlines map[string]time.Time, watch []string, abort bool) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	c := t.c
@@ -47,18 +48,26 @@ func (t *AlertTarget) Apply(deadlines map[string]time.Time, _ []string, abort bo
 	defer cancel()
 	c.starting.Lock()
 	defer c.starting.Unlock()
+	for _, s := range watch {
+		if _, ok := c.ix.SiteByName[s]; !ok {
+			return fmt.Errorf("%w: no site %q in the federation", ErrInvalid, s)
+		}
+	}
 	c.mu.Lock()
+	c.alertWatch = map[string]bool{}
+	for _, s := range watch {
+		c.alertWatch[s] = true
+	}
 	runs := c.sortedRuns()
 	c.mu.Unlock()
+	defer c.rewatch()
 	var mine *opRun
-	var others []*opRun
 	operators := map[string]bool{} // sites operators' evacuations cover
 	for _, r := range runs {
 		if r.op.CreatedBy == AlertBy && mine == nil {
 			mine = r
 			continue
 		}
-		others = append(others, r)
 		for _, s := range r.sites() {
 			operators[s] = true
 		}
@@ -73,7 +82,7 @@ func (t *AlertTarget) Apply(deadlines map[string]time.Time, _ []string, abort bo
 		}
 	}
 	if mine != nil {
-		err := mine.setDeadlines(ctx, want, abort, others)
+		err := mine.setDeadlines(ctx, want, abort)
 		if !errors.Is(err, errRunEnded) {
 			if err == nil {
 				t.applied = maps.Clone(deadlines)

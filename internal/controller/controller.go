@@ -89,7 +89,10 @@ type Controller struct {
 	// stopped is shared by the journals of this leadership term.
 	stopped *atomic.Bool
 	runs    map[string]*opRun
-	wg      sync.WaitGroup
+	// alertWatch are the sites the alerts threaten without evacuating
+	// them (at watch level, or waiting for approval).
+	alertWatch map[string]bool
+	wg         sync.WaitGroup
 }
 
 // New checks cfg and returns a controller; Run makes it work.

@@ -32,9 +32,11 @@ type opRun struct {
 	mu         sync.Mutex
 	stopStatus string // set by stop: paused or cancelled; or when every threat was withdrawn
 	stopReason string
-	// sites are the sites evacuated now and their deadlines (alert
+	// targets are the sites evacuated now and their deadlines (alert
 	// updates move and withdraw them).
 	targets []store.SiteDeadline
+	// watched are the sites its executor has at watch level (applyWatch).
+	watched map[int]bool
 }
 
 // sites names the sites the run evacuates now.
@@ -72,16 +74,15 @@ func (c *Controller) startAt(op *store.Operation, lead *store.Leadership, stoppe
 	r := &opRun{c: c, op: *op, lead: lead, finished: make(chan struct{}), abandoned: make(chan struct{}),
 		j: &journal{c: c, op: op.ID, lead: lead, stopped: stopped, alertAt: alertAt}, targets: slices.Clone(op.Sites)}
 	c.mu.Lock()
-	others := c.sortedRuns()
+	runs := append(c.sortedRuns(), r)
+	aw := maps.Clone(c.alertWatch)
 	c.mu.Unlock()
 	// The other live evacuations' sites receive no VM from this one, and
-	// this one's none from them: each executor has the others' sites at
-	// watch level, which the controller's policy excludes as destinations.
+	// this one's none from them (see watchSet).
+	r.watched = c.watchSet(r, runs, aw)
 	watch := make([]bool, len(c.ix.Fed.Sites))
-	for _, o := range others {
-		for _, s := range o.sites() {
-			watch[c.ix.SiteByName[s]] = true
-		}
+	for s := range r.watched {
+		watch[s] = true
 	}
 	pol := c.cfg.Policy
 	pol.WatchSites = model.WatchExclude
@@ -118,16 +119,20 @@ func (c *Controller) startAt(op *store.Operation, lead *store.Leadership, stoppe
 		if err = r.exec.Start(deadlines); err != nil {
 			return
 		}
-		for _, o := range others {
-			for s := range deadlines {
-				o.exec.SetWatch(s, true)
-			}
-		}
+		c.applyWatch(runs, aw)
 	})
 	if err != nil {
 		return fmt.Errorf("controller: start %s: %w", op.ID, err)
 	}
 	c.mu.Lock()
+	if c.stopped != stopped || stopped.Load() {
+		// The term it was started in ended meanwhile: stepDown did not
+		// see it, and the next leader resumes the operation.
+		c.mu.Unlock()
+		close(r.abandoned)
+		w.Do(r.exec.Stop)
+		return fmt.Errorf("controller: start %s: %w: leadership lost while starting", op.ID, ErrNotLeader)
+	}
 	c.runs[op.ID] = r
 	c.mu.Unlock()
 	c.wg.Add(1)
@@ -185,17 +190,8 @@ func (r *opRun) finish() {
 		if c.runs[r.op.ID] == r {
 			delete(c.runs, r.op.ID)
 		}
-		others := c.sortedRuns()
 		c.mu.Unlock()
-		// Its sites may receive the other evacuations' VMs again.
-		sites := r.sites()
-		c.cfg.World.Do(func() {
-			for _, o := range others {
-				for _, s := range sites {
-					o.exec.SetWatch(c.ix.SiteByName[s], false)
-				}
-			}
-		})
+		c.rewatch() // its sites may receive the other evacuations' VMs again
 	}()
 	if r.j.fenced.Load() || r.j.stopped.Load() {
 		return
@@ -403,9 +399,9 @@ var errRunEnded = errors.New("evacuation ended")
 // site), sites left out are withdrawn (their running migrations finish,
 // or are aborted with abort). It writes the operation's new sites and
 // journals the new sites' VMs; when no site is left the run ends,
-// cancelled. others are the other live runs: they stop sending VMs to
-// the new sites.
-func (r *opRun) setDeadlines(ctx context.Context, want map[string]time.Time, abort bool, others []*opRun) error {
+// cancelled. The other live evacuations stop sending VMs to the new
+// sites.
+func (r *opRun) setDeadlines(ctx context.Context, want map[string]time.Time, abort bool) error {
 	c := r.c
 	have := r.deadlines()
 	var added, moved, withdrawn []string
@@ -486,15 +482,8 @@ func (r *opRun) setDeadlines(ctx context.Context, want map[string]time.Time, abo
 			w.SiteDeadline(i, time.Time{}, false)
 			r.exec.CancelThreat(i, abort)
 		}
-		for _, o := range others {
-			for _, s := range added {
-				o.exec.SetWatch(c.ix.SiteByName[s], true)
-			}
-			for _, s := range withdrawn {
-				o.exec.SetWatch(c.ix.SiteByName[s], false)
-			}
-		}
 	})
+	c.rewatch()
 	c.log.Info("evacuation retargeted", "op", r.op.ID, "added", added, "moved", moved, "withdrawn", withdrawn)
 	return nil
 }
