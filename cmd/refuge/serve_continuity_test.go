@@ -65,22 +65,29 @@ func TestServeContinuityAgainstKnot(t *testing.T) {
 	}
 	s := startServe(t, "--simulate", filepath.Join(dir, "federation.yaml"), "--speed", "1", "--continuity", filepath.Join(dir, "continuity.yaml"))
 
-	req, _ := http.NewRequest("POST", s.url+"/v1/evacuations", strings.NewReader(`{"site":"a","deadline":"10m"}`))
-	req.Header.Set("Authorization", "Bearer "+s.token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	var acc store.Operation
 	var accepted struct {
 		OperationID string `json:"operation_id"`
 	}
-	if resp.StatusCode != 202 || json.Unmarshal(b, &accepted) != nil {
-		t.Fatalf("evacuate: %d %s", resp.StatusCode, b)
+	var code int
+	var b []byte
+	// /readyz says a leader is elected; this controller may take a moment
+	// to know it leads (503 meanwhile).
+	if !controllertest.Poll(20*time.Second, func() bool {
+		req, _ := http.NewRequest("POST", s.url+"/v1/evacuations", strings.NewReader(`{"site":"a","deadline":"10m"}`))
+		req.Header.Set("Authorization", "Bearer "+s.token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ = io.ReadAll(resp.Body)
+		code = resp.StatusCode
+		return code == 202 && json.Unmarshal(b, &accepted) == nil
+	}) {
+		t.Fatalf("evacuate: %d %s", code, b)
 	}
+	var acc store.Operation
 	if !controllertest.Poll(30*time.Second, func() bool {
 		code, body := s.get("GET", "/v1/operations/"+accepted.OperationID, "")
 		return code == 200 && json.Unmarshal(body, &acc) == nil && !store.Live(acc.Status)
