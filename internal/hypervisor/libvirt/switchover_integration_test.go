@@ -192,7 +192,7 @@ func TestSwitchoverHookOrder(t *testing.T) {
 				t.Fatalf("libvirt events missing (destination RESUMED_MIGRATED %v, source STOPPED_MIGRATED %v)", okR, okS)
 			}
 			// libvirt does not promise this (peer to peer, the source
-			// daemon runs Confirm on its own), but Confirm came 1.4–1.8 s
+			// daemon runs Confirm on its own), but Confirm came 1.2–1.8 s
 			// after Finish in every run here.
 			if hook > stopped || o.srcState != "Paused/Migration" {
 				t.Errorf("SwitchedOver at %v, the source stopped at %v (source %s at the hook): want the switch-over while the source still holds its paused copy", hook, stopped, o.srcState)
