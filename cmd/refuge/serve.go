@@ -400,7 +400,7 @@ func startMonitor(f serveFlags, fed *model.Federation, ctl *controller.Controlle
 	if err != nil {
 		return nil, fmt.Errorf("--monitor-roster: %w", err)
 	}
-	mon, err := daemon.Monitor(daemon.MonitorConfig{Federation: fed, HostDown: ctl.HostDown,
+	mon, err := daemon.Monitor(daemon.MonitorConfig{Federation: fed, HostDown: ctl.HostDown, HostUp: ctl.HostUp,
 		Controller: monitor.ControllerConfig{Hosts: hosts, Listen: f.monitorListen, Interval: f.monitorEvery, Logger: lg,
 			OnEvent: func(e monitor.Event) { lg.Info("monitoring", "event", e.Kind, "host", e.Name, "detail", e.Detail) }}})
 	if err != nil {

@@ -445,6 +445,22 @@ func (c *Controller) HostDown(name string) error {
 	return nil
 }
 
+// HostUp tells the world that monitoring saw host name recover: later
+// evacuations may use it (the running ones keep it down).
+func (c *Controller) HostUp(name string) error {
+	h, ok := c.ix.HostByName[name]
+	if !ok {
+		return fmt.Errorf("%w: no host %q in the federation", ErrInvalid, name)
+	}
+	var err error
+	c.cfg.World.Do(func() { err = c.cfg.World.HostUp(h) })
+	if err != nil {
+		return fmt.Errorf("controller: host %s up: %w", name, err)
+	}
+	c.log.Info("host recovered", "host", name)
+	return nil
+}
+
 func mapStoreErr(err error) error {
 	if errors.Is(err, store.ErrNotLeader) {
 		return fmt.Errorf("%w: %v", ErrNotLeader, err)

@@ -19,11 +19,14 @@ type MonitorConfig struct {
 	// (the controller service's HostDown: the running evacuations' executors
 	// learn it).
 	HostDown func(name string) error
+	// HostUp, if not nil, is told the name of every host monitoring sees
+	// recover (the controller service's HostUp).
+	HostUp func(name string) error
 }
 
 // Monitor makes the n-queen monitoring controller of the federation's
 // hosts (start it with Run or Start): every failure it declares reaches
-// HostDown, besides the configured OnEvent. A roster host that the
+// HostDown and every recovery HostUp, besides the configured OnEvent. A roster host that the
 // federation does not have is refused, naming it.
 func Monitor(cfg MonitorConfig) (*monitor.Controller, error) {
 	if cfg.Federation == nil || cfg.HostDown == nil {
@@ -42,9 +45,14 @@ func Monitor(cfg MonitorConfig) (*monitor.Controller, error) {
 	mc := cfg.Controller
 	next := mc.OnEvent
 	mc.OnEvent = func(e monitor.Event) {
-		if e.Kind == monitor.EvFailed {
+		switch {
+		case e.Kind == monitor.EvFailed:
 			if err := cfg.HostDown(e.Name); err != nil {
 				lg.Warn("host failure not passed to the evacuations", "host", e.Name, "err", err)
+			}
+		case e.Kind == monitor.EvRecovered && cfg.HostUp != nil:
+			if err := cfg.HostUp(e.Name); err != nil {
+				lg.Warn("host recovery not passed on", "host", e.Name, "err", err)
 			}
 		}
 		if next != nil {

@@ -71,10 +71,14 @@ type Hosts struct {
 	// unreachable are the hosts down when connecting.
 	unreachable []libvirt.HostState
 
-	mu       sync.Mutex
-	why      map[int]string // down hosts and why
-	last     *Inventory
-	lastTime time.Time
+	mu sync.Mutex
+	// connectDown are the hosts down when connecting (a one-shot inventory
+	// leaves them out; State asks them again), declared those monitoring
+	// declared down (left out until it says they recovered).
+	connectDown map[int]string
+	declared    map[int]bool
+	last        *Inventory
+	lastTime    time.Time
 }
 
 // Inventory is where the VMs run, as the reachable hosts say.
@@ -134,10 +138,10 @@ func Connect(ctx context.Context, cfg HostsConfig) (*Hosts, error) {
 	if cfg.OnHosts != nil {
 		cfg.OnHosts(states)
 	}
-	w := &Hosts{cfg: cfg, ix: ix, drv: drv, why: map[int]string{}}
+	w := &Hosts{cfg: cfg, ix: ix, drv: drv, connectDown: map[int]string{}, declared: map[int]bool{}}
 	for _, st := range states {
 		if !st.Up {
-			w.why[ix.HostByName[st.Host]] = st.Reason
+			w.connectDown[ix.HostByName[st.Host]] = st.Reason
 			w.unreachable = append(w.unreachable, st)
 		}
 	}
@@ -145,7 +149,7 @@ func Connect(ctx context.Context, cfg HostsConfig) (*Hosts, error) {
 		drv.Close()
 		return nil, fmt.Errorf("world: connecting: %w", err)
 	}
-	if len(w.why) == len(states) {
+	if len(w.connectDown) == len(states) {
 		drv.Close()
 		return nil, fmt.Errorf("world: none of the %d hosts of %s is reachable (first: %s: %s)", len(states), fed.Name, states[0].Host, states[0].Reason)
 	}
@@ -201,20 +205,31 @@ func (w *Hosts) Target() *pipeline.ExecutorTarget { return w.target }
 func (w *Hosts) SiteDeadline(int, time.Time, bool) {}
 
 // HostDown records that monitoring declared host h down: it is left out
-// of every later inventory.
-func (w *Hosts) HostDown(h int) error {
+// of every later inventory until HostUp.
+func (w *Hosts) HostDown(h int) error { return w.declare(h, true) }
+
+// HostUp records that monitoring saw host h recover: later inventories
+// ask it again.
+func (w *Hosts) HostUp(h int) error { return w.declare(h, false) }
+
+func (w *Hosts) declare(h int, down bool) error {
 	if h < 0 || h >= len(w.ix.Hosts) {
 		return fmt.Errorf("world: no host index %d", h)
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.why[h] = "declared down by monitoring"
+	if down {
+		w.declared[h] = true
+	} else {
+		delete(w.declared, h)
+	}
 	w.last = nil
 	return nil
 }
 
-// State takes an inventory: where VMs run and which hosts are down. A
-// host whose daemon does not answer counts as down.
+// State takes an inventory: where VMs run and which hosts are down. Every
+// host not declared down is asked (one down when connecting may be back);
+// a host whose daemon does not answer counts as down.
 func (w *Hosts) State() ([]int, []bool) {
 	inv := w.current(true)
 	return inv.Placement, inv.Down
@@ -250,19 +265,24 @@ func (w *Hosts) current(fresh bool) *Inventory {
 	return inv
 }
 
-// Inventory asks every reachable host which domains are active on it; a
-// host that fails to answer fails it.
+// Inventory asks every host reachable when connecting (and not declared
+// down) which domains are active on it; a host that fails to answer fails
+// it.
 func (w *Hosts) Inventory(ctx context.Context) (*Inventory, error) { return w.inventory(ctx, true) }
 
 func (w *Hosts) inventory(ctx context.Context, strict bool) (*Inventory, error) {
 	ix := w.ix
 	inv := &Inventory{Placement: make([]int, len(ix.Fed.VMs)), Down: make([]bool, len(ix.Hosts)),
 		Unreachable: map[int]string{}, Twice: map[int]int{}}
+	why := map[int]string{}
 	w.mu.Lock()
-	why := make(map[int]string, len(w.why))
-	for h, r := range w.why {
-		why[h] = r
-		inv.Down[h] = true
+	if strict {
+		for h, r := range w.connectDown {
+			why[h], inv.Down[h] = r, true
+		}
+	}
+	for h := range w.declared {
+		why[h], inv.Down[h] = "declared down by monitoring", true
 	}
 	w.mu.Unlock()
 	for v := range inv.Placement {

@@ -167,6 +167,46 @@ func TestHostsState(t *testing.T) {
 	if err := w.HostDown(99); err == nil {
 		t.Error("HostDown of an unknown host index accepted")
 	}
+	// Monitoring sees a1 recover: it is asked again.
+	if err := w.HostUp(a1); err != nil {
+		t.Fatal(err)
+	}
+	if placement, down = w.State(); down[a1] || placement[ix.VMByName["v2"]] != a1 {
+		t.Errorf("a1 recovered: state %v %v", placement, down)
+	}
+}
+
+// TestHostsDownWhenConnectingComeBack: a host down when connecting is
+// left out of a one-shot inventory (refuge evacuate) but asked again by
+// State (the daemons): once its daemon answers it is up.
+func TestHostsDownWhenConnectingComeBack(t *testing.T) {
+	f := &fakeDaemons{down: map[string]bool{"c1": true}, doms: map[string][]hypervisor.Domain{
+		"a1": {running("v1", "a1", hypervisor.StateRunning), running("v2", "a1", hypervisor.StateRunning)},
+		"c1": {running("v3", "c1", hypervisor.StateRunning)},
+	}}
+	w, err := connectFake(t, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	ix := w.Index()
+	c1 := ix.HostByName["c1"]
+	if u := w.Unreachable(); len(u) != 1 || u[0].Host != "c1" {
+		t.Errorf("unreachable %+v, want c1", u)
+	}
+	f.mu.Lock()
+	f.down["c1"] = false
+	f.mu.Unlock()
+	inv, err := w.Inventory(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !inv.Down[c1] || !strings.Contains(inv.Unreachable[ix.VMByName["v3"]], "host c1 unreachable: connection refused") {
+		t.Errorf("one-shot inventory: c1 down %v, v3 %q", inv.Down[c1], inv.Unreachable[ix.VMByName["v3"]])
+	}
+	if placement, down := w.State(); down[c1] || placement[ix.VMByName["v3"]] != c1 {
+		t.Errorf("c1 back: state %v %v", placement, down)
+	}
 }
 
 // TestConnectRefuses: a federation with a host lacking its uri, and one

@@ -75,8 +75,10 @@ type World interface {
 	// it is set or moved (ok) or withdrawn (!ok); the simulator loses the
 	// site at its deadline.
 	SiteDeadline(site int, at time.Time, ok bool)
-	// HostDown records that monitoring declared host h down (inside Do).
+	// HostDown records that monitoring declared host h down, HostUp that
+	// it saw it recover (inside Do).
 	HostDown(h int) error
+	HostUp(h int) error
 	// Target evacuates for the alert pipeline (refuge watch).
 	Target() *pipeline.ExecutorTarget
 	// Run drives the world until ctx ends; Close releases it.
@@ -190,6 +192,15 @@ func (w *Sim) InFlight(v int) bool { return w.cluster.Migrating(v) }
 
 // HostDown fails host h, as a crash would (inside Do): its VMs are lost.
 func (w *Sim) HostDown(h int) error { return w.cluster.FailHost(h) }
+
+// HostUp refuses: a failed simulated host does not come back (simhv
+// restarts no host).
+func (w *Sim) HostUp(h int) error {
+	if w.cluster.HostUp(h) {
+		return nil
+	}
+	return fmt.Errorf("world: simulated host %s failed and does not come back", w.ix.Host(h).Name)
+}
 
 // Close implements World; a simulation holds nothing to release.
 func (w *Sim) Close() error { return nil }
