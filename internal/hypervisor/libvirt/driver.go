@@ -74,6 +74,16 @@ type Config struct {
 	// non-live one (the guest paused for the whole copy) within the same
 	// job.
 	ColdFallback bool
+	// Drive makes the driver run the migration protocol's phases itself
+	// (Begin3, Prepare3, Perform3, Finish3, Confirm3, as libvirt's client
+	// library does for a migration that is not peer to peer) for the
+	// migrations whose observer is a hypervisor.SwitchoverObserver and
+	// that are not post-copy: SwitchedOver is then called after the
+	// destination's Finish has started the guest and strictly before the
+	// source's Confirm destroys its paused copy, however long it takes.
+	// The daemons then have no keep-alive between them: a cut link is
+	// found by StallTimeout.
+	Drive bool
 	// Health checks the guest after a switch-over (default: AgentHealth).
 	// NoHealthCheck trusts the domain state.
 	Health HealthCheck

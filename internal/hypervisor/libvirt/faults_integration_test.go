@@ -3,6 +3,7 @@ package libvirt_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -177,31 +178,40 @@ func TestCopyStorage(t *testing.T) {
 // keeps running on the source only.
 func TestAbort(t *testing.T) {
 	b := sharedBed(t)
-	d := newDriver(t, b, nil)
-	a, c := b.Sites[0], b.Sites[1]
-	g := testbed.GuestSpec{Name: "abort"}
-	startGuest(t, a, g)
-	o := newObs()
-	p := params(true)
-	p.BandwidthBytes = 2 << 20
-	job, err := d.Migrate(context.Background(), hypervisor.MigrateRequest{Domain: g.Name, SourceHost: a.Name, DestHost: c.Name, Params: p}, o)
-	if err != nil {
-		t.Fatal(err)
+	for _, drive := range []bool{false, true} {
+		t.Run(fmt.Sprintf("drive=%v", drive), func(t *testing.T) {
+			d := newDriver(t, b, func(c *libvirt.Config) { c.Drive = drive })
+			a, c := b.Sites[0], b.Sites[1]
+			g := testbed.GuestSpec{Name: fmt.Sprintf("abort-%v", drive)}
+			startGuest(t, a, g)
+			o := switchingObs{newObs()} // Drive applies to migrations that report the switch-over
+			p := params(true)
+			p.BandwidthBytes = 2 << 20
+			job, err := d.Migrate(context.Background(), hypervisor.MigrateRequest{Domain: g.Name, SourceHost: a.Name, DestHost: c.Name, Params: p}, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitProgress(t, job, 2<<20)
+			if err := job.Abort(); err != nil {
+				t.Fatal(err)
+			}
+			r := o.wait(t, time.Minute)
+			if !errors.Is(r.Err, hypervisor.ErrAborted) || r.RunningOn != a.Name {
+				t.Fatalf("after abort: err %v, running on %q; want ErrAborted on %s", r.Err, r.RunningOn, a.Name)
+			}
+			if info, _ := job.Info(); info.Type != hypervisor.JobCancelled {
+				t.Errorf("job type after abort = %s", info.Type)
+			}
+			oneOnly(t, b, g.Name, a)
+			alive(t, a, g.Name)
+		})
 	}
-	waitProgress(t, job, 2<<20)
-	if err := job.Abort(); err != nil {
-		t.Fatal(err)
-	}
-	r := o.wait(t, time.Minute)
-	if !errors.Is(r.Err, hypervisor.ErrAborted) || r.RunningOn != a.Name {
-		t.Fatalf("after abort: err %v, running on %q; want ErrAborted on %s", r.Err, r.RunningOn, a.Name)
-	}
-	if info, _ := job.Info(); info.Type != hypervisor.JobCancelled {
-		t.Errorf("job type after abort = %s", info.Type)
-	}
-	oneOnly(t, b, g.Name, a)
-	alive(t, a, g.Name)
 }
+
+// switchingObs is an obs that is a hypervisor.SwitchoverObserver.
+type switchingObs struct{ *obs }
+
+func (switchingObs) SwitchedOver() {}
 
 // TestBandwidthChange: a migration started at 2 MiB/s runs at about that
 // rate; raised to unlimited mid-way, it finishes at once.

@@ -265,10 +265,96 @@ func (j *job) perform(live bool) error {
 	ctx, cancel := context.WithCancel(d.ctx)
 	var pw sync.WaitGroup
 	pw.Go(func() { j.poll(ctx) })
-	_, err = cl.DomainMigratePerform3Params(j.dom, lv.OptString{d.peers[j.req.DestHost]}, j.typedParams(), nil, j.flags(live))
+	if v3, ok := cl.(phases); ok && j.driven() {
+		err = j.drive(v3, live)
+	} else {
+		_, err = cl.DomainMigratePerform3Params(j.dom, lv.OptString{d.peers[j.req.DestHost]}, j.typedParams(), nil, j.flags(live))
+	}
 	cancel()
 	pw.Wait()
 	return err
+}
+
+// phases are the migration protocol's calls drive makes; *lv.Libvirt has
+// them (the rpc interface does not list them).
+type phases interface {
+	DomainMigrateBegin3Params(dom lv.Domain, params []lv.TypedParam, flags uint32) ([]byte, string, error)
+	DomainMigratePrepare3Params(params []lv.TypedParam, cookieIn []byte, flags uint32) ([]byte, lv.OptString, error)
+	DomainMigratePerform3Params(dom lv.Domain, dconnuri lv.OptString, params []lv.TypedParam, cookieIn []byte, flags lv.DomainMigrateFlags) ([]byte, error)
+	DomainMigrateFinish3Params(params []lv.TypedParam, cookieIn []byte, flags uint32, cancelled int32) (lv.Domain, []byte, error)
+	DomainMigrateConfirm3Params(dom lv.Domain, params []lv.TypedParam, cookieIn []byte, flags uint32, cancelled int32) error
+}
+
+// driven says whether this migration runs its phases itself (Config.Drive).
+func (j *job) driven() bool {
+	_, so := j.obs.(hypervisor.SwitchoverObserver)
+	return j.d.cfg.Drive && so && !j.req.Params.PostCopy
+}
+
+// drive runs the migration's phases as libvirt's client library does
+// for a migration that is not peer to peer (virDomainMigrateVersion3Full):
+// Begin3 at the source, Prepare3 at the destination (which answers the
+// URI its QEMU listens on), Perform3 at the source (the data flows from
+// QEMU to QEMU; it returns once the source is paused with everything
+// sent), Finish3 at the destination (which starts the guest there), then
+// — the domain running at the destination, its paused copy still at the
+// source — switchedOver, and last Confirm3 at the source, which destroys
+// that copy (or, when the migration was cancelled, resumes it).
+func (j *job) drive(src phases, live bool) error {
+	d := j.d
+	dc, err := d.conn(j.req.DestHost)
+	if err != nil {
+		return err
+	}
+	dstRPC, kill, err := d.dial(dc.uri)
+	if err != nil {
+		return fmt.Errorf("connect to %s for the migration: %v: %w", j.req.DestHost, err, hypervisor.ErrHostUnreachable)
+	}
+	defer kill()
+	dst, ok := dstRPC.(phases)
+	if !ok {
+		return errors.New("this libvirt client cannot drive a migration's phases")
+	}
+	flags := j.flags(live)&^lv.MigratePeer2peer | lv.MigrateChangeProtection
+	destFlags := uint32(flags &^ (lv.MigrateAbortOnError | lv.MigrateAutoConverge | lv.MigrateChangeProtection))
+	params := append(j.typedParams(), lv.TypedParam{Field: lv.MigrateParamDestName, Value: *lv.NewTypedParamValueString(j.req.Domain)})
+	cookie, xml, err := src.DomainMigrateBegin3Params(j.dom, params, uint32(flags))
+	if err != nil {
+		return fmt.Errorf("begin at %s: %w", j.req.SourceHost, err)
+	}
+	params = append(params, lv.TypedParam{Field: lv.MigrateParamDestXML, Value: *lv.NewTypedParamValueString(xml)})
+	cookie, uri, err := dst.DomainMigratePrepare3Params(params, cookie, destFlags)
+	if err != nil {
+		// Begin started a job at the source: Confirm cancels it.
+		cerr := src.DomainMigrateConfirm3Params(j.dom, params, nil, uint32(flags), 1)
+		return errors.Join(fmt.Errorf("prepare at %s: %w", j.req.DestHost, err), cerr)
+	}
+	if len(uri) > 0 {
+		params = append(params, lv.TypedParam{Field: lv.MigrateParamURI, Value: *lv.NewTypedParamValueString(uri[0])})
+	}
+	cookie, perr := src.DomainMigratePerform3Params(j.dom, nil, params, cookie, flags)
+	cancelled := int32(0)
+	if perr != nil {
+		cancelled = 1
+	}
+	_, cookie, ferr := dst.DomainMigrateFinish3Params(params, cookie, destFlags, cancelled)
+	if perr != nil {
+		// The source has cancelled already; Finish cleaned up the destination.
+		return perr
+	}
+	if ferr != nil {
+		cancelled = 1
+	} else {
+		j.switchedOver("the destination's Finish phase started the domain; the source's Confirm phase comes after this call")
+	}
+	cerr := src.DomainMigrateConfirm3Params(j.dom, params, cookie, uint32(flags), cancelled)
+	if ferr != nil {
+		return errors.Join(fmt.Errorf("finish at %s: %w", j.req.DestHost, ferr), cerr)
+	}
+	if cerr != nil {
+		d.cfg.Logger.Warn("confirm failed: the source may keep a paused copy (the placement check removes it)", "domain", j.req.Domain, "err", cerr)
+	}
+	return nil
 }
 
 // lifecycler is the event subscription watchSwitchover needs; *lv.Libvirt
@@ -289,8 +375,8 @@ type lifecycler interface {
 func (j *job) watchSwitchover(ctx context.Context) {
 	d := j.d
 	j.switchedCh = make(chan struct{})
-	if _, ok := j.obs.(hypervisor.SwitchoverObserver); !ok {
-		return
+	if _, ok := j.obs.(hypervisor.SwitchoverObserver); !ok || j.driven() {
+		return // drive calls switchedOver itself
 	}
 	c, err := d.conn(j.req.DestHost)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/digitalocean/go-libvirt/socket/dialers"
 
 	"github.com/refuge-project/refuge/internal/hypervisor"
+	"github.com/refuge-project/refuge/internal/hypervisor/libvirt"
 	"github.com/refuge-project/refuge/internal/testbed"
 )
 
@@ -108,6 +109,8 @@ type hookObs struct {
 	calls    int
 	srcState string
 	dstState string
+	// hold is how long SwitchedOver takes (a slow DNS server).
+	hold time.Duration
 }
 
 func domainState(l *lv.Libvirt, name string) string {
@@ -134,6 +137,8 @@ func (o *hookObs) SwitchedOver() {
 	o.calls++
 	o.dstState = domainState(o.dst, o.name)
 	o.srcState = domainState(o.src, o.name)
+	time.Sleep(o.hold) // stands for a slow Switcher, not a wait for anything
+	o.tl.mark("SwitchedOver returned")
 }
 
 func (o *hookObs) MigrationDone(r hypervisor.Result) {
@@ -150,16 +155,30 @@ func (o *hookObs) MigrationDone(r hypervisor.Result) {
 // check); the source's STOPPED_MIGRATED (its Confirm phase) is logged
 // with its distance from the hook: the source's copy must still exist,
 // paused, when the hook runs.
+//
+// With Config.Drive the driver runs the phases itself and the order is
+// strict: a SwitchedOver that takes 3 s (longer than the gap between
+// Finish and Confirm seen peer to peer) still returns before the source
+// stops.
 func TestSwitchoverHookOrder(t *testing.T) {
 	b := sharedBed(t)
-	d := newDriver(t, b, nil)
-	for i, live := range []bool{false, true} {
-		t.Run(fmt.Sprintf("live=%v", live), func(t *testing.T) {
+	p2p := newDriver(t, b, nil)
+	driven := newDriver(t, b, func(c *libvirt.Config) { c.Drive = true })
+	for i, tc := range []struct {
+		live, drive bool
+	}{{false, false}, {true, false}, {false, true}, {true, true}} {
+		live := tc.live
+		t.Run(fmt.Sprintf("live=%v,drive=%v", tc.live, tc.drive), func(t *testing.T) {
+			d := p2p
+			var hold time.Duration
+			if tc.drive {
+				d, hold = driven, 3*time.Second
+			}
 			src, dst := b.Sites[0], b.Sites[2]
 			g := testbed.GuestSpec{Name: fmt.Sprintf("hook%d", i), DirtyMiBps: 1}
 			startGuest(t, src, g)
 			tl := &timeline{t0: time.Now(), at: map[string]time.Duration{}}
-			o := &hookObs{obs: newObs(), tl: tl, name: g.Name, src: connect(t, src), dst: connect(t, dst)}
+			o := &hookObs{obs: newObs(), tl: tl, name: g.Name, src: connect(t, src), dst: connect(t, dst), hold: hold}
 			watchEvents(t, o.src, "source", g.Name, tl)
 			watchEvents(t, o.dst, "destination", g.Name, tl)
 			tl.mark("Migrate")
@@ -191,11 +210,15 @@ func TestSwitchoverHookOrder(t *testing.T) {
 			if !okR || !okS {
 				t.Fatalf("libvirt events missing (destination RESUMED_MIGRATED %v, source STOPPED_MIGRATED %v)", okR, okS)
 			}
-			// libvirt does not promise this (peer to peer, the source
+			// Peer to peer, libvirt does not promise this (the source
 			// daemon runs Confirm on its own), but Confirm came 1.2–1.8 s
-			// after Finish in every run here.
+			// after Finish in every run here; driven, it is the order of
+			// the calls.
 			if hook > stopped || o.srcState != "Paused/Migration" {
 				t.Errorf("SwitchedOver at %v, the source stopped at %v (source %s at the hook): want the switch-over while the source still holds its paused copy", hook, stopped, o.srcState)
+			}
+			if returned, _ := tl.get("SwitchedOver returned"); tc.drive && returned > stopped {
+				t.Errorf("driven: SwitchedOver returned at %v, after the source stopped at %v", returned, stopped)
 			}
 			if done-hook < time.Second {
 				t.Errorf("SwitchedOver only %v before MigrationDone: the hook should not wait for the health check", done-hook)
