@@ -323,6 +323,12 @@ func (j *job) drive(src phases, live bool) error {
 		return fmt.Errorf("begin at %s: %w", j.req.SourceHost, err)
 	}
 	params = append(params, lv.TypedParam{Field: lv.MigrateParamDestXML, Value: *lv.NewTypedParamValueString(xml)})
+	if st, _, err := j.stateOn(j.req.SourceHost); err == nil && st == hypervisor.StatePaused {
+		// A domain paused before the migration stays paused there (as
+		// libvirt decides for itself peer to peer).
+		flags |= lv.MigratePaused
+		destFlags |= uint32(lv.MigratePaused)
+	}
 	cookie, uri, err := dst.DomainMigratePrepare3Params(params, cookie, destFlags)
 	if err != nil {
 		// Begin started a job at the source: Confirm cancels it.
