@@ -274,7 +274,7 @@ func runServe(cmd *cobra.Command, g *globalFlags, f serveFlags) error {
 	if err != nil {
 		return err
 	}
-	alerts, err := pipeline.New(pipeline.Config{Federation: fed, Policy: tpol, Target: ctl.AlertTarget(), ActOn: actOn,
+	alerts, err := ctl.AlertPipeline(pipeline.Config{Federation: fed, Policy: tpol, ActOn: actOn,
 		Replay: f.simulate != "", Clock: w.PipelineClock(), Logger: lg})
 	if err != nil {
 		return err
@@ -365,7 +365,8 @@ func openWorld(ctx context.Context, cmd *cobra.Command, f serveFlags, st *store.
 		return controller.NewSimWorld(fed, f.speed)
 	}
 	w, err := world.Connect(ctx, world.HostsConfig{Federation: fed, Policy: pol, Logger: lg, ConnectTimeout: f.connectTimeout, NonLive: f.nonLive,
-		OnHosts: func(states []libvirt.HostState) { reportHostsDown(cmd.ErrOrStderr(), states) }})
+		Switchover: f.continuity != "",
+		OnHosts:    func(states []libvirt.HostState) { reportHostsDown(cmd.ErrOrStderr(), states) }})
 	if err != nil {
 		return nil, fmt.Errorf("--federation %s: %w", f.federation, err)
 	}

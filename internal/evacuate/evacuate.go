@@ -164,7 +164,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	fed := o.Federation
 	hosts, err := world.Connect(ctx, world.HostsConfig{Federation: fed, Logger: o.Logger, ConnectTimeout: o.ConnectTimeout,
-		HealthSettle: o.HealthSettle, NonLive: o.NonLive, OnHosts: o.OnHosts, Open: o.Open})
+		HealthSettle: o.HealthSettle, NonLive: o.NonLive, Switchover: o.Continuity != nil, OnHosts: o.OnHosts, Open: o.Open})
 	if err != nil {
 		return nil, fmt.Errorf("evacuate: %w", err)
 	}

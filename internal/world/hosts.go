@@ -46,6 +46,11 @@ type HostsConfig struct {
 	// HealthSettle and NonLive configure the driver (libvirt.Config).
 	HealthSettle time.Duration
 	NonLive      bool
+	// Switchover makes the driver run the migration's phases itself
+	// (libvirt.Config.Drive) for the migrations that switch services over
+	// (continuity configured), so that the switch-over comes strictly
+	// after the destination runs and before the source is destroyed.
+	Switchover bool
 	// OnHosts, if not nil, receives every host's state once connecting
 	// has ended.
 	OnHosts func([]libvirt.HostState)
@@ -130,7 +135,7 @@ func Connect(ctx context.Context, cfg HostsConfig) (*Hosts, error) {
 	if len(hosts) != len(ix.Hosts) {
 		return nil, fmt.Errorf("federation %s: %d of %d hosts have a libvirt uri; every host needs one", fed.Name, len(hosts), len(ix.Hosts))
 	}
-	drv, err := cfg.Open(libvirt.Config{Hosts: hosts, Logger: cfg.Logger, HealthSettle: cfg.HealthSettle, NonLive: cfg.NonLive})
+	drv, err := cfg.Open(libvirt.Config{Hosts: hosts, Logger: cfg.Logger, HealthSettle: cfg.HealthSettle, NonLive: cfg.NonLive, Drive: cfg.Switchover})
 	if err != nil {
 		return nil, fmt.Errorf("world: %w", err)
 	}

@@ -257,3 +257,24 @@ func TestHostsTarget(t *testing.T) {
 		}
 	}
 }
+
+// TestConnectDrivesSwitchovers: with Switchover (continuity configured)
+// the driver runs the migration's phases itself, so that services switch
+// before the source is destroyed; without it, libvirt runs them peer to
+// peer.
+func TestConnectDrivesSwitchovers(t *testing.T) {
+	fed, err := model.ParseFederation([]byte(threeHosts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []bool{false, true} {
+		var got libvirt.Config
+		open := func(c libvirt.Config) (Hypervisor, error) { got = c; return nil, errors.New("not opened") }
+		if _, err := Connect(context.Background(), HostsConfig{Federation: fed, Switchover: want, Open: open}); err == nil {
+			t.Fatal("Connect succeeded without a driver")
+		}
+		if got.Drive != want {
+			t.Errorf("Switchover %v: driver Drive %v", want, got.Drive)
+		}
+	}
+}
