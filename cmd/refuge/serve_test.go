@@ -30,7 +30,30 @@ type served struct {
 // for /readyz.
 func startServe(t *testing.T, args ...string) *served {
 	t.Helper()
-	dir := t.TempDir()
+	return startServeWith(t, serveWith{}, args...)
+}
+
+// serveWith varies startServe: the data directory (empty: a new one), and
+// for a controller serving TLS, the scheme and the client that trusts it.
+type serveWith struct {
+	dir    string
+	scheme string       // "http" if empty
+	client *http.Client // nil: plain HTTP with a 5 s timeout
+}
+
+// startServeWith is startServe with w.
+func startServeWith(t *testing.T, w serveWith, args ...string) *served {
+	t.Helper()
+	dir, scheme, hc := w.dir, w.scheme, w.client
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	if scheme == "" {
+		scheme = "http"
+	}
+	if hc == nil {
+		hc = &http.Client{Timeout: 5 * time.Second}
+	}
 	var out, errb bytes.Buffer
 	if code := run([]string{"token", "create", "--role", "admin", "--data-dir", dir}, &out, &errb); code != 0 {
 		t.Fatalf("token create: %d %s", code, errb.String())
@@ -40,11 +63,12 @@ func startServe(t *testing.T, args ...string) *served {
 	if !strings.HasPrefix(token, "rfg_") {
 		t.Fatalf("token create's last line %q is not a token", token)
 	}
-	u, err := store.FreeURL()
+	free, err := store.FreeURL()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := strings.TrimPrefix(u, "http://")
+	addr := strings.TrimPrefix(free, "http://")
+	u := scheme + "://" + addr
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -58,7 +82,6 @@ func startServe(t *testing.T, args ...string) *served {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	hc := &http.Client{Timeout: 5 * time.Second}
 	s := &served{url: u, token: token, get: func(method, path, body string) (int, []byte) {
 		req, _ := http.NewRequest(method, u+path, strings.NewReader(body))
 		if strings.HasPrefix(path, "/v1/") && path != "/v1/openapi.json" && method == "GET" {
@@ -73,7 +96,7 @@ func startServe(t *testing.T, args ...string) *served {
 		return resp.StatusCode, b
 	}}
 	if !controllertest.Poll(20*time.Second, func() bool { c, _ := s.get("GET", "/readyz", ""); return c == 200 }) {
-		t.Fatal("/readyz never answered 200")
+		t.Fatalf("/readyz never answered 200 over %s", scheme)
 	}
 	t.Setenv(serverEnv, u)
 	t.Setenv(tokenEnv, token)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -10,7 +9,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
-	"io"
 	"math/big"
 	"net"
 	"os"
@@ -22,8 +20,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/refuge-project/refuge/internal/client"
-	"github.com/refuge-project/refuge/internal/controller/controllertest"
-	"github.com/refuge-project/refuge/internal/store"
 )
 
 // testPKI writes a CA and a certificate for 127.0.0.1 signed by it into
@@ -77,46 +73,13 @@ func TestServeTLS(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t) }) // after serve has stopped
 	dir := t.TempDir()
 	ca, cert, key := testPKI(t, dir)
-	var out, errb bytes.Buffer
-	if code := run([]string{"token", "create", "--role", "admin", "--data-dir", dir}, &out, &errb); code != 0 {
-		t.Fatalf("token create: %d %s", code, errb.String())
-	}
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	token := lines[len(lines)-1]
-	u, err := store.FreeURL()
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := strings.TrimPrefix(u, "http://")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		root := newRoot(io.Discard, io.Discard)
-		root.SetArgs([]string{"serve", "--data-dir", dir, "--listen", addr, "--simulate", exampleDir,
-			"--tls-cert", cert, "--tls-key", key})
-		done <- root.ExecuteContext(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
 	hc, err := client.HTTPClient(ca)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !controllertest.Poll(20*time.Second, func() bool {
-		resp, err := hc.Get("https://" + addr + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	}) {
-		t.Fatal("/readyz never answered 200 over https")
-	}
-	t.Setenv(tokenEnv, token)
+	s := startServeWith(t, serveWith{dir: dir, scheme: "https", client: hc},
+		"--simulate", exampleDir, "--tls-cert", cert, "--tls-key", key)
+	addr := strings.TrimPrefix(s.url, "https://")
 	cli := func(args ...string) (string, string, int) {
 		var o, e bytes.Buffer
 		code := run(args, &o, &e)
