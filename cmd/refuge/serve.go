@@ -274,7 +274,7 @@ func runServe(cmd *cobra.Command, g *globalFlags, f serveFlags) error {
 	if err != nil {
 		return err
 	}
-	alerts, err := pipeline.New(pipeline.Config{Federation: fed, Policy: tpol, Target: ctl.AlertTarget(), ActOn: actOn,
+	alerts, err := ctl.AlertPipeline(pipeline.Config{Federation: fed, Policy: tpol, ActOn: actOn,
 		Replay: f.simulate != "", Clock: w.PipelineClock(), Logger: lg})
 	if err != nil {
 		return err

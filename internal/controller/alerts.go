@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/refuge-project/refuge/internal/pipeline"
 )
 
 // AlertBy is who the operations the alert pipeline starts are created by.
@@ -27,12 +29,19 @@ func (c *Controller) AlertTarget() *AlertTarget {
 	return &AlertTarget{c: c, applied: map[string]time.Time{}}
 }
 
-// AlertTarget adapts a Controller to the alert pipeline.
+// AlertTarget adapts a Controller to the alert pipeline. Used through
+// AlertPipeline it is also the pipeline's Journal (alertstate.go).
 type AlertTarget struct {
 	c *Controller
+	// p is the pipeline whose state the target records and restores
+	// (nil: a bare target, which records nothing).
+	p *pipeline.Pipeline
 
 	mu      sync.Mutex
 	applied map[string]time.Time // the deadlines last carried out
+	// restored is the leadership (its revision) in which p was last
+	// rebuilt from the store; in another, p neither records nor acts.
+	restored int64
 }
 
 // Apply implements pipeline.Target.
@@ -41,7 +50,7 @@ func (t *AlertTarget) Apply(deadlines map[string]time.Time, watch []string, abor
 	defer t.mu.Unlock()
 	c := t.c
 	arrived := time.Now()
-	if _, _, err := c.leadership(); err != nil {
+	if _, err := t.leadership(); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)

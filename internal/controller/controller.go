@@ -92,7 +92,10 @@ type Controller struct {
 	// alertWatch are the sites the alerts threaten without evacuating
 	// them (at watch level, or waiting for approval).
 	alertWatch map[string]bool
-	wg         sync.WaitGroup
+	// alerts is the target of the pipeline AlertPipeline built (nil:
+	// none), rebuilt from the store on every takeover.
+	alerts *AlertTarget
+	wg     sync.WaitGroup
 }
 
 // New checks cfg and returns a controller; Run makes it work.
@@ -230,8 +233,17 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// takeOver makes c the leader and resumes every running operation.
+// takeOver makes c the leader, resumes every running operation and then
+// restores the alert pipeline.
 func (c *Controller) takeOver(ctx context.Context, lead *store.Leadership) error {
+	if err := c.resumeLive(ctx, lead); err != nil {
+		return err
+	}
+	return c.restoreAlerts(ctx, lead)
+}
+
+// resumeLive makes c the leader and resumes every running operation.
+func (c *Controller) resumeLive(ctx context.Context, lead *store.Leadership) error {
 	c.mu.Lock()
 	c.lead = lead
 	c.stopped = &atomic.Bool{}

@@ -15,6 +15,7 @@ import (
 	"github.com/refuge-project/refuge/internal/controller/controllertest"
 	"github.com/refuge-project/refuge/internal/hypervisor"
 	"github.com/refuge-project/refuge/internal/model"
+	"github.com/refuge-project/refuge/internal/pipeline"
 	"github.com/refuge-project/refuge/internal/store"
 	"github.com/refuge-project/refuge/internal/world"
 )
@@ -68,6 +69,22 @@ func (o countingObserver) MigrationDone(r hypervisor.Result) {
 	o.obs.MigrationDone(r)
 }
 
+// runCountingWorld runs a counting simulated world of fed, speed times
+// faster than real time, until the test's cleanup (after the cluster's,
+// when the cluster is made after it).
+func runCountingWorld(t *testing.T, fed *model.Federation, speed float64) *countingWorld {
+	sw, err := NewSimWorld(fed, speed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &countingWorld{Sim: sw, done: map[string]int{}}
+	wctx, stopWorld := context.WithCancel(context.Background())
+	worldDone := make(chan struct{})
+	go func() { defer close(worldDone); _ = w.Run(wctx) }()
+	t.Cleanup(func() { stopWorld(); <-worldDone })
+	return w
+}
+
 // site is one controller with its embedded member, as at one site.
 type site struct {
 	cfg    store.MemberConfig
@@ -78,6 +95,8 @@ type site struct {
 	done   chan struct{}
 	// closed is closed once a killed member has stopped.
 	closed chan struct{}
+	// alerts is the controller's alert pipeline (cluster.pipeline).
+	alerts *pipeline.Pipeline
 }
 
 // cluster is three controllers on one simulated federation.
@@ -86,10 +105,16 @@ type cluster struct {
 	world *countingWorld
 	sites []*site
 	fp    func(id, name string) bool
+	// pipeline, if set, configures each controller's alert pipeline.
+	pipeline *pipeline.Config
 }
 
 func newCluster(t *testing.T, w *countingWorld, fp func(id, name string) bool) *cluster {
-	c := &cluster{t: t, world: w, fp: fp}
+	return newClusterWith(t, &cluster{t: t, world: w, fp: fp})
+}
+
+// newClusterWith starts c's members and controllers.
+func newClusterWith(t *testing.T, c *cluster) *cluster {
 	dir := t.TempDir()
 	var peers []string
 	for i := range 3 {
@@ -140,6 +165,11 @@ func (c *cluster) startController(s *site) {
 		Failpoint: func(name string) bool { return c.fp(id, name) }})
 	if err != nil {
 		c.t.Fatal(err)
+	}
+	if c.pipeline != nil {
+		if s.alerts, err = ctl.AlertPipeline(*c.pipeline); err != nil {
+			c.t.Fatal(err)
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.st, s.ctl, s.cancel, s.done = st, ctl, cancel, make(chan struct{})
@@ -211,15 +241,7 @@ func (c *cluster) leader(timeout time.Duration) *site {
 // Kochi VM is out, and none was migrated twice.
 func TestFailover(t *testing.T) {
 	fed := controllertest.Nankai(t)
-	sw, err := NewSimWorld(fed, 30)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &countingWorld{Sim: sw, done: map[string]int{}}
-	wctx, stopWorld := context.WithCancel(context.Background())
-	worldDone := make(chan struct{})
-	go func() { defer close(worldDone); _ = w.Run(wctx) }()
-	defer func() { stopWorld(); <-worldDone }()
+	w := runCountingWorld(t, fed, 30)
 
 	var armed struct {
 		sync.Mutex

@@ -76,6 +76,10 @@ type Config struct {
 	// Retain: see DefaultRetain.
 	Retain time.Duration
 	Logger *slog.Logger
+	// Journal, if set, keeps the pipeline's state durable: every accepted
+	// alert and every decision is recorded before the target acts on it,
+	// and Restore rebuilds the pipeline from it (see Journal).
+	Journal Journal
 	// OnEvent, if set, receives the pipeline's events in order, as they
 	// happen (so a target's own output falls between "assessed" and
 	// "applied"). It is called under the pipeline's lock and must not
@@ -133,14 +137,17 @@ type Pipeline struct {
 // world is one federation the pipeline drives: the real one, or the drill
 // copy.
 type world struct {
-	drill    bool
-	target   Target
-	threads  map[threadKey]*thread
-	approved map[string]bool
-	declined map[string]bool
-	pending  map[string]time.Time
-	applied  map[string]time.Time
-	watch    []string // applied with applied, sorted
+	drill   bool
+	target  Target
+	threads map[threadKey]*thread
+	// decided are the operators' decisions on held sites, until the
+	// site's threat is withdrawn.
+	decided map[string]Decision
+	pending map[string]time.Time
+	applied map[string]time.Time
+	watch   []string // applied with applied, sorted
+	// journal: what is recorded of this world (see durable.go).
+	journal worldJournal
 }
 
 // threadKey identifies an event's thread of messages. JMA gives an EEW,
@@ -224,8 +231,8 @@ func New(cfg Config) (*Pipeline, error) {
 }
 
 func newWorld(drill bool, t Target) *world {
-	return &world{drill: drill, target: t, threads: map[threadKey]*thread{}, approved: map[string]bool{},
-		declined: map[string]bool{}, pending: map[string]time.Time{}, applied: map[string]time.Time{}}
+	return &world{drill: drill, target: t, threads: map[threadKey]*thread{}, decided: map[string]Decision{},
+		pending: map[string]time.Time{}, applied: map[string]time.Time{}}
 }
 
 // Sink returns Submit as an alertsource.Sink.
@@ -273,6 +280,7 @@ func (p *Pipeline) Submit(ctx context.Context, a *alert.Alert) error {
 			return p.reconcile(w, now)
 		}
 		th.remember(mk, a, now)
+		w.journal.received(key, a)
 		th.cancelled, th.current, th.wants = true, nil, nil
 		base.Kind, base.Detail = EvCancelled, fmt.Sprintf("%s event withdrawn", a.Kind)
 		p.emit(base)
@@ -307,6 +315,7 @@ func (p *Pipeline) Submit(ctx context.Context, a *alert.Alert) error {
 		th.current = map[string]*threat.Assessment{}
 	}
 	th.remember(mk, a, now)
+	w.journal.received(key, a)
 	th.cancelled = false
 	th.current[a.Product] = as
 	th.wants = combineAssessments(th.current, ref, now)
@@ -354,6 +363,7 @@ func (p *Pipeline) prune(w *world, now time.Time) {
 	for k, th := range w.threads {
 		if now.Sub(th.last) > p.cfg.Retain {
 			delete(w.threads, k)
+			w.journal.forget(k)
 		}
 	}
 }
@@ -426,11 +436,9 @@ func (w *world) wanted() map[string]want {
 // applies them if they changed.
 func (p *Pipeline) reconcile(w *world, now time.Time) error {
 	wanted := w.wanted()
-	for _, m := range []map[string]bool{w.approved, w.declined} {
-		for site := range m {
-			if x, ok := wanted[site]; !ok || x.level != threat.LevelEvacuate {
-				delete(m, site)
-			}
+	for site := range w.decided {
+		if x, ok := wanted[site]; !ok || x.level != threat.LevelEvacuate {
+			delete(w.decided, site)
 		}
 	}
 	out := map[string]time.Time{}
@@ -439,9 +447,10 @@ func (p *Pipeline) reconcile(w *world, now time.Time) error {
 		if x.level != threat.LevelEvacuate {
 			continue
 		}
+		d, decided := w.decided[site]
 		switch {
-		case w.declined[site]:
-		case w.approved[site] || p.policy.ApprovalFor(site) == threat.ApprovalAuto:
+		case decided && !d.Approved:
+		case decided || p.policy.ApprovalFor(site) == threat.ApprovalAuto:
 			out[site] = x.deadline
 		default:
 			if prev, asked := w.pending[site]; !asked || !prev.Equal(x.deadline) {
@@ -453,7 +462,7 @@ func (p *Pipeline) reconcile(w *world, now time.Time) error {
 		}
 	}
 	for site := range w.pending {
-		if _, held := out[site]; held || wanted[site].level != threat.LevelEvacuate || w.declined[site] {
+		if _, held := out[site]; held || wanted[site].level != threat.LevelEvacuate || w.declined(site) {
 			delete(w.pending, site)
 		}
 	}
@@ -465,6 +474,11 @@ func (p *Pipeline) reconcile(w *world, now time.Time) error {
 			watch = append(watch, site)
 		}
 	}
+	// What the alerts and decisions want is recorded before the target
+	// acts on it, and what it applied once it did.
+	if err := p.save(w); err != nil {
+		return err
+	}
 	if maps.EqualFunc(out, w.applied, time.Time.Equal) && slices.Equal(watch, w.watch) {
 		return nil
 	}
@@ -475,7 +489,13 @@ func (p *Pipeline) reconcile(w *world, now time.Time) error {
 	w.applied, w.watch = out, watch
 	p.emit(Event{At: now, Kind: EvApplied, Drill: w.drill, Deadlines: maps.Clone(out), Watch: slices.Clone(watch),
 		Detail: describeApplied(out, watch, now)})
-	return nil
+	return p.save(w)
+}
+
+// declined reports whether an operator declined the site's evacuation.
+func (w *world) declined(site string) bool {
+	d, ok := w.decided[site]
+	return ok && !d.Approved
 }
 
 func describeApplied(d map[string]time.Time, watch []string, now time.Time) string {
@@ -552,12 +572,23 @@ func (p *Pipeline) Pending() []Approval {
 
 // Approve starts a held evacuation (and lets later updates of the same
 // threat through) until the site's threat is withdrawn.
-func (p *Pipeline) Approve(id string) error { return p.decide(id, true) }
+func (p *Pipeline) Approve(id string) error { return p.Decide(id, true, "") }
 
 // Decline drops a held evacuation until the site's threat is withdrawn.
-func (p *Pipeline) Decline(id string) error { return p.decide(id, false) }
+func (p *Pipeline) Decline(id string) error { return p.Decide(id, false, "") }
 
-func (p *Pipeline) decide(id string, approve bool) error {
+// Decision is an operator's answer to a held evacuation.
+type Decision struct {
+	Approved bool `json:"approved"`
+	// By is who decided ("" when not known).
+	By string `json:"by,omitempty"`
+	// At is when, on the wall clock.
+	At time.Time `json:"at"`
+}
+
+// Decide approves (Approve) or declines (Decline) the held evacuation id
+// on behalf of by, who is recorded with the decision.
+func (p *Pipeline) Decide(id string, approve bool, by string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	w, site := p.real, id
@@ -569,13 +600,12 @@ func (p *Pipeline) decide(id string, approve bool) error {
 	}
 	now := p.cfg.Clock.Now()
 	delete(w.pending, site)
+	w.decided[site] = Decision{Approved: approve, By: by, At: time.Now().UTC()}
 	kind := EvDeclined
 	if approve {
-		w.approved[site], kind = true, EvApproved
-	} else {
-		w.declined[site] = true
+		kind = EvApproved
 	}
-	p.emit(Event{At: now, Kind: kind, Drill: w.drill, Site: site})
+	p.emit(Event{At: now, Kind: kind, Drill: w.drill, Site: site, Detail: by})
 	return p.reconcile(w, now)
 }
 
@@ -649,7 +679,7 @@ func (p *Pipeline) Status() Status {
 			_, applied := w.applied[site]
 			_, pending := w.pending[site]
 			st.Sites = append(st.Sites, SiteStatus{Site: site, Drill: w.drill, Level: x.level, Hazard: x.hazard, Deadline: x.deadline,
-				Evacuating: applied, Pending: pending, Declined: w.declined[site]})
+				Evacuating: applied, Pending: pending, Declined: w.declined(site)})
 		}
 	}
 	sort.Slice(st.Threads, func(i, j int) bool {

@@ -426,11 +426,11 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusServiceUnavailable, "this controller does not lead: send decisions to the leader")
 		return
 	}
-	decide := s.cfg.Alerts.Approve
-	if q.Decision == "decline" {
-		decide = s.cfg.Alerts.Decline
-	}
-	if err := decide(q.ID); err != nil {
+	if err := s.cfg.Alerts.Decide(q.ID, q.Decision == "approve", who(r)); err != nil {
+		if errors.Is(err, controller.ErrNotLeader) {
+			fail(w, err) // the decision was not recorded: retry on the leader
+			return
+		}
 		writeProblem(w, http.StatusNotFound, err.Error())
 		return
 	}

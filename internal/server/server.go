@@ -38,8 +38,8 @@ type Config struct {
 type AlertPipeline interface {
 	Submit(ctx context.Context, a *alert.Alert) error
 	Pending() []pipeline.Approval
-	Approve(id string) error
-	Decline(id string) error
+	// Decide approves or declines a held evacuation, recording who.
+	Decide(id string, approve bool, by string) error
 }
 
 // Server is the HTTP API.

@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"go.etcd.io/etcd/client/pkg/v3/transport"
@@ -55,8 +56,9 @@ type MemberConfig struct {
 
 // Member is a running embedded etcd member.
 type Member struct {
-	etcd *embed.Etcd
-	cfg  MemberConfig
+	etcd  *embed.Etcd
+	cfg   MemberConfig
+	close sync.Once
 }
 
 // FreeURL returns http://127.0.0.1:PORT with a port that was free a moment
@@ -204,7 +206,7 @@ func (m *Member) Config() MemberConfig { return m.cfg }
 
 // Close stops the member.
 func (m *Member) Close() {
-	m.etcd.Close()
+	m.close.Do(m.etcd.Close)
 }
 
 // WaitReady waits until the member serves linearizable reads (it is part

@@ -46,7 +46,7 @@ func (s *Store) PutSteps(ctx context.Context, f Fence, id string, steps ...VMSte
 		}
 		kvs = append(kvs, p)
 		if st.State == VMMigrated && st.To != "" {
-			kvs = append(kvs, kv{placementKey + st.VM, []byte(st.To)})
+			kvs = append(kvs, kv{key: placementKey + st.VM, val: []byte(st.To)})
 		}
 	}
 	return s.write(ctx, f, kvs)

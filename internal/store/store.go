@@ -26,6 +26,8 @@ const (
 	stepsKey     = Prefix + "steps/"
 	placementKey = Prefix + "placement/"
 	auditKey     = Prefix + "audit/"
+	alertsKey    = Prefix + "alerts/"
+	pipelineKey  = Prefix + "pipeline/"
 	electionKey  = Prefix + "leader"
 	federationKy = Prefix + "federation"
 )
@@ -90,9 +92,12 @@ func (s *Store) write(ctx context.Context, f Fence, kvs []kv) error {
 		g.Go(func() error {
 			ops := make([]clientv3.Op, len(chunk))
 			for i, p := range chunk {
-				if p.val == nil {
+				switch {
+				case p.val == nil && p.prefix:
+					ops[i] = clientv3.OpDelete(p.key, clientv3.WithPrefix())
+				case p.val == nil:
 					ops[i] = clientv3.OpDelete(p.key)
-				} else {
+				default:
 					ops[i] = clientv3.OpPut(p.key, string(p.val))
 				}
 			}
@@ -112,6 +117,8 @@ func (s *Store) write(ctx context.Context, f Fence, kvs []kv) error {
 type kv struct {
 	key string
 	val []byte
+	// prefix: a nil val deletes every key under key.
+	prefix bool
 }
 
 func jsonKV(key string, v any) (kv, error) {
@@ -119,7 +126,7 @@ func jsonKV(key string, v any) (kv, error) {
 	if err != nil {
 		return kv{}, fmt.Errorf("store: encode %s: %w", key, err)
 	}
-	return kv{key, b}, nil
+	return kv{key: key, val: b}, nil
 }
 
 func (s *Store) getJSON(ctx context.Context, key string, v any) error {
@@ -205,7 +212,7 @@ func (s *Store) Tokens(ctx context.Context) ([]Token, error) {
 
 // SaveFederation stores the federation document the controller serves.
 func (s *Store) SaveFederation(ctx context.Context, f Fence, doc []byte) error {
-	return s.write(ctx, f, []kv{{federationKy, doc}})
+	return s.write(ctx, f, []kv{{key: federationKy, val: doc}})
 }
 
 // Federation returns the stored federation document (ErrNotFound if none).

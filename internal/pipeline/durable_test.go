@@ -1,0 +1,192 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/refuge-project/refuge/internal/threat"
+)
+
+// memJournal is a Journal in memory that goes through JSON, as a store
+// would.
+type memJournal struct {
+	mu     sync.Mutex
+	worlds map[bool][]byte
+	alerts map[string][]byte
+	fail   error
+	writes int
+}
+
+func newMemJournal() *memJournal {
+	return &memJournal{worlds: map[bool][]byte{}, alerts: map[string][]byte{}}
+}
+
+func (j *memJournal) Record(r Record) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.fail != nil {
+		return j.fail
+	}
+	j.writes++
+	for _, t := range r.Forgotten {
+		for k := range j.alerts {
+			if strings.HasPrefix(k, t+"/") {
+				delete(j.alerts, k)
+			}
+		}
+	}
+	for _, a := range r.Alerts {
+		b, err := json.Marshal(a)
+		if err != nil {
+			return err
+		}
+		j.alerts[a.Thread+"/"+a.ID] = b
+	}
+	b, err := json.Marshal(r.World)
+	if err != nil {
+		return err
+	}
+	j.worlds[r.World.Drill] = b
+	return nil
+}
+
+func (j *memJournal) Load(context.Context) (Snapshot, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	var s Snapshot
+	for _, b := range j.worlds {
+		var w WorldState
+		if err := json.Unmarshal(b, &w); err != nil {
+			return s, err
+		}
+		s.Worlds = append(s.Worlds, w)
+	}
+	for _, b := range j.alerts {
+		var a Received
+		if err := json.Unmarshal(b, &a); err != nil {
+			return s, err
+		}
+		s.Alerts = append(s.Alerts, a)
+	}
+	return s, nil
+}
+
+// TestRestoreResumesExactly: a successor pipeline restored from the
+// journal holds the same approval, applies nothing again, takes a repeat
+// as a duplicate, and records who approved.
+func TestRestoreResumesExactly(t *testing.T) {
+	ctx := context.Background()
+	pol := lowEstimatePolicy()
+	pol.Sites = map[string]threat.SitePolicy{"kochi": {Approval: threat.ApprovalApprove}}
+	j := newMemJournal()
+	withJournal := func(c *Config) { c.Policy, c.Journal = pol, j }
+	h := newHarness(t, withJournal)
+	if err := h.p.Submit(ctx, eew(1, t0.Add(8*time.Second))); err != nil {
+		t.Fatal(err)
+	}
+	if len(j.alerts) != 1 {
+		t.Fatalf("recorded alerts %v, want the EEW", j.alerts)
+	}
+
+	// The successor: nothing applied yet, the approval still pending.
+	next := newHarness(t, withJournal)
+	next.clk.advance(time.Minute)
+	if err := next.p.Restore(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if next.target.n() != 0 {
+		t.Errorf("restore applied %v", next.target.calls)
+	}
+	pend := next.p.Pending()
+	if len(pend) != 1 || pend[0].ID != "kochi" {
+		t.Fatalf("pending after restore %+v, want kochi", pend)
+	}
+	near(t, "restored pending deadline", pend[0].Deadline, kochiDeadline)
+	writes := j.writes
+	if err := next.p.Submit(ctx, eew(1, t0.Add(8*time.Second))); err != nil {
+		t.Fatal(err)
+	}
+	if k := next.lastEvent().Kind; k != EvDuplicate {
+		t.Errorf("the same alert after restore: %s, want %s", k, EvDuplicate)
+	}
+	if j.writes != writes || next.target.n() != 0 {
+		t.Errorf("a duplicate wrote %d times and applied %v", j.writes-writes, next.target.calls)
+	}
+
+	if err := next.p.Decide("kochi", true, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	near(t, "approved deadline", next.target.last()["kochi"], kochiDeadline)
+
+	// A third pipeline has the decision (who, and that it was carried
+	// out): nothing to apply, nothing pending.
+	third := newHarness(t, withJournal)
+	if err := third.p.Restore(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := third.p.Retry(); err != nil || third.target.n() != 0 || len(third.p.Pending()) != 0 {
+		t.Errorf("after restore: retry %v, applied %v, pending %v", err, third.target.calls, third.p.Pending())
+	}
+	var st WorldState
+	if err := json.Unmarshal(j.worlds[false], &st); err != nil {
+		t.Fatal(err)
+	}
+	if d := st.Decisions["kochi"]; !d.Approved || d.By != "alice" || d.At.IsZero() {
+		t.Errorf("recorded decision %+v, want approved by alice", d)
+	}
+	if st.Applied["kochi"].IsZero() {
+		t.Errorf("recorded applied %v, want kochi", st.Applied)
+	}
+
+	// A withdrawal reaches the restored state.
+	if err := third.p.Submit(ctx, cancelOf(eew(1, t0), 2, t0.Add(time.Minute))); err != nil {
+		t.Fatal(err)
+	}
+	if len(third.target.last()) != 0 || third.target.n() != 1 {
+		t.Errorf("withdrawal after restore applied %v, want no deadline once", third.target.calls)
+	}
+}
+
+// TestRecordFailureHoldsTheTarget: while the journal refuses (this
+// controller does not lead), the target is not asked; once it records
+// again, the next Retry records and applies what was held.
+func TestRecordFailureHoldsTheTarget(t *testing.T) {
+	ctx := context.Background()
+	j := newMemJournal()
+	refused := errors.New("not the leader")
+	j.fail = refused
+	h := newHarness(t, func(c *Config) { c.Policy, c.Journal = lowEstimatePolicy(), j })
+	if err := h.p.Submit(ctx, eew(1, t0.Add(8*time.Second))); !errors.Is(err, refused) {
+		t.Fatalf("submit while the journal refuses: %v, want %v", err, refused)
+	}
+	if h.target.n() != 0 {
+		t.Fatalf("the target was asked before the state was recorded: %v", h.target.calls)
+	}
+	j.mu.Lock()
+	j.fail = nil
+	j.mu.Unlock()
+	if err := h.p.Retry(); err != nil {
+		t.Fatal(err)
+	}
+	near(t, "applied deadline", h.target.last()["kochi"], kochiDeadline)
+	if len(j.alerts) != 1 {
+		t.Errorf("recorded alerts %d, want the EEW held since", len(j.alerts))
+	}
+}
+
+// TestRestoreRefusesBadState: a recorded thread without its alert is an
+// error naming it, not a panic.
+func TestRestoreRefusesBadState(t *testing.T) {
+	j := newMemJournal()
+	j.worlds[false] = []byte(`{"threads":[{"kind":"eew","event_id":"ev-9"}]}`)
+	h := newHarness(t, func(c *Config) { c.Journal = j })
+	err := h.p.Restore(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "threads[0]") || !strings.Contains(err.Error(), "latest") {
+		t.Errorf("restore of a thread without its alert: %v, want an error naming threads[0].latest", err)
+	}
+}
