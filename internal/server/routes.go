@@ -85,6 +85,18 @@ func fail(w http.ResponseWriter, err error) {
 	}
 }
 
+// notLeader answers 503 (retry on the leader, or shortly) when err says
+// this controller does not lead, or is still restoring the alert
+// pipeline's state after a leader change: the alert or decision was not
+// recorded. It reports whether it answered.
+func notLeader(w http.ResponseWriter, err error) bool {
+	if !errors.Is(err, controller.ErrNotLeader) {
+		return false
+	}
+	fail(w, err)
+	return true
+}
+
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, Health{Status: "ok"})
 }
@@ -382,6 +394,9 @@ func (s *Server) alert(w http.ResponseWriter, r *http.Request) {
 	for _, a := range alerts {
 		a.ReceivedAt = time.Now().UTC()
 		if err := s.cfg.Alerts.Submit(r.Context(), a); err != nil {
+			if notLeader(w, err) {
+				return
+			}
 			writeProblem(w, http.StatusUnprocessableEntity, "alert "+a.EventID+": "+err.Error())
 			return
 		}
@@ -427,8 +442,7 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.cfg.Alerts.Decide(q.ID, q.Decision == "approve", who(r)); err != nil {
-		if errors.Is(err, controller.ErrNotLeader) {
-			fail(w, err) // the decision was not recorded: retry on the leader
+		if notLeader(w, err) {
 			return
 		}
 		writeProblem(w, http.StatusNotFound, err.Error())
