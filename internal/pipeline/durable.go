@@ -127,7 +127,12 @@ type worldJournal struct {
 }
 
 func (j *worldJournal) received(k threadKey, a *alert.Alert) {
-	j.alerts = append(j.alerts, Received{Thread: k.id(), ID: keyOf(a).id(), Alert: a})
+	id := k.id()
+	// A thread pruned and begun again before the record keeps its old
+	// alerts (one write cannot delete and put under the same key): after
+	// a restore they only mark their own versions as repeats.
+	j.forgotten = slices.DeleteFunc(j.forgotten, func(f string) bool { return f == id })
+	j.alerts = append(j.alerts, Received{Thread: id, ID: keyOf(a).id(), Alert: a})
 	if len(j.alerts) > maxUnrecorded {
 		j.alerts = slices.Delete(j.alerts, 0, len(j.alerts)-maxUnrecorded)
 	}

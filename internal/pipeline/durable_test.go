@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/refuge-project/refuge/internal/alert"
 	"github.com/refuge-project/refuge/internal/threat"
 )
 
@@ -188,5 +190,30 @@ func TestRestoreRefusesBadState(t *testing.T) {
 	err := h.p.Restore(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "threads[0]") || !strings.Contains(err.Error(), "latest") {
 		t.Errorf("restore of a thread without its alert: %v, want an error naming threads[0].latest", err)
+	}
+}
+
+// TestPrunedThreadsAreForgotten: a thread pruned after Retain takes its
+// recorded alerts with it; one begun again by a new version keeps them.
+func TestPrunedThreadsAreForgotten(t *testing.T) {
+	ctx := context.Background()
+	j := newMemJournal()
+	h := newHarness(t, func(c *Config) { c.Policy, c.Journal, c.Retain = lowEstimatePolicy(), j, time.Hour })
+	for _, a := range []*alert.Alert{eew(1, t0.Add(8*time.Second)), tsunamiWarning(t0.Add(16 * time.Minute))} {
+		if err := h.p.Submit(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.clk.advance(2 * time.Hour)
+	if err := h.p.Submit(ctx, eew(2, t0.Add(2*time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	var threads []string
+	for k := range j.alerts {
+		threads = append(threads, k[:strings.LastIndex(k, "/")])
+	}
+	slices.Sort(threads)
+	if want := []string{"eew/ev-1", "eew/ev-1"}; !slices.Equal(threads, want) {
+		t.Errorf("recorded alerts of threads %v, want %v (the tsunami thread forgotten)", threads, want)
 	}
 }
