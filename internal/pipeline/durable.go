@@ -195,8 +195,11 @@ func (w *world) state() WorldState {
 // Restore replaces the pipeline's state with what its Journal recorded:
 // the threads and the versions they received, held sites (still waiting
 // for Approve), decisions and what the target applied, which is not
-// applied again. It does not call the target: the next Submit, decision
-// or Retry carries out what changed since. A controller calls it when it
+// applied again. Alerts this pipeline accepted but could not record (a
+// follower's sources deliver too) are then taken again, as Submit would,
+// and recorded with the next change. It does not call the target: the
+// next Submit, decision or Retry records and carries out what changed
+// since. A controller calls it when it
 // becomes the leader, before it takes alerts. Without a Journal it does
 // nothing.
 func (p *Pipeline) Restore(ctx context.Context) error {
@@ -209,6 +212,14 @@ func (p *Pipeline) Restore(ctx context.Context) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	// Alerts this pipeline took but could not record (it did not lead)
+	// are taken again into the recorded state below.
+	var unrecorded []*alert.Alert
+	for _, w := range p.worlds() {
+		for _, r := range w.journal.alerts {
+			unrecorded = append(unrecorded, r.Alert)
+		}
+	}
 	for _, w := range p.worlds() {
 		fresh := newWorld(w.drill, w.target)
 		for _, ws := range snap.Worlds {
@@ -231,8 +242,14 @@ func (p *Pipeline) Restore(ctx context.Context) error {
 			th.seen[keyOf(r.Alert)] = true
 		}
 	}
+	now := p.cfg.Clock.Now()
+	for _, a := range unrecorded {
+		// Refusals were made when the alert first came; a repeat of a
+		// recorded version is a duplicate.
+		_, _ = p.accept(a, now)
+	}
 	p.log.Info("alert pipeline restored", "threads", len(p.real.threads), "pending", len(p.real.pending),
-		"applied", len(p.real.applied), "alerts", len(snap.Alerts))
+		"applied", len(p.real.applied), "alerts", len(snap.Alerts), "unrecorded", len(unrecorded))
 	return nil
 }
 

@@ -156,7 +156,8 @@ func TestRestoreResumesExactly(t *testing.T) {
 
 // TestRecordFailureHoldsTheTarget: while the journal refuses (this
 // controller does not lead), the target is not asked; once it records
-// again, the next Retry records and applies what was held.
+// again (it leads, and restored the empty recorded state), the next
+// Retry records and applies the alert it took as a follower.
 func TestRecordFailureHoldsTheTarget(t *testing.T) {
 	ctx := context.Background()
 	j := newMemJournal()
@@ -172,6 +173,12 @@ func TestRecordFailureHoldsTheTarget(t *testing.T) {
 	j.mu.Lock()
 	j.fail = nil
 	j.mu.Unlock()
+	if err := h.p.Restore(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if h.target.n() != 0 || len(h.p.Status().Threads) != 1 {
+		t.Fatalf("after restore: applied %v, threads %+v; want nothing applied, the follower's alert kept", h.target.calls, h.p.Status().Threads)
+	}
 	if err := h.p.Retry(); err != nil {
 		t.Fatal(err)
 	}

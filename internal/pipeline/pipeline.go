@@ -248,19 +248,30 @@ func (p *Pipeline) Submit(ctx context.Context, a *alert.Alert) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.cfg.Clock.Now()
+	w, err := p.accept(a, now)
+	if w == nil || err != nil {
+		return err
+	}
+	return p.reconcile(w, now)
+}
+
+// accept takes a into the threads of the world it drives (p.mu held)
+// and returns that world: nil when it drives none, with the error Submit
+// returns for an alert it refuses.
+func (p *Pipeline) accept(a *alert.Alert, now time.Time) (*world, error) {
 	if a == nil {
-		return fmt.Errorf("%w: nil", ErrInvalid)
+		return nil, fmt.Errorf("%w: nil", ErrInvalid)
 	}
 	if err := a.Validate(); err != nil {
 		p.emit(Event{At: now, Kind: EvRejected, EventID: a.EventID, Serial: a.Serial, Product: a.Product, Detail: err.Error()})
-		return fmt.Errorf("%w: %v", ErrInvalid, err)
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	w, why := p.worldFor(a.Status)
 	base := Event{At: now, EventID: a.EventID, Serial: a.Serial, Product: a.Product}
 	if w == nil {
 		base.Kind, base.Detail = EvIgnored, why
 		p.emit(base)
-		return nil
+		return nil, nil
 	}
 	base.Drill = w.drill
 	p.prune(w, now)
@@ -272,19 +283,19 @@ func (p *Pipeline) Submit(ctx context.Context, a *alert.Alert) error {
 		if th == nil {
 			base.Kind, base.Detail = EvRejected, fmt.Sprintf("cancellation of %s event %s, which was never received", a.Kind, a.EventID)
 			p.emit(base)
-			return fmt.Errorf("%w: %s event %s", ErrUnknownEvent, a.Kind, a.EventID)
+			return nil, fmt.Errorf("%w: %s event %s", ErrUnknownEvent, a.Kind, a.EventID)
 		}
 		if th.cancelled || th.seen[mk] {
 			base.Kind, base.Detail = EvDuplicate, "already cancelled"
 			p.emit(base)
-			return p.reconcile(w, now)
+			return w, nil
 		}
 		th.remember(mk, a, now)
 		w.journal.received(key, a)
 		th.cancelled, th.current, th.wants = true, nil, nil
 		base.Kind, base.Detail = EvCancelled, fmt.Sprintf("%s event withdrawn", a.Kind)
 		p.emit(base)
-		return p.reconcile(w, now)
+		return w, nil
 	}
 
 	if th != nil {
@@ -292,12 +303,12 @@ func (p *Pipeline) Submit(ctx context.Context, a *alert.Alert) error {
 		case th.seen[mk]:
 			base.Kind, base.Detail = EvDuplicate, fmt.Sprintf("serial %d already received", a.Serial)
 			p.emit(base)
-			return p.reconcile(w, now)
+			return w, nil
 		case older(a, th.latest):
 			base.Kind, base.Detail = EvStale, fmt.Sprintf("serial %d (issued %s) is older than serial %d (issued %s)",
 				a.Serial, a.IssuedAt.Format(time.RFC3339), th.latest.Serial, th.latest.IssuedAt.Format(time.RFC3339))
 			p.emit(base)
-			return p.reconcile(w, now)
+			return w, nil
 		}
 	} else {
 		th = &thread{key: key, seen: map[msgKey]bool{}}
@@ -309,7 +320,7 @@ func (p *Pipeline) Submit(ctx context.Context, a *alert.Alert) error {
 	}
 	as, err := threat.Assess(a, p.cfg.Federation, p.policy, ref)
 	if err != nil {
-		return err // only for nil arguments, which New and the checks above exclude
+		return nil, err // only for nil arguments, which New and the checks above exclude
 	}
 	if th.latest == nil || a.Serial != th.latest.Serial || th.cancelled {
 		th.current = map[string]*threat.Assessment{}
@@ -322,7 +333,7 @@ func (p *Pipeline) Submit(ctx context.Context, a *alert.Alert) error {
 	base.Kind, base.Assessment = EvAssessed, as
 	base.Detail = describeWants(th.wants, now)
 	p.emit(base)
-	return p.reconcile(w, now)
+	return w, nil
 }
 
 // older reports whether a is an older version than b: a lower serial, or
