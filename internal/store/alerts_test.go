@@ -37,14 +37,7 @@ func TestPipelineState(t *testing.T) {
 	}
 
 	// A deposed leader writes nothing.
-	if err := first.Resign(ctx); err != nil {
-		t.Fatal(err)
-	}
-	second, err := s.Campaign(ctx, "b", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer second.Resign(context.Background())
+	second := handOver(ctx, t, s, first)
 	if err := s.PutPipeline(ctx, first, PipelineWrite{World: "real", State: json.RawMessage(`{"n":3}`)}); !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("deposed leader's pipeline write: %v, want ErrNotLeader", err)
 	}

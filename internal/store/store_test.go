@@ -80,14 +80,7 @@ func TestFencing(t *testing.T) {
 		t.Fatal(err)
 	}
 	// first resigns; a second controller is elected; first's writes fail.
-	if err := first.Resign(ctx); err != nil {
-		t.Fatal(err)
-	}
-	second, err := s.Campaign(ctx, "b", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer second.Resign(context.Background())
+	second := handOver(ctx, t, s, first)
 	if err := s.PutSteps(ctx, first, op.ID, VMStep{VM: "x", State: VMStarting}); !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("deposed leader's write: %v, want ErrNotLeader", err)
 	}
@@ -139,6 +132,21 @@ func TestAudit(t *testing.T) {
 	if err != nil || len(es) != 2 || es[0].Path != "/v1/b" || es[1].Path != "/v1/c" {
 		t.Fatalf("AuditLog = %+v, %v; want b, c", es, err)
 	}
+}
+
+// handOver resigns first and returns the term of controller "b", elected
+// next (resigned at the test's end).
+func handOver(ctx context.Context, t *testing.T, s *Store, first *Leadership) *Leadership {
+	t.Helper()
+	if err := first.Resign(ctx); err != nil {
+		t.Fatal(err)
+	}
+	second, err := s.Campaign(ctx, "b", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = second.Resign(context.Background()) })
+	return second
 }
 
 func withPrefix() clientv3.OpOption { return clientv3.WithPrefix() }
