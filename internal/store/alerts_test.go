@@ -1,25 +1,17 @@
 package store
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestPipelineState: the alert pipeline's state and alerts are written
 // by the leader only, a forgotten thread's alerts go, and bad writes are
 // refused naming what is wrong.
 func TestPipelineState(t *testing.T) {
-	_, s := testStore(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	first, err := s.Campaign(ctx, "a", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, s, first := elected(t)
 	w := PipelineWrite{World: "real", State: json.RawMessage(`{"n":1}`), Alerts: map[string]json.RawMessage{
 		"eew/ev-1/1": json.RawMessage(`{"v":1}`), "eew/ev-1/2": json.RawMessage(`{"v":2}`), "eew/ev-2/1": json.RawMessage(`{"v":3}`)}}
 	if err := s.PutPipeline(ctx, first, w); err != nil {

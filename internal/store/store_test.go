@@ -68,13 +68,7 @@ func TestTokens(t *testing.T) {
 }
 
 func TestFencing(t *testing.T) {
-	_, s := testStore(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	first, err := s.Campaign(ctx, "a", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, s, first := elected(t)
 	op := &Operation{ID: NewID("op"), Kind: KindEvacuation, Status: OpRunning}
 	if err := s.PutOperation(ctx, first, op); err != nil {
 		t.Fatal(err)
@@ -132,6 +126,20 @@ func TestAudit(t *testing.T) {
 	if err != nil || len(es) != 2 || es[0].Path != "/v1/b" || es[1].Path != "/v1/c" {
 		t.Fatalf("AuditLog = %+v, %v; want b, c", es, err)
 	}
+}
+
+// elected starts a store and elects controller "a" in it; ctx bounds
+// the test's calls.
+func elected(t *testing.T) (context.Context, *Store, *Leadership) {
+	t.Helper()
+	_, s := testStore(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	first, err := s.Campaign(ctx, "a", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, s, first
 }
 
 // handOver resigns first and returns the term of controller "b", elected
