@@ -254,8 +254,18 @@ func runServe(cmd *cobra.Command, g *globalFlags, f serveFlags) error {
 		}
 		switcher, coord, loweredTTL = c, c, cc.LoweredTTL
 	}
-	ctl, err := controller.New(controller.Config{ID: f.id, Store: st, World: w, Policy: pol, TTL: f.leaseTTL,
-		Logger: lg, Metrics: metrics, Switcher: switcher})
+	var prepare func(ctx context.Context, op string, sites []string) error
+	var ctl *controller.Controller
+	if coord != nil {
+		// Lower the TTL of the services at the sites before the executor
+		// starts (waiting at most controller.Config.PrepareWait).
+		prepare = func(ctx context.Context, op string, sites []string) error {
+			p, _ := ctl.State()
+			return coord.Prepare(ctx, op, continuity.ServicesAt(ctl.Index(), p, sites), loweredTTL)
+		}
+	}
+	ctl, err = controller.New(controller.Config{ID: f.id, Store: st, World: w, Policy: pol, TTL: f.leaseTTL,
+		Logger: lg, Metrics: metrics, Switcher: switcher, Prepare: prepare})
 	if err != nil {
 		return err
 	}

@@ -62,6 +62,14 @@ type Config struct {
 	// (package continuity's Coordinator): every evacuation's executor
 	// calls it per service of each VM that switched over.
 	Switcher executor.Switcher
+	// Prepare, if not nil, runs when an evacuation starts or is resumed,
+	// before its executor: continuity lowers the TTL of its services'
+	// names there (sites: the sites it evacuates). The start waits for it
+	// at most PrepareWait (default 2 s) and then goes on while it
+	// finishes: a slow DNS server must not cost the deadline more.
+	// Failures are logged, never fatal to the evacuation.
+	Prepare     func(ctx context.Context, op string, sites []string) error
+	PrepareWait time.Duration
 	// Failpoint, if not nil, is asked at every named failpoint; when it
 	// returns true the controller crashes there (as kill -9 would): it
 	// writes and acts no more. Tests only.

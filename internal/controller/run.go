@@ -61,6 +61,43 @@ func (r *opRun) deadlines() map[string]time.Time {
 	return out
 }
 
+// prepareTimeout bounds Config.Prepare.
+const prepareTimeout = 30 * time.Second
+
+// prepare runs Config.Prepare for op, waiting for it at most
+// Config.PrepareWait.
+func (c *Controller) prepare(op *store.Operation) {
+	if c.cfg.Prepare == nil {
+		return
+	}
+	sites := make([]string, len(op.Sites))
+	for i, s := range op.Sites {
+		sites[i] = s.Site
+	}
+	wait := c.cfg.PrepareWait
+	if wait <= 0 {
+		wait = 2 * time.Second
+	}
+	done := make(chan struct{})
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer close(done)
+		ctx, cancel := context.WithTimeout(context.Background(), prepareTimeout)
+		defer cancel()
+		if err := c.cfg.Prepare(ctx, op.ID, sites); err != nil {
+			c.log.Warn("preparing the evacuation failed; it goes on", "op", op.ID, "err", err)
+		}
+	}()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		c.log.Info("preparing the evacuation takes longer; it starts meanwhile", "op", op.ID, "waited", wait)
+	}
+}
+
 // start runs op's evacuation: an executor from the hypervisors' current
 // state, journaled under lead.
 func (c *Controller) start(op *store.Operation, lead *store.Leadership, stopped *atomic.Bool, resume *executor.Resume) error {
@@ -86,6 +123,7 @@ func (c *Controller) startAt(op *store.Operation, lead *store.Leadership, stoppe
 	}
 	pol := c.cfg.Policy
 	pol.WatchSites = model.WatchExclude
+	c.prepare(op)
 	var err error
 	w.Do(func() {
 		placement, down := w.State()

@@ -22,6 +22,12 @@ import (
 // until it leads.
 func solo(t *testing.T, fed *model.Federation, speed float64) (*Controller, *world.Sim) {
 	t.Helper()
+	return soloWith(t, fed, speed, func(*Config) {})
+}
+
+// soloWith is solo with the controller's Config changed by set.
+func soloWith(t *testing.T, fed *model.Federation, speed float64, set func(*Config)) (*Controller, *world.Sim) {
+	t.Helper()
 	m, err := store.StartMember(store.MemberConfig{DataDir: t.TempDir(), Fast: true})
 	if err != nil {
 		t.Fatal(err)
@@ -35,7 +41,9 @@ func solo(t *testing.T, fed *model.Federation, speed float64) (*Controller, *wor
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctl, err := New(Config{ID: "solo", Store: st, World: w, TTL: 1})
+	cfg := Config{ID: "solo", Store: st, World: w, TTL: 1}
+	set(&cfg)
+	ctl, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,5 +342,59 @@ func TestMonitorRosterOutsideTheFederation(t *testing.T) {
 		Controller: monitor.ControllerConfig{Hosts: []monitor.HostInfo{{ID: 1, Name: "a1"}, {ID: 2, Name: "zz9"}}}})
 	if err == nil || !strings.Contains(err.Error(), `hosts[1].name: "zz9"`) {
 		t.Errorf("roster with zz9: %v", err)
+	}
+}
+
+// TestPrepareBeforeTheExecutor: Config.Prepare (continuity's TTL
+// lowering) runs with the evacuation's sites before its executor starts;
+// a Prepare slower than PrepareWait delays the start by PrepareWait only,
+// and finishes meanwhile.
+func TestPrepareBeforeTheExecutor(t *testing.T) {
+	fed, err := model.ParseFederation([]byte(threeSites))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type call struct {
+		op      string
+		sites   []string
+		running bool // an executor of op was running when Prepare began
+	}
+	calls := make(chan call, 4)
+	release := make(chan struct{})
+	var ctl *Controller
+	ctl, _ = soloWith(t, fed, 1, func(c *Config) {
+		c.PrepareWait = 200 * time.Millisecond
+		c.Prepare = func(ctx context.Context, op string, sites []string) error {
+			calls <- call{op, sites, ctl.run(op) != nil}
+			if sites[0] == "c" {
+				select { // slower than PrepareWait
+				case <-release:
+				case <-ctx.Done():
+				}
+			}
+			return nil
+		}
+	})
+	ctx := context.Background()
+	op, err := ctl.Evacuate(ctx, EvacuationRequest{Sites: []SiteRequest{{Site: "a", Deadline: time.Hour}}, By: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := <-calls
+	if c.op != op.ID || len(c.sites) != 1 || c.sites[0] != "a" || c.running {
+		t.Errorf("Prepare(%s, %v), executor running %v; want (%s, [a]) before the executor", c.op, c.sites, c.running, op.ID)
+	}
+	op2, err := ctl.Evacuate(ctx, EvacuationRequest{Sites: []SiteRequest{{Site: "c", Deadline: time.Hour}}, By: "test"})
+	if err != nil {
+		t.Fatalf("an evacuation whose Prepare outlasts PrepareWait: %v", err)
+	}
+	if ctl.run(op2.ID) == nil {
+		t.Errorf("%s did not start while its Prepare was still running", op2.ID)
+	}
+	close(release)
+	for _, id := range []string{op.ID, op2.ID} {
+		if _, err := ctl.Control(ctx, id, ActCancel); err != nil {
+			t.Errorf("cancel %s: %v", id, err)
+		}
 	}
 }

@@ -45,11 +45,16 @@ func atRiskServices(ix *model.Index, sc *model.Scenario, placement []int) []stri
 	return continuity.ServicesAt(ix, placement, sites)
 }
 
+// overlapWait is how long an evacuation with a deadline waits for the
+// TTL to be lowered before it starts anyway (a variable for tests).
+var overlapWait = 2 * time.Second
+
 // withContinuity runs move between lowering the services' TTL to ttl and
-// restoring it. With overlap, the TTL is lowered while move starts, so
-// that a slow or unreachable DNS server costs the deadline nothing (a
-// switchover that comes first makes that service's lowering fail as a
-// conflict, reported). Continuity failures are logged and returned as
+// restoring it. With overlap, move waits for the lowering at most
+// overlapWait and then starts while it finishes, so that a slow or
+// unreachable DNS server costs the deadline little (a switchover that
+// comes first makes that service's lowering fail as a conflict,
+// reported). Continuity failures are logged and returned as
 // messages for the report, never as errors: they must not stop an
 // evacuation.
 func withContinuity(ctx context.Context, c Continuity, services []string, ttl uint32, overlap bool, lg *slog.Logger, move func() error) ([]string, error) {
@@ -67,14 +72,26 @@ func withContinuity(ctx context.Context, c Continuity, services []string, ttl ui
 		}
 	}
 	lowered := make(chan error, 1)
-	lower := func() { lowered <- c.LowerTTL(ctx, services, ttl) }
+	go func() { lowered <- c.LowerTTL(ctx, services, ttl) }()
+	var waitC <-chan time.Time // without overlap: until it is done
 	if overlap {
-		go lower()
-	} else {
-		lower()
+		t := time.NewTimer(overlapWait)
+		defer t.Stop()
+		waitC = t.C
+	}
+	var lowerErr error
+	done := false
+	select {
+	case lowerErr = <-lowered:
+		done = true
+	case <-waitC:
+		lg.Info("lowering the TTL takes longer; the evacuation starts meanwhile", "waited", overlapWait)
 	}
 	err := move()
-	note("lower TTL", <-lowered)
+	if !done {
+		lowerErr = <-lowered
+	}
+	note("lower TTL", lowerErr)
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), restoreTimeout)
 	defer cancel()
 	note("restore TTL", c.RestoreTTL(rctx, services))

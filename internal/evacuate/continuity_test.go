@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -126,6 +127,8 @@ type recContinuity struct {
 	mu    sync.Mutex
 	calls []string
 	fail  error
+	// hold, if not nil, holds LowerTTL until it is closed.
+	hold chan struct{}
 }
 
 func (r *recContinuity) add(s string) error {
@@ -140,6 +143,9 @@ func (r *recContinuity) Switchover(_ context.Context, vm, service, from, to stri
 }
 
 func (r *recContinuity) LowerTTL(_ context.Context, services []string, ttl uint32) error {
+	if r.hold != nil {
+		<-r.hold
+	}
 	return r.add(fmt.Sprintf("lower %v %d", services, ttl))
 }
 
@@ -169,9 +175,9 @@ func TestRunContinuity(t *testing.T) {
 	rc.mu.Lock()
 	calls := append([]string(nil), rc.calls...)
 	rc.mu.Unlock()
-	// The TTL is lowered while the evacuation starts (in any order with
-	// the switchovers) and restored at the end.
-	if len(calls) != 4 || !slices.Contains(calls[:3], "lower [db moodle] 7") || calls[3] != "restore [db moodle]" {
+	// The TTL is lowered before the evacuation starts (it answers within
+	// overlapWait) and restored at the end.
+	if len(calls) != 4 || calls[0] != "lower [db moodle] 7" || calls[3] != "restore [db moodle]" {
 		t.Fatalf("calls %v", calls)
 	}
 	var switches []string
@@ -195,5 +201,44 @@ func TestRunContinuity(t *testing.T) {
 	}
 	if ev != 2 {
 		t.Errorf("%d continuity events in the timeline, want 2", ev)
+	}
+}
+
+// TestRunContinuitySlowDNS: a TTL lowering that outlasts overlapWait
+// does not hold the evacuation: the VMs move (and switch) meanwhile, and
+// the lowering, once done, is reported before the restore.
+func TestRunContinuitySlowDNS(t *testing.T) {
+	defer func(w time.Duration) { overlapWait = w }(overlapWait)
+	overlapWait = 20 * time.Millisecond
+	_, o := setup(t, 10*time.Minute, time.Second, nil)
+	o.Federation = continuityFederation(t)
+	rc := &recContinuity{hold: make(chan struct{})}
+	o.Continuity = rc
+	// Release the lowering once both VMs have switched (or after 10 s,
+	// and the order below fails).
+	go func() {
+		defer close(rc.hold)
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+			rc.mu.Lock()
+			n := len(rc.calls)
+			rc.mu.Unlock()
+			if n == 2 {
+				return
+			}
+			runtime.Gosched()
+		}
+	}()
+	rep, err := run(t, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.VMsEvacuated != 2 {
+		t.Fatalf("evacuated %d", rep.VMsEvacuated)
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if len(rc.calls) != 4 || !strings.HasPrefix(rc.calls[0], "switch ") || !strings.HasPrefix(rc.calls[1], "switch ") ||
+		!strings.HasPrefix(rc.calls[2], "lower ") || !strings.HasPrefix(rc.calls[3], "restore ") {
+		t.Errorf("calls %v: want both switches, then the late lowering, then the restore", rc.calls)
 	}
 }
