@@ -93,16 +93,11 @@ func (p *planner) estimateClass(v, c int, rate float64) estimate {
 	}
 	s := &p.ests[pr.estOff+c]
 	if !s.known {
-		e := p.solo(v, rate)
+		e := soloAt(pr.guest, p.cfg, rate)
 		*s = storedEstimate{e.bytes, e.solo, e.ok, true}
 		return e
 	}
 	return estimate{rate: rate, bytes: s.bytes, solo: s.solo, ok: s.ok}
-}
-
-// solo estimates VM v's migration at rate.
-func (p *planner) solo(v int, rate float64) estimate {
-	return soloAt(guest(&p.fed.VMs[v]), p.cfg, rate)
 }
 
 // soloAt runs precopy.Solo at rate over a zero-RTT path, unless the

@@ -179,7 +179,7 @@ func (p *planner) prepareVM(v int, seen []int32) {
 	if !p.pauseOK {
 		pr.leastBytes += firstRoundDirt(&pr.guest, cls.rates[best])
 	}
-	e := p.solo(v, cls.rates[best])
+	e := soloAt(pr.guest, p.cfg, cls.rates[best])
 	pr.best, pr.bestClass = e, int32(best)
 	if e.ok {
 		pr.converges = true
