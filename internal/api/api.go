@@ -139,7 +139,8 @@ type Change struct {
 	Revision    int64  `json:"revision"`
 }
 
-// AuditEntry records one write through the API: who, what, when.
+// AuditEntry records one write through the API, or one step of the alert
+// pipeline (docs/api.md): who, what, when.
 type AuditEntry struct {
 	At     time.Time `json:"at"`
 	Token  string    `json:"token"`
@@ -150,6 +151,9 @@ type AuditEntry struct {
 	Status int       `json:"status"`
 	// Detail: the operation started, or why the request was refused.
 	Detail string `json:"detail,omitempty"`
+	// Operation is the operation the write started or changed (the alert
+	// pipeline's automatic actions).
+	Operation string `json:"operation,omitempty"`
 }
 
 // SiteStatus is one site in Status.

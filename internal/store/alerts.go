@@ -22,26 +22,47 @@ type PipelineWrite struct {
 	Alerts map[string]json.RawMessage
 	// Forget are threads ("kind/event") whose alerts are deleted.
 	Forget []string
+	// Audit are audit entries of what the change records (alerts
+	// accepted, decisions, actions carried out), written with it: each
+	// once, however often the write is repeated.
+	Audit []AuditEntry
+	// Settled deletes the world's apply intent (PutApplyIntent): State
+	// records its outcome.
+	Settled bool
 }
 
 // MaxPipelineAlerts bounds the alerts and forgotten threads of one
 // PipelineWrite, so that it is one transaction (atomic).
 const MaxPipelineAlerts = maxTxnOps / 2
 
+// MaxPipelineAudit bounds the audit entries of one PipelineWrite.
+const MaxPipelineAudit = maxTxnOps - MaxPipelineAlerts - 2
+
+// checkWorld refuses a world name that is empty or has a '/'.
+func checkWorld(what, world string) error {
+	if world == "" || strings.Contains(world, "/") {
+		return fmt.Errorf("store: %s: world %q: a name without '/' is required", what, world)
+	}
+	return nil
+}
+
 // PutPipeline records a change of the alert pipeline's state, guarded by
 // f, in one transaction.
 func (s *Store) PutPipeline(ctx context.Context, f Fence, w PipelineWrite) error {
+	if err := checkWorld("pipeline write", w.World); err != nil {
+		return err
+	}
 	switch {
-	case w.World == "" || strings.Contains(w.World, "/"):
-		return fmt.Errorf("store: pipeline write: world %q: a name without '/' is required", w.World)
 	case len(w.State) == 0:
 		return fmt.Errorf("store: pipeline write: world %s: state is required", w.World)
 	case len(w.Alerts)+len(w.Forget) > MaxPipelineAlerts:
 		return fmt.Errorf("store: pipeline write: world %s: %d alerts and %d forgotten threads, more than %d in one write",
 			w.World, len(w.Alerts), len(w.Forget), MaxPipelineAlerts)
+	case len(w.Audit) > MaxPipelineAudit:
+		return fmt.Errorf("store: pipeline write: world %s: %d audit entries, more than %d in one write", w.World, len(w.Audit), MaxPipelineAudit)
 	}
 	base := alertsKey + w.World + "/"
-	kvs := make([]kv, 0, 1+len(w.Alerts)+len(w.Forget))
+	kvs := make([]kv, 0, 2+len(w.Alerts)+len(w.Forget)+len(w.Audit))
 	for _, t := range w.Forget {
 		if t == "" {
 			return fmt.Errorf("store: pipeline write: world %s: forget: empty thread", w.World)
@@ -54,8 +75,40 @@ func (s *Store) PutPipeline(ctx context.Context, f Fence, w PipelineWrite) error
 		}
 		kvs = append(kvs, kv{key: base + id, val: a})
 	}
+	audit, err := auditKVs(w.Audit)
+	if err != nil {
+		return err
+	}
+	kvs = append(kvs, audit...)
+	if w.Settled {
+		kvs = append(kvs, kv{key: applyKey + w.World})
+	}
 	kvs = append(kvs, kv{key: pipelineKey + w.World, val: w.State})
 	return s.write(ctx, f, kvs)
+}
+
+// PutApplyIntent records what the alert pipeline's target of world is
+// about to do, guarded by f, before it acts (nil deletes it); a
+// PipelineWrite with Settled deletes it with the outcome.
+func (s *Store) PutApplyIntent(ctx context.Context, f Fence, world string, intent json.RawMessage) error {
+	if err := checkWorld("apply intent", world); err != nil {
+		return err
+	}
+	return s.write(ctx, f, []kv{{key: applyKey + world, val: intent}})
+}
+
+// ApplyIntents returns the apply intents recorded and not settled, by
+// world.
+func (s *Store) ApplyIntents(ctx context.Context) (map[string]json.RawMessage, error) {
+	resp, err := s.c.Get(ctx, applyKey, clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("store: list %s: %w", applyKey, err)
+	}
+	out := make(map[string]json.RawMessage, len(resp.Kvs))
+	for _, p := range resp.Kvs {
+		out[string(p.Key[len(applyKey):])] = p.Value
+	}
+	return out, nil
 }
 
 // Pipeline returns the alert pipeline's recorded state: each world's

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -131,12 +133,37 @@ func (s *Store) Audit(ctx context.Context, e AuditEntry) error {
 	if e.At.IsZero() {
 		e.At = time.Now().UTC()
 	}
-	key := fmt.Sprintf("%s%020d-%s", auditKey, e.At.UnixNano(), NewID("a")[len("a-")+len("20060102T150405.000-"):])
-	p, err := jsonKV(key, e)
+	p, err := jsonKV(auditKeyAt(e.At, NewID("a")[len("a-")+len("20060102T150405.000-"):]), e)
 	if err != nil {
 		return err
 	}
 	return s.write(ctx, nil, []kv{p})
+}
+
+// auditKeyAt is the key of an audit entry made at, told apart from others
+// of the same moment by suffix.
+func auditKeyAt(at time.Time, suffix string) string {
+	return fmt.Sprintf("%s%020d-%s", auditKey, at.UnixNano(), suffix)
+}
+
+// auditKVs are the audit entries es for a write that also records what
+// they tell (the alert pipeline's): each under a key made of its time and
+// content, so that writing it again overwrites it, and it is in the log
+// once.
+func auditKVs(es []AuditEntry) ([]kv, error) {
+	out := make([]kv, 0, len(es))
+	for _, e := range es {
+		if e.At.IsZero() {
+			return nil, fmt.Errorf("store: audit entry %s %s: its time is required", e.Method, e.Path)
+		}
+		b, err := json.Marshal(e)
+		if err != nil {
+			return nil, fmt.Errorf("store: encode audit entry %s %s: %w", e.Method, e.Path, err)
+		}
+		sum := sha256.Sum256(b)
+		out = append(out, kv{key: auditKeyAt(e.At, hex.EncodeToString(sum[:4])), val: b})
+	}
+	return out, nil
 }
 
 // AuditLog returns the newest limit entries, oldest first.

@@ -28,6 +28,7 @@ const (
 	auditKey     = Prefix + "audit/"
 	alertsKey    = Prefix + "alerts/"
 	pipelineKey  = Prefix + "pipeline/"
+	applyKey     = Prefix + "apply/"
 	electionKey  = Prefix + "leader"
 	federationKy = Prefix + "federation"
 )
