@@ -19,9 +19,10 @@ import (
 // controller's store). The pipeline records a world's state whenever it
 // changed (a newer alert, a withdrawal, a held site, an operator's
 // decision, what the target applied), together with the alerts accepted
-// since the last record, before the target acts on it. A Record that
-// fails leaves the change in memory and is tried again on the next
-// Submit, decision or Retry; the target is not asked meanwhile.
+// and the decisions made since the last record (each in one Record only,
+// once it succeeded), before the target acts on it. A Record that fails
+// leaves the change in memory and is tried again on the next Submit,
+// decision or Retry; the target is not asked meanwhile.
 type Journal interface {
 	// Record writes one world's state and the alerts accepted since its
 	// last record, atomically, and deletes the alerts of forgotten
@@ -39,6 +40,58 @@ type Record struct {
 	// Forgotten are the threads (ThreadID) pruned since the last record:
 	// their alerts go.
 	Forgotten []string `json:"forgotten,omitempty"`
+	// Causes are the alerts accepted and the operators' decisions made
+	// since the last record, oldest first (what an audit log takes).
+	Causes []Cause `json:"causes,omitempty"`
+}
+
+// Cause is a change of a world's state that the target may have to carry
+// out: an alert accepted (Thread set) or an operator's decision on a
+// held site (Site set).
+type Cause struct {
+	Drill bool `json:"drill,omitempty"`
+	// Thread and Version name the alert as Received does; the other
+	// fields describe it.
+	Thread  string        `json:"thread,omitempty"`
+	Version string        `json:"version,omitempty"`
+	Kind    alert.Kind    `json:"kind,omitempty"`
+	EventID string        `json:"event_id,omitempty"`
+	Serial  int           `json:"serial,omitempty"`
+	MsgType alert.MsgType `json:"msg_type,omitempty"`
+	Status  alert.Status  `json:"status,omitempty"`
+	// Site is the held site an operator decided, Approved the decision.
+	Site     string `json:"site,omitempty"`
+	Approved bool   `json:"approved,omitempty"`
+	// By is who delivered the alert (WithSource) or decided; At is when
+	// the pipeline took it, on the wall clock.
+	By string    `json:"by,omitempty"`
+	At time.Time `json:"at"`
+}
+
+// String describes c: "eew event ev-1 serial 2 (update, actual) from
+// relay-1", "kochi's evacuation approved by alice".
+func (c Cause) String() string {
+	var s string
+	switch {
+	case c.Site != "":
+		verb := "declined"
+		if c.Approved {
+			verb = "approved"
+		}
+		s = fmt.Sprintf("%s's evacuation %s", c.Site, verb)
+		if c.By != "" {
+			s += " by " + c.By
+		}
+	default:
+		s = fmt.Sprintf("%s event %s serial %d (%s, %s)", c.Kind, c.EventID, c.Serial, c.MsgType, c.Status)
+		if c.By != "" {
+			s += " from " + c.By
+		}
+	}
+	if c.Drill {
+		s = "drill: " + s
+	}
+	return s
 }
 
 // Received is one accepted alert, as Submit took it.
@@ -50,6 +103,8 @@ type Received struct {
 	Thread string       `json:"thread"`
 	ID     string       `json:"id"`
 	Alert  *alert.Alert `json:"alert"`
+	// By is who delivered it (WithSource).
+	By string `json:"by,omitempty"`
 }
 
 // WorldState is what the pipeline knows and decided for one world (the
@@ -67,6 +122,9 @@ type WorldState struct {
 	// sites it treats as watched.
 	Applied map[string]time.Time `json:"applied,omitempty"`
 	Watch   []string             `json:"watch,omitempty"`
+	// Causes are the alerts accepted and decisions made since the target
+	// last applied, oldest first: what it applies next is their doing.
+	Causes []Cause `json:"causes,omitempty"`
 }
 
 // ThreadState is one event's thread: its latest version, the assessments
@@ -111,31 +169,54 @@ func keyOf(a *alert.Alert) msgKey {
 	return msgKey{a.Serial, a.Product, a.MsgType, a.IssuedAt.UnixNano()}
 }
 
-// maxUnrecorded bounds the alerts, and the forgotten threads, a world
-// keeps for its next record while recording fails (the store takes 50 in
-// one write). Older versions dropped from it are not needed to recognise
-// repeats after a restore (a thread's latest version is in its state);
-// a forgotten thread dropped leaves its alerts in the store, where
-// Restore ignores them.
+// maxUnrecorded bounds the alerts, the forgotten threads and the causes
+// a world keeps for its next record while recording fails (the store
+// takes 50 alerts and forgotten threads, and 48 audit entries, in one
+// write), and the causes it keeps for its next apply. Older versions
+// dropped from it are not needed to recognise repeats after a restore (a
+// thread's latest version is in its state); a forgotten thread dropped
+// leaves its alerts in the store, where Restore ignores them; the oldest
+// causes dropped are missing from the audit log.
 const maxUnrecorded = 24
+
+// keepLast appends v to s, keeping the last maxUnrecorded.
+func keepLast[T any](s []T, v T) []T {
+	s = append(s, v)
+	if len(s) > maxUnrecorded {
+		s = slices.Delete(s, 0, len(s)-maxUnrecorded)
+	}
+	return s
+}
 
 // worldJournal is what is recorded of a world, and what is not yet.
 type worldJournal struct {
 	saved     []byte // the state last recorded, encoded
 	alerts    []Received
 	forgotten []string
+	causes    []Cause
 }
 
-func (j *worldJournal) received(k threadKey, a *alert.Alert) {
+func (j *worldJournal) received(k threadKey, a *alert.Alert, by string) {
 	id := k.id()
 	// A thread pruned and begun again before the record keeps its old
 	// alerts (one write cannot delete and put under the same key): after
 	// a restore they only mark their own versions as repeats.
 	j.forgotten = slices.DeleteFunc(j.forgotten, func(f string) bool { return f == id })
-	j.alerts = append(j.alerts, Received{Thread: id, ID: keyOf(a).id(), Alert: a})
-	if len(j.alerts) > maxUnrecorded {
-		j.alerts = slices.Delete(j.alerts, 0, len(j.alerts)-maxUnrecorded)
-	}
+	j.alerts = keepLast(j.alerts, Received{Thread: id, ID: keyOf(a).id(), Alert: a, By: by})
+}
+
+// accepted notes alert a of thread k, delivered by by: it is recorded,
+// and it is a cause of the next apply.
+func (w *world) accepted(k threadKey, a *alert.Alert, by string) {
+	w.journal.received(k, a, by)
+	w.note(Cause{Drill: w.drill, Thread: k.id(), Version: keyOf(a).id(), Kind: a.Kind, EventID: a.EventID, Serial: a.Serial,
+		MsgType: a.MsgType, Status: a.Status, By: by, At: time.Now().UTC()})
+}
+
+// note keeps c for the next record and as a cause of the next apply.
+func (w *world) note(c Cause) {
+	w.causes = keepLast(w.causes, c)
+	w.journal.causes = keepLast(w.journal.causes, c)
 }
 
 func (j *worldJournal) forget(k threadKey) {
@@ -158,23 +239,24 @@ func (p *Pipeline) save(w *world) error {
 		return fmt.Errorf("pipeline: encode state: %w", err)
 	}
 	j := &w.journal
-	if bytes.Equal(enc, j.saved) && len(j.alerts) == 0 && len(j.forgotten) == 0 {
+	if bytes.Equal(enc, j.saved) && len(j.alerts) == 0 && len(j.forgotten) == 0 && len(j.causes) == 0 {
 		return nil
 	}
 	for i := range j.alerts {
 		j.alerts[i].Drill = w.drill
 	}
-	if err := p.cfg.Journal.Record(Record{World: st, Alerts: j.alerts, Forgotten: j.forgotten}); err != nil {
+	if err := p.cfg.Journal.Record(Record{World: st, Alerts: j.alerts, Forgotten: j.forgotten, Causes: j.causes}); err != nil {
 		return fmt.Errorf("pipeline: record state: %w", err)
 	}
-	j.saved, j.alerts, j.forgotten = enc, nil, nil
+	j.saved, j.alerts, j.forgotten, j.causes = enc, nil, nil, nil
 	return nil
 }
 
 // state returns w's state to record.
 func (w *world) state() WorldState {
 	st := WorldState{Drill: w.drill, Threads: []ThreadState{}, Pending: maps.Clone(w.pending),
-		Decisions: maps.Clone(w.decided), Applied: maps.Clone(w.applied), Watch: slices.Clone(w.watch)}
+		Decisions: maps.Clone(w.decided), Applied: maps.Clone(w.applied), Watch: slices.Clone(w.watch),
+		Causes: slices.Clone(w.causes)}
 	for _, k := range slices.SortedFunc(maps.Keys(w.threads), func(a, b threadKey) int {
 		return strings.Compare(a.id(), b.id())
 	}) {
@@ -195,7 +277,8 @@ func (w *world) state() WorldState {
 // Restore replaces the pipeline's state with what its Journal recorded:
 // the threads and the versions they received, held sites (still waiting
 // for Approve), decisions and what the target applied, which is not
-// applied again. Alerts this pipeline accepted but could not record (a
+// applied again (the causes of what it did not apply yet are kept for
+// it). Alerts this pipeline accepted but could not record (a
 // follower's sources deliver too) are then taken again, as Submit would,
 // and recorded with the next change. It does not call the target: the
 // next Submit, decision or Retry records and carries out what changed
@@ -214,11 +297,9 @@ func (p *Pipeline) Restore(ctx context.Context) error {
 	defer p.mu.Unlock()
 	// Alerts this pipeline took but could not record (it did not lead)
 	// are taken again into the recorded state below.
-	var unrecorded []*alert.Alert
+	var unrecorded []Received
 	for _, w := range p.worlds() {
-		for _, r := range w.journal.alerts {
-			unrecorded = append(unrecorded, r.Alert)
-		}
+		unrecorded = append(unrecorded, w.journal.alerts...)
 	}
 	for _, w := range p.worlds() {
 		fresh := newWorld(w.drill, w.target)
@@ -243,10 +324,10 @@ func (p *Pipeline) Restore(ctx context.Context) error {
 		}
 	}
 	now := p.cfg.Clock.Now()
-	for _, a := range unrecorded {
+	for _, r := range unrecorded {
 		// Refusals were made when the alert first came; a repeat of a
 		// recorded version is a duplicate.
-		_, _ = p.accept(a, now)
+		_, _ = p.accept(r.Alert, now, r.By)
 	}
 	p.log.Info("alert pipeline restored", "threads", len(p.real.threads), "pending", len(p.real.pending),
 		"applied", len(p.real.applied), "alerts", len(snap.Alerts), "unrecorded", len(unrecorded))
@@ -274,6 +355,7 @@ func (w *world) restore(ws WorldState) error {
 	maps.Copy(w.decided, ws.Decisions)
 	maps.Copy(w.applied, ws.Applied)
 	w.watch = slices.Clone(ws.Watch)
+	w.causes = slices.Clone(ws.Causes)
 	enc, err := json.Marshal(w.state())
 	if err != nil {
 		return fmt.Errorf("pipeline: encode state: %w", err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/refuge-project/refuge/internal/alert"
+	"github.com/refuge-project/refuge/internal/alertsource"
 	"github.com/refuge-project/refuge/internal/threat"
 )
 
@@ -20,6 +21,8 @@ type memJournal struct {
 	mu     sync.Mutex
 	worlds map[bool][]byte
 	alerts map[string][]byte
+	// causes are every Record's causes, in order.
+	causes []Cause
 	fail   error
 	writes int
 }
@@ -35,6 +38,7 @@ func (j *memJournal) Record(r Record) error {
 		return j.fail
 	}
 	j.writes++
+	j.causes = append(j.causes, r.Causes...)
 	for _, t := range r.Forgotten {
 		for k := range j.alerts {
 			if strings.HasPrefix(k, t+"/") {
@@ -222,5 +226,105 @@ func TestPrunedThreadsAreForgotten(t *testing.T) {
 	slices.Sort(threads)
 	if want := []string{"eew/ev-1", "eew/ev-1"}; !slices.Equal(threads, want) {
 		t.Errorf("recorded alerts of threads %v, want %v (the tsunami thread forgotten)", threads, want)
+	}
+}
+
+// explainer is a recorder told why (Explained).
+type explainer struct {
+	recorder
+	causes [][]Cause
+}
+
+func (e *explainer) ApplyBecause(causes []Cause, d map[string]time.Time, watch []string, abort bool) error {
+	if err := e.Apply(d, watch, abort); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.causes = append(e.causes, causes)
+	return nil
+}
+
+// oneAlert is a source that delivers one alert.
+type oneAlert struct{ a *alert.Alert }
+
+func (s oneAlert) Name() string { return "test-feed" }
+
+func (s oneAlert) Run(ctx context.Context, sink alertsource.Sink) error { return sink(ctx, s.a) }
+
+// describe lists causes as strings.
+func describe(cs []Cause) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.String())
+	}
+	return out
+}
+
+// TestCausesRecordedOnceAndExplained: every alert accepted and every
+// decision is in one Record's causes, with who delivered or decided it,
+// and not again for a repeat, a retry or after a restore; an Explained
+// target is told the causes of each change — those of a change it
+// refused also after a restore — and never again once it applied them.
+func TestCausesRecordedOnceAndExplained(t *testing.T) {
+	ctx := context.Background()
+	pol := lowEstimatePolicy()
+	pol.Sites = map[string]threat.SitePolicy{"kochi": {Approval: threat.ApprovalApprove}}
+	j := newMemJournal()
+	first := &explainer{}
+	h := newHarness(t, func(c *Config) { c.Policy, c.Journal, c.Target = pol, j, first })
+	// Kochi is held: the target gets the watched sites, because of the EEW.
+	if err := h.p.Run(ctx, oneAlert{eew(1, t0.Add(8*time.Second))}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.p.Submit(WithSource(ctx, "relay-1"), eew(1, t0.Add(8*time.Second))); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"eew event ev-1 serial 1 (alert, actual) from test-feed"}
+	if got := describe(j.causes); !slices.Equal(got, want) {
+		t.Errorf("recorded causes %q, want %q (the repeat not again)", got, want)
+	}
+	if len(first.causes) != 1 || !slices.Equal(describe(first.causes[0]), want) {
+		t.Errorf("the target was told %v, want %q", first.causes, want)
+	}
+
+	// The approval is recorded, the target refuses it.
+	first.fail = errors.New("not the leader")
+	if err := h.p.Decide("kochi", true, "alice"); err == nil {
+		t.Fatal("the target's refusal was not reported")
+	}
+	if err := h.p.Retry(); err == nil {
+		t.Fatal("the target's refusal was not reported")
+	}
+	approved := "kochi's evacuation approved by alice"
+	want = append(want, approved)
+	if got := describe(j.causes); !slices.Equal(got, want) {
+		t.Errorf("recorded causes %q, want %q", got, want)
+	}
+
+	// A successor applies it, told that the approval is why, once.
+	next := &explainer{}
+	h2 := newHarness(t, func(c *Config) { c.Policy, c.Journal, c.Target = pol, j, next })
+	if err := h2.p.Restore(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := h2.p.Retry(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(next.causes) != 1 || !slices.Equal(describe(next.causes[0]), []string{approved}) {
+		t.Errorf("the successor's target was told %v, want once %q", next.causes, approved)
+	}
+	near(t, "approved deadline", next.last()["kochi"], kochiDeadline)
+	if got := describe(j.causes); !slices.Equal(got, want) {
+		t.Errorf("recorded causes after the restore %q, want %q", got, want)
+	}
+	var st WorldState
+	if err := json.Unmarshal(j.worlds[false], &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Causes) != 0 {
+		t.Errorf("causes kept once applied: %+v", st.Causes)
 	}
 }

@@ -146,6 +146,9 @@ type world struct {
 	pending map[string]time.Time
 	applied map[string]time.Time
 	watch   []string // applied with applied, sorted
+	// causes are the alerts accepted and decisions made since the target
+	// last applied (see Explained).
+	causes []Cause
 	// journal: what is recorded of this world (see durable.go).
 	journal worldJournal
 }
@@ -238,27 +241,43 @@ func newWorld(drill bool, t Target) *world {
 // Sink returns Submit as an alertsource.Sink.
 func (p *Pipeline) Sink() alertsource.Sink { return p.Submit }
 
+type sourceKey struct{}
+
+// WithSource returns ctx telling Submit who delivers the alert: the relay
+// token's name, or the source's (Run's sources). It is recorded with the
+// alert (Received.By) and named in the causes of what the target then
+// does.
+func WithSource(ctx context.Context, by string) context.Context {
+	return context.WithValue(ctx, sourceKey{}, by)
+}
+
+// sourceOf is who delivers an alert submitted with ctx ("" if unknown).
+func sourceOf(ctx context.Context) string {
+	by, _ := ctx.Value(sourceKey{}).(string)
+	return by
+}
+
 // Submit takes one alert through the pipeline. It returns an error
 // wrapping alertsource.ErrRejected for an alert it refuses (invalid, or a
 // cancellation for an unknown event), another error when the target could
 // not be updated (the alert is remembered, and the next Submit retries),
 // and nil otherwise — also for duplicates, stale versions and alerts that
-// threaten nothing.
+// threaten nothing. WithSource tells it who delivers a.
 func (p *Pipeline) Submit(ctx context.Context, a *alert.Alert) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.cfg.Clock.Now()
-	w, err := p.accept(a, now)
+	w, err := p.accept(a, now, sourceOf(ctx))
 	if w == nil || err != nil {
 		return err
 	}
 	return p.reconcile(w, now)
 }
 
-// accept takes a into the threads of the world it drives (p.mu held)
-// and returns that world: nil when it drives none, with the error Submit
-// returns for an alert it refuses.
-func (p *Pipeline) accept(a *alert.Alert, now time.Time) (*world, error) {
+// accept takes a, delivered by by, into the threads of the world it
+// drives (p.mu held) and returns that world: nil when it drives none,
+// with the error Submit returns for an alert it refuses.
+func (p *Pipeline) accept(a *alert.Alert, now time.Time, by string) (*world, error) {
 	if a == nil {
 		return nil, fmt.Errorf("%w: nil", ErrInvalid)
 	}
@@ -291,7 +310,7 @@ func (p *Pipeline) accept(a *alert.Alert, now time.Time) (*world, error) {
 			return w, nil
 		}
 		th.remember(mk, a, now)
-		w.journal.received(key, a)
+		w.accepted(key, a, by)
 		th.cancelled, th.current, th.wants = true, nil, nil
 		base.Kind, base.Detail = EvCancelled, fmt.Sprintf("%s event withdrawn", a.Kind)
 		p.emit(base)
@@ -326,7 +345,7 @@ func (p *Pipeline) accept(a *alert.Alert, now time.Time) (*world, error) {
 		th.current = map[string]*threat.Assessment{}
 	}
 	th.remember(mk, a, now)
-	w.journal.received(key, a)
+	w.accepted(key, a, by)
 	th.cancelled = false
 	th.current[a.Product] = as
 	th.wants = combineAssessments(th.current, ref, now)
@@ -486,21 +505,35 @@ func (p *Pipeline) reconcile(w *world, now time.Time) error {
 		}
 	}
 	// What the alerts and decisions want is recorded before the target
-	// acts on it, and what it applied once it did.
+	// acts on it, and what it applied once it did. Causes that change
+	// nothing the target has are not its doing.
+	same := maps.EqualFunc(out, w.applied, time.Time.Equal) && slices.Equal(watch, w.watch)
+	if same {
+		w.causes = nil
+	}
 	if err := p.save(w); err != nil {
 		return err
 	}
-	if maps.EqualFunc(out, w.applied, time.Time.Equal) && slices.Equal(watch, w.watch) {
+	if same {
 		return nil
 	}
-	if err := w.target.Apply(out, slices.Clone(watch), p.cfg.AbortOnCancel); err != nil {
+	if err := w.apply(out, watch, p.cfg.AbortOnCancel); err != nil {
 		p.emit(Event{At: now, Kind: EvFailed, Drill: w.drill, Detail: err.Error()})
 		return fmt.Errorf("pipeline: target: %w", err)
 	}
-	w.applied, w.watch = out, watch
+	w.applied, w.watch, w.causes = out, watch, nil
 	p.emit(Event{At: now, Kind: EvApplied, Drill: w.drill, Deadlines: maps.Clone(out), Watch: slices.Clone(watch),
 		Detail: describeApplied(out, watch, now)})
 	return p.save(w)
+}
+
+// apply hands deadlines and watch to w's target, with their causes when
+// it takes them (Explained).
+func (w *world) apply(deadlines map[string]time.Time, watch []string, abort bool) error {
+	if e, ok := w.target.(Explained); ok {
+		return e.ApplyBecause(slices.Clone(w.causes), deadlines, slices.Clone(watch), abort)
+	}
+	return w.target.Apply(deadlines, slices.Clone(watch), abort)
 }
 
 // declined reports whether an operator declined the site's evacuation.
@@ -611,7 +644,9 @@ func (p *Pipeline) Decide(id string, approve bool, by string) error {
 	}
 	now := p.cfg.Clock.Now()
 	delete(w.pending, site)
-	w.decided[site] = Decision{Approved: approve, By: by, At: time.Now().UTC()}
+	d := Decision{Approved: approve, By: by, At: time.Now().UTC()}
+	w.decided[site] = d
+	w.note(Cause{Drill: w.drill, Site: site, Approved: approve, By: by, At: d.At})
 	kind := EvDeclined
 	if approve {
 		kind = EvApproved
@@ -706,9 +741,10 @@ func (p *Pipeline) Status() Status {
 	return st
 }
 
-// Run runs the sources, each delivering to Submit, until ctx ends or every
-// source has returned. It returns the sources' errors other than ctx's end
-// (cancelled or past its deadline).
+// Run runs the sources, each delivering to Submit under its name
+// (WithSource), until ctx ends or every source has returned. It returns
+// the sources' errors other than ctx's end (cancelled or past its
+// deadline).
 func (p *Pipeline) Run(ctx context.Context, sources ...alertsource.Source) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(sources))
@@ -716,7 +752,8 @@ func (p *Pipeline) Run(ctx context.Context, sources ...alertsource.Source) error
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.Run(ctx, p.Submit); err != nil && !(ctx.Err() != nil && errors.Is(err, ctx.Err())) {
+			sink := func(ctx context.Context, a *alert.Alert) error { return p.Submit(WithSource(ctx, s.Name()), a) }
+			if err := s.Run(ctx, sink); err != nil && !(ctx.Err() != nil && errors.Is(err, ctx.Err())) {
 				errs[i] = fmt.Errorf("%s: %w", s.Name(), err)
 			}
 		}()

@@ -29,6 +29,14 @@ type Target interface {
 	Apply(deadlines map[string]time.Time, watch []string, abortRunning bool) error
 }
 
+// Explained is a Target that is told why it applies. The pipeline calls
+// ApplyBecause instead of Apply with the causes (oldest first) of the
+// change since the target last applied: the alerts accepted and the
+// operators' decisions (the last maxUnrecorded of them).
+type Explained interface {
+	ApplyBecause(causes []Cause, deadlines map[string]time.Time, watch []string, abortRunning bool) error
+}
+
 // TargetFunc adapts a function to Target.
 type TargetFunc func(deadlines map[string]time.Time, watch []string, abortRunning bool) error
 
