@@ -324,6 +324,9 @@ func (c *Controller) notLeader() error {
 
 // EvacuationRequest asks to evacuate sites.
 type EvacuationRequest struct {
+	// ID, if set, is the new operation's id (the alert pipeline names it
+	// in its intent before it starts it); a fresh one otherwise.
+	ID    string
 	Sites []SiteRequest
 	// By names who asked (the token's name or id).
 	By string
@@ -355,7 +358,11 @@ func (c *Controller) evacuate(ctx context.Context, req EvacuationRequest) (*stor
 		return nil, err
 	}
 	now := c.cfg.World.Now()
-	op := &store.Operation{ID: store.NewID("op"), Kind: store.KindEvacuation, Status: store.OpRunning,
+	id := req.ID
+	if id == "" {
+		id = store.NewID("op")
+	}
+	op := &store.Operation{ID: id, Kind: store.KindEvacuation, Status: store.OpRunning,
 		Policy: c.cfg.Policy.Name, CreatedBy: req.By, Created: time.Now().UTC(), Leader: c.cfg.ID}
 	seen := map[string]bool{}
 	for _, s := range req.Sites {

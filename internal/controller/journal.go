@@ -30,8 +30,19 @@ const (
 	FPBeforeAbort = "before-abort-intent"
 )
 
+// Failpoints of the alert pipeline's target (alerts.go), when it starts
+// or retargets an operation.
+const (
+	// FPAlertIntent: the intent (the operation and its sites) is
+	// written; the controller did not act.
+	FPAlertIntent = "alert-after-intent"
+	// FPAlertApplied: the operation was started or retargeted; the
+	// outcome is not written.
+	FPAlertApplied = "alert-after-apply"
+)
+
 // Failpoints lists every failpoint.
-var Failpoints = []string{FPBeforeIntent, FPAfterIntent, FPAfterStart, FPBeforeEnd, FPAfterEnd, FPBeforeAbort}
+var Failpoints = []string{FPBeforeIntent, FPAfterIntent, FPAfterStart, FPBeforeEnd, FPAfterEnd, FPBeforeAbort, FPAlertIntent, FPAlertApplied}
 
 // errStopped: the controller stopped or crashed; the executor is fenced.
 var errStopped = errors.New("controller stopped")

@@ -431,18 +431,10 @@ const withdrawnReason = "every threat was withdrawn"
 // evacuation.
 var errRunEnded = errors.New("evacuation ended")
 
-// setDeadlines makes the run protect exactly these sites by these
-// deadlines (an alert's update): new sites and moved deadlines go to the
-// executor (it re-plans, and aborts migrations towards a newly threatened
-// site), sites left out are withdrawn (their running migrations finish,
-// or are aborted with abort). It writes the operation's new sites and
-// journals the new sites' VMs; when no site is left the run ends,
-// cancelled. The other live evacuations stop sending VMs to the new
-// sites.
-func (r *opRun) setDeadlines(ctx context.Context, want map[string]time.Time, abort bool) error {
-	c := r.c
-	have := r.deadlines()
-	var added, moved, withdrawn []string
+// siteChanges compares the sites evacuated by the deadlines have with
+// those of want: the sites added, those whose deadline moved and those
+// withdrawn, each sorted.
+func siteChanges(have, want map[string]time.Time) (added, moved, withdrawn []string) {
 	for _, s := range slices.Sorted(maps.Keys(want)) {
 		if at, ok := have[s]; !ok {
 			added = append(added, s)
@@ -455,6 +447,29 @@ func (r *opRun) setDeadlines(ctx context.Context, want map[string]time.Time, abo
 			withdrawn = append(withdrawn, s)
 		}
 	}
+	return added, moved, withdrawn
+}
+
+// siteDeadlines are deadlines as an operation's sites, sorted by site.
+func siteDeadlines(deadlines map[string]time.Time) []store.SiteDeadline {
+	var out []store.SiteDeadline
+	for _, s := range slices.Sorted(maps.Keys(deadlines)) {
+		out = append(out, store.SiteDeadline{Site: s, Deadline: deadlines[s]})
+	}
+	return out
+}
+
+// setDeadlines makes the run protect exactly these sites by these
+// deadlines (an alert's update): new sites and moved deadlines go to the
+// executor (it re-plans, and aborts migrations towards a newly threatened
+// site), sites left out are withdrawn (their running migrations finish,
+// or are aborted with abort). It writes the operation's new sites and
+// journals the new sites' VMs; when no site is left the run ends,
+// cancelled. The other live evacuations stop sending VMs to the new
+// sites.
+func (r *opRun) setDeadlines(ctx context.Context, want map[string]time.Time, abort bool) error {
+	c := r.c
+	added, moved, withdrawn := siteChanges(r.deadlines(), want)
 	if len(added)+len(moved)+len(withdrawn) == 0 {
 		return nil
 	}
@@ -476,10 +491,7 @@ func (r *opRun) setDeadlines(ctx context.Context, want map[string]time.Time, abo
 	if err != nil {
 		return err
 	}
-	op.Sites = nil
-	for _, s := range slices.Sorted(maps.Keys(want)) {
-		op.Sites = append(op.Sites, store.SiteDeadline{Site: s, Deadline: want[s]})
-	}
+	op.Sites = siteDeadlines(want)
 	if len(added) > 0 {
 		steps, err := c.cfg.Store.Steps(ctx, r.op.ID)
 		if err != nil {

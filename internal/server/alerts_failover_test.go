@@ -158,4 +158,23 @@ func TestApprovalOnTheNewLeader(t *testing.T) {
 	if s := string(states["real"]); !strings.Contains(s, `"by":"test-operator`) {
 		t.Errorf("recorded state %s, want the decision by test-operator", s)
 	}
+	// The alert, the approval and the start are in the audit log once,
+	// by the tokens' names, beside the requests.
+	audit, err := st.AuditLog(context.Background(), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []struct{ method, by string }{
+		{"ALERT", "test-alert-relay ("}, {"APPROVE", "test-operator ("}, {"EVACUATE", "pipeline:test-operator ("},
+	} {
+		n := 0
+		for _, e := range audit {
+			if e.Method == want.method && strings.HasPrefix(e.Name, want.by) {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%d audit entries %s by %s…, want 1 (log: %+v)", n, want.method, want.by, audit)
+		}
+	}
 }

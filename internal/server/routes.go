@@ -391,9 +391,10 @@ func (s *Server) alert(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusUnprocessableEntity, "the alert document does not parse: "+err.Error())
 		return
 	}
+	ctx := pipeline.WithSource(r.Context(), who(r))
 	for _, a := range alerts {
 		a.ReceivedAt = time.Now().UTC()
-		if err := s.cfg.Alerts.Submit(r.Context(), a); err != nil {
+		if err := s.cfg.Alerts.Submit(ctx, a); err != nil {
 			if notLeader(w, err) {
 				return
 			}
