@@ -3,6 +3,7 @@ package executor
 import (
 	"container/heap"
 	"math"
+	"time"
 
 	"github.com/refuge-project/refuge/internal/model"
 	"github.com/refuge-project/refuge/internal/netpath"
@@ -17,6 +18,8 @@ import (
 // unit that does not, in plan order, and is woken when that unit frees
 // capacity. Each event therefore touches only the moves that wait on what
 // it freed: O(log n) per move started or parked, not a scan of the queue.
+// Units are accounts of a Ledger, shared with the executors running side
+// by side; the moves parked on them are each executor's own.
 
 // unitKind names what a unit limits.
 type unitKind uint8
@@ -53,7 +56,8 @@ const admissionSlack = 0.1
 // idle, but a full one does not make every migration on it slower.
 const admissionShare = 0.5
 
-// unit is one admission-limited thing.
+// unit is one admission-limited thing, an account of a Ledger: its
+// fields but key and res are guarded by the ledger's mutex.
 type unit struct {
 	key unitKey
 	res netpath.Resource // bandwidth units: the resource
@@ -62,10 +66,13 @@ type unit struct {
 	// NICs, the feedback controller's estimate for links. Count units: the
 	// limit, in both.
 	capModel, est float64
-	used          float64 // admitted demand (bytes/s) or migrations
+	used          float64 // admitted demand (bytes/s) or migrations, of every executor
 	holders       int
-	// parked: the moves waiting for this unit's capacity, in plan order.
-	parked moveHeap
+	// waiting: the executors with moves parked on the unit.
+	waiting []*member
+	// adaptedBy last changed est (feedback controller), at adaptedAt.
+	adaptedBy *member
+	adaptedAt time.Time
 }
 
 // free is the bandwidth (or count) the unit can still admit.
@@ -136,11 +143,25 @@ func (h *moveHeap) Pop() any {
 	return q
 }
 
-// unitFor returns the unit for key, creating it on first use.
+// unitFor returns the unit for key: the ledger's, created on first use.
 func (e *Executor) unitFor(k unitKey) *unit {
 	if u := e.units[k]; u != nil {
 		return u
 	}
+	e.led.mu.Lock()
+	u := e.led.units[k]
+	if u == nil {
+		u = e.newUnit(k)
+		e.led.units[k] = u
+	}
+	e.led.mu.Unlock()
+	e.units[k] = u
+	return u
+}
+
+// newUnit makes the unit for key, with the capacity or limit e's model
+// and policy give it.
+func (e *Executor) newUnit(k unitKey) *unit {
 	u := &unit{key: k}
 	cc := e.cfg.Policy.Concurrency
 	switch k.kind {
@@ -167,7 +188,6 @@ func (e *Executor) unitFor(k unitKey) *unit {
 	} else {
 		u.capModel = u.est
 	}
-	e.units[k] = u
 	return u
 }
 
@@ -211,7 +231,7 @@ func (e *Executor) unitsOf(from, to int, path netpath.Path) []*unit {
 // demandOf is the rate a migration over path gets when nothing slows it:
 // the narrowest resource as admission sees it (the controller's estimate
 // for links), within the per-migration cap (policy bandwidth, TCP window
-// over the RTT).
+// over the RTT). The ledger's mutex is held.
 func (e *Executor) demandOf(path netpath.Path, us []*unit) float64 {
 	d := e.pathRate(path)
 	for _, u := range us {
@@ -234,7 +254,8 @@ func (e *Executor) pathRate(path netpath.Path) float64 {
 	return rate
 }
 
-// blocking returns the first unit of q that does not admit it, or nil.
+// blocking returns the first unit of q that does not admit it, or nil
+// (the ledger's mutex held).
 //
 // Units do not hold capacity back for moves earlier in the plan that wait
 // elsewhere: on the benchmark federations (refuge bench saved) every such
@@ -252,14 +273,24 @@ func blocking(q *queued) *unit {
 	return nil
 }
 
-// park makes q wait on u.
-func park(u *unit, q *queued) { heap.Push(&u.parked, q) }
+// park makes q wait on u (admit has marked u as waited on).
+func (e *Executor) park(u *unit, q *queued) {
+	h := e.parked[u]
+	if h == nil {
+		h = &moveHeap{}
+		e.parked[u] = h
+	}
+	heap.Push(h, q)
+}
 
 // clearQueue drops every queued move (a new plan replaces them).
 func (e *Executor) clearQueue() {
 	e.ready = e.ready[:0]
-	for _, u := range e.units {
-		u.parked = u.parked[:0]
+	e.led.mu.Lock()
+	for u, h := range e.parked {
+		*h = (*h)[:0]
+		e.led.wait(u, e.me, false)
 	}
+	e.led.mu.Unlock()
 	e.queuedN = 0
 }

@@ -66,17 +66,24 @@ func (e *Executor) tick() {
 	if e.finished {
 		return
 	}
-	now := e.now()
 	var live []*running
 	for i, r := range rs {
 		if e.running[r.vm] != r || !ok[i] {
 			continue
 		}
-		r.info, r.infoAt, r.hasInfo = infos[i], now, true
+		e.observe(r, infos[i])
 		live = append(live, r)
 	}
+	e.led.mu.Lock()
+	for _, r := range e.running {
+		r.fl.observed = false
+	}
+	for _, r := range live {
+		r.fl.observed, r.fl.obsRate = transferring(r.info), r.info.BytesPerSec()
+	}
+	e.led.mu.Unlock()
 	if e.cfg.Policy.Concurrency.Adaptive {
-		e.adaptLinks(live)
+		e.adaptLinks()
 	}
 	e.pipeline(live)
 	if e.cfg.Policy.DeadlineAware {
@@ -93,8 +100,10 @@ func transferring(info hypervisor.JobInfo) bool {
 }
 
 // adaptLinks is the feedback controller (seed 003), per WAN link direction,
-// in bytes/s. The reference is the link's own capacity in the model (what
-// the path gives when nothing else is on it), not a rate learnt from
+// in bytes/s, over the migrations of every executor of the ledger that
+// were transferring at their executor's latest tick (this executor's:
+// now). The reference is the link's own capacity in the model (what the
+// path gives when nothing else is on it), not a rate learnt from
 // migrations that already share it:
 //   - decrease: when the migrations on the link get, together, clearly
 //     less than admission expected of it (the smaller of its admitted
@@ -107,7 +116,11 @@ func transferring(info hypervisor.JobInfo) bool {
 //   - increase: a link that delivers what it admits, with demand for more,
 //     gets a tenth of its capacity more per interval (additive increase),
 //     up to its capacity.
-func (e *Executor) adaptLinks(live []*running) {
+//
+// A link another executor adapted less than an interval ago is left as it
+// is, so that the executors of a ledger together adapt it once per
+// interval.
+func (e *Executor) adaptLinks() {
 	cc := e.cfg.Policy.Concurrency
 	type agg struct {
 		sum, demand, best float64
@@ -117,10 +130,12 @@ func (e *Executor) adaptLinks(live []*running) {
 	// share of every other resource it crosses (NICs and other links, as
 	// admission sees them), so that a shortfall caused elsewhere is not
 	// blamed on this link.
+	e.led.mu.Lock()
+	fs := e.led.sortedFlights()
 	flows := map[*unit]int{}
-	for _, r := range live {
-		if transferring(r.info) {
-			for _, u := range r.units {
+	for _, f := range fs {
+		if f.observed {
+			for _, u := range f.units {
 				if u.key.kind.bandwidth() {
 					flows[u]++
 				}
@@ -128,17 +143,17 @@ func (e *Executor) adaptLinks(live []*running) {
 		}
 	}
 	per := map[*unit]*agg{}
-	for _, r := range live {
-		if !transferring(r.info) {
+	for _, f := range fs {
+		if !f.observed {
 			continue
 		}
-		rate := r.info.BytesPerSec()
-		for _, l := range r.units {
+		rate := f.obsRate
+		for _, l := range f.units {
 			if l.key.kind != uLink {
 				continue
 			}
-			expect := r.demand
-			for _, u := range r.units {
+			expect := f.demand
+			for _, u := range f.units {
 				if u != l && u.key.kind.bandwidth() {
 					expect = math.Min(expect, u.est/float64(flows[u]))
 				}
@@ -154,6 +169,7 @@ func (e *Executor) adaptLinks(live []*running) {
 			a.n++
 		}
 	}
+	e.led.mu.Unlock()
 	us := make([]*unit, 0, len(per))
 	for u := range per {
 		us = append(us, u)
@@ -170,8 +186,15 @@ func (e *Executor) adaptLinks(live []*running) {
 	if !(floor > 0 && floor < 1) {
 		floor = 0.3
 	}
+	now := e.cfg.Clock.Now()
 	for _, u := range us {
 		a := per[u]
+		e.led.mu.Lock()
+		if u.adaptedBy != nil && u.adaptedBy != e.me && now.Sub(u.adaptedAt) < e.interval() {
+			e.led.mu.Unlock()
+			continue
+		}
+		u.adaptedBy, u.adaptedAt = e.me, now
 		old := u.est
 		expect := math.Min(u.est, a.demand)
 		switch {
@@ -182,12 +205,17 @@ func (e *Executor) adaptLinks(live []*running) {
 		case u.est < u.capModel && a.demand >= (1-g)*u.est && a.sum >= (1-g)*u.est:
 			u.est = math.Min(u.capModel, u.est+0.1*u.capModel)
 		}
-		if math.Abs(u.est-old) > 0.01*old {
+		est, capModel := u.est, u.capModel
+		if est > old {
+			e.led.freed(u, e.me)
+		}
+		e.led.mu.Unlock()
+		if math.Abs(est-old) > 0.01*old {
 			name := netpath.Name(e.ix, u.res)
 			e.emit(Event{Kind: EvWindow, Detail: fmt.Sprintf("%s admits %.0f → %.0f Mbit/s (%d migrating at %.0f Mbit/s, link capacity %.0f Mbit/s)",
-				name, mbps(old), mbps(u.est), a.n, mbps(a.sum), mbps(u.capModel))})
-			e.cfg.Metrics.admitted(name, u.est)
-			if u.est > old {
+				name, mbps(old), mbps(est), a.n, mbps(a.sum), mbps(capModel))})
+			e.cfg.Metrics.admitted(name, est)
+			if est > old {
 				e.wake(u)
 			}
 		}

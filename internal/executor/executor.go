@@ -87,6 +87,10 @@ type Config struct {
 	// Resume, if not nil, carries over an earlier executor's attempts and
 	// migrated VMs (see Resume).
 	Resume *Resume
+	// Ledger, if not nil, is the admission shared with the executors that
+	// run beside this one on the same federation, index and clock (see
+	// Ledger); nil: the executor's own.
+	Ledger *Ledger
 }
 
 // Switcher keeps a service reachable when one of its VMs moves; package
@@ -216,10 +220,10 @@ type running struct {
 	// mode: planner.ModeLive or ModePause at start; "post-copy" or
 	// "paused" once switched.
 	mode string
-	// last job statistics from the controller, and when they were taken.
-	info    hypervisor.JobInfo
-	infoAt  time.Duration
-	hasInfo bool
+	// last job statistics from the controller (observe).
+	info hypervisor.JobInfo
+	// fl is its entry in the ledger (guarded by the ledger's mutex).
+	fl *flight
 	// switched: the driver reported the switch-over (SwitchedOver) and the
 	// Switcher has been called for it.
 	switched bool
@@ -247,15 +251,20 @@ type Executor struct {
 	// hopeless marks VMs whose migration was aborted because it could not
 	// finish before its site's deadline; they are not tried again.
 	hopeless []bool
-	// Admission: units by key, the moves ready to try, and how many moves
-	// are queued (ready or parked).
+	// Admission: the ledger and this executor's membership, the units it
+	// uses by key, the moves ready to try and those parked on each unit,
+	// and how many moves are queued (ready or parked).
+	led     *Ledger
+	me      *member
 	units   map[unitKey]*unit
 	ready   moveHeap
+	parked  map[*unit]*moveHeap
 	queuedN int
 	seq     int
 	// pending driver calls, made by unlock outside the mutex.
 	pending []action
-	// admitted, if set (tests), sees every unit a move takes, before.
+	// admitted, if set (tests), sees every unit a move takes, before
+	// (the ledger's mutex held).
 	admitted func(u *unit, demand float64)
 	// fenced: the journal refused a step; nothing more is done.
 	fenced bool
@@ -333,7 +342,9 @@ func New(cfg Config) (*Executor, error) {
 		migrated:  make([]bool, nv),
 		hopeless:  make([]bool, nv),
 		attempts:  make([]int, nv),
+		led:       cfg.Ledger,
 		units:     map[unitKey]*unit{},
+		parked:    map[*unit]*moveHeap{},
 		memUsed:   make([]int64, nh),
 		cpuUsed:   make([]int, nh),
 		diskUsed:  make([]int64, nh),
@@ -363,6 +374,10 @@ func New(cfg Config) (*Executor, error) {
 	if err := e.checkResume(cfg.Resume); err != nil {
 		return nil, err
 	}
+	if e.led == nil {
+		e.led = NewLedger()
+	}
+	e.me = e.led.join(func() { e.cfg.Clock.AfterFunc(0, e.poked) })
 	return e, nil
 }
 
@@ -619,12 +634,18 @@ func (e *Executor) SetLinkMbps(l int, mbps float64) {
 		return
 	}
 	e.linkMbps[l] = mbps
+	e.led.mu.Lock()
 	for dir := range 2 {
-		if u := e.units[unitKey{uLink, l, dir}]; u != nil {
+		if u := e.led.units[unitKey{uLink, l, dir}]; u != nil {
+			old := u.est
 			u.capModel = netpath.Capacity(e.ix, u.res, e.linkMbps)
 			u.est = u.capModel
+			if u.est > old {
+				e.led.freed(u, e.me)
+			}
 		}
 	}
+	e.led.mu.Unlock()
 	e.emit(Event{Kind: EvLink, Detail: fmt.Sprintf("%s now %g Mbit/s", e.ix.Fed.Links[l].Name, mbps)})
 	e.replan("link changed")
 	e.pump()
@@ -665,18 +686,66 @@ func (e *Executor) sortedRunning() []*running {
 
 // fits reports whether VM v can be placed on host h now.
 func (e *Executor) fits(v, h int) bool {
+	e.led.mu.Lock()
+	defer e.led.mu.Unlock()
+	return e.fitsLocked(v, h)
+}
+
+// fitsLocked is fits with the ledger's mutex held: besides what this
+// executor has placed and in flight, the other executors' migrations in
+// flight to h take their room.
+func (e *Executor) fitsLocked(v, h int) bool {
+	e.syncLocked()
 	vm := &e.ix.Fed.VMs[v]
 	host := e.ix.Host(h)
-	if e.memUsed[h]+vm.MemoryMiB > host.MemoryMiB {
+	mem, cpu, disk := e.memUsed[h], e.cpuUsed[h], e.diskUsed[h]
+	group := 0
+	if vm.AntiAffinity != "" {
+		group = e.affinity[h][vm.AntiAffinity]
+	}
+	for _, f := range e.led.inbound[h] {
+		if f.owner == e.me || e.placement[f.vm] == h {
+			continue // its own are committed; a landed one is placed
+		}
+		o := &e.ix.Fed.VMs[f.vm]
+		mem, cpu = mem+o.MemoryMiB, cpu+o.VCPU
+		if o.CopiesDisk() {
+			disk += o.DiskGiB
+		}
+		if vm.AntiAffinity != "" && o.AntiAffinity == vm.AntiAffinity {
+			group++
+		}
+	}
+	if mem+vm.MemoryMiB > host.MemoryMiB {
 		return false
 	}
-	if float64(e.cpuUsed[h]+vm.VCPU) > float64(host.VCPU)*max(e.cfg.Policy.VCPUOvercommit, 1) {
+	if float64(cpu+vm.VCPU) > float64(host.VCPU)*max(e.cfg.Policy.VCPUOvercommit, 1) {
 		return false
 	}
-	if vm.CopiesDisk() && e.diskUsed[h]+vm.DiskGiB > host.DiskGiB {
+	if vm.CopiesDisk() && disk+vm.DiskGiB > host.DiskGiB {
 		return false
 	}
-	return vm.AntiAffinity == "" || e.affinity[h][vm.AntiAffinity] == 0
+	return group == 0
+}
+
+// syncLocked applies to e's view of placement where the other executors'
+// migrations ended since it last looked (the ledger's mutex held).
+func (e *Executor) syncLocked() {
+	for ; e.me.cursor < len(e.led.landed); e.me.cursor++ {
+		ld := e.led.landed[e.me.cursor]
+		v := ld.vm
+		if ld.owner == e.me || e.placement[v] == ld.to {
+			continue
+		}
+		if old := e.placement[v]; old >= 0 {
+			e.commit(v, old, -1)
+		}
+		if ld.to >= 0 {
+			e.commit(v, ld.to, 1)
+			e.records[v].From = e.ix.Host(ld.to).Name
+		}
+		e.placement[v] = ld.to
+	}
 }
 
 func bytesString(b uint64) string {
@@ -700,6 +769,9 @@ type Report struct {
 func (e *Executor) Report() Report {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.led.mu.Lock()
+	e.syncLocked()
+	e.led.mu.Unlock()
 	return Report{
 		VMs:       append([]VMRecord(nil), e.records...),
 		Timeline:  append([]Event(nil), e.timeline...),

@@ -70,12 +70,17 @@ func (e *Executor) applyResume(r *Resume) {
 		e.migrated[v] = true
 		e.records[v].Status = StatusMigrated
 	}
+	e.led.mu.Lock()
+	defer e.led.mu.Unlock()
 	for name, to := range r.InFlight {
 		v, h := e.ix.VMByName[name], e.ix.HostByName[to]
 		e.resume.inFlight[v] = h
 		e.migrated[v] = true // frozen until settled
 		e.commit(v, h, 1)
 		e.records[v].Status, e.records[v].To = StatusRunning, to
+		// In the ledger, its destination's room is taken (its path's
+		// bandwidth is not known).
+		e.led.fly(&flight{owner: e.me, vm: v, to: h})
 	}
 }
 
@@ -100,6 +105,9 @@ func (e *Executor) Settle(vm, host string) error {
 		}
 	}
 	delete(e.resume.inFlight, v)
+	e.led.mu.Lock()
+	e.led.land(e.me, v, h)
+	e.led.mu.Unlock()
 	e.commit(v, dst, -1)
 	if old := e.placement[v]; old != h {
 		if old >= 0 {

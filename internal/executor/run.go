@@ -38,21 +38,7 @@ func (e *Executor) replan(why string) {
 	if e.stopped {
 		return // aborted migrations coming back must not start others
 	}
-	in := planner.Input{
-		Index:     e.ix,
-		Policy:    e.cfg.Policy,
-		Now:       e.now(),
-		Deadlines: e.liveDeadlines(),
-		Placement: append([]int(nil), e.placement...),
-		HostDown:  append([]bool(nil), e.hostDown...),
-		LinkMbps:  append([]float64(nil), e.linkMbps...),
-		Frozen:    e.frozen(),
-		Watch:     append([]bool(nil), e.watch...),
-	}
-	for _, r := range e.sortedRunning() {
-		in.Reserved = append(in.Reserved, planner.Reservation{VM: r.vm, Host: r.move.To})
-	}
-	in.Busy = e.inFlightBusy()
+	in := e.planInput()
 	t0 := time.Now()
 	p, err := e.cfg.Plan(in)
 	e.planTime += time.Since(t0)
@@ -88,6 +74,38 @@ func (e *Executor) replan(why string) {
 	e.cfg.Metrics.plan(len(p.Moves), len(p.Unsaved))
 }
 
+// planInput is the snapshot the planner sees: e's view, where the
+// migrations in flight — its own and the other executors' of its ledger —
+// are frozen, reserve their destinations and keep their paths busy.
+func (e *Executor) planInput() planner.Input {
+	e.led.mu.Lock()
+	defer e.led.mu.Unlock()
+	e.syncLocked()
+	in := planner.Input{
+		Index:     e.ix,
+		Policy:    e.cfg.Policy,
+		Now:       e.now(),
+		Deadlines: e.liveDeadlines(),
+		Placement: append([]int(nil), e.placement...),
+		HostDown:  append([]bool(nil), e.hostDown...),
+		LinkMbps:  append([]float64(nil), e.linkMbps...),
+		Frozen:    e.frozen(),
+		Watch:     append([]bool(nil), e.watch...),
+	}
+	fs := e.led.sortedFlights()
+	for _, f := range fs {
+		if f.owner != e.me {
+			if e.placement[f.vm] == f.to {
+				continue // landed: placed there
+			}
+			in.Frozen[f.vm] = true
+		}
+		in.Reserved = append(in.Reserved, planner.Reservation{VM: f.vm, Host: f.to})
+	}
+	in.Busy = e.inFlightBusy(fs)
+	return in
+}
+
 // pathOf returns the path of move m: its planned route, or the default
 // route when the plan names none.
 func (e *Executor) pathOf(m planner.Move) (netpath.Path, bool) {
@@ -110,22 +128,19 @@ func (e *Executor) enqueue(m planner.Move) {
 	e.queuedN++
 }
 
-// inFlightBusy predicts how long running migrations keep each resource on
+// inFlightBusy predicts how long the flights fs keep each resource on
 // their paths busy: the bytes they still have to send over its capacity,
 // from the latest job statistics (or the plan's prediction before there
 // are any). It makes no driver call.
-func (e *Executor) inFlightBusy() map[netpath.Resource]time.Duration {
-	now := e.now()
+func (e *Executor) inFlightBusy(fs []*flight) map[netpath.Resource]time.Duration {
+	now := e.cfg.Clock.Now()
 	bytes := map[netpath.Resource]float64{}
-	for _, r := range e.sortedRunning() {
-		left := r.move.Bytes - r.demand*max(0, (now-r.started-precopy.Setup(r.path.RTT)).Seconds())
-		if r.hasInfo {
-			left = float64(r.info.DataRemaining) - r.info.BytesPerSec()*(now-r.infoAt).Seconds()
-		}
+	for _, f := range fs {
+		left := f.left(now)
 		if left <= 0 {
 			continue
 		}
-		for _, res := range r.path.Resources {
+		for _, res := range f.res {
 			bytes[res] += left
 		}
 	}
@@ -166,19 +181,43 @@ func (e *Executor) pump() {
 
 // wake tries the moves parked on u, in plan order, while u admits them.
 func (e *Executor) wake(u *unit) {
-	for u.parked.Len() > 0 && !e.finished {
-		q := u.parked[0]
+	h := e.parked[u]
+	for h != nil && h.Len() > 0 && !e.finished {
+		q := (*h)[0]
+		e.led.mu.Lock()
 		q.demand = e.demandOf(q.path, q.units)
-		if !u.admits(q.demand) {
+		ok := u.admits(q.demand)
+		e.led.mu.Unlock()
+		if !ok {
 			return
 		}
-		heap.Pop(&u.parked)
+		heap.Pop(h)
 		if why := e.try(q); why != "" {
 			e.replan(why)
 			e.dropInfeasible()
 			return
 		}
 	}
+	if h != nil && h.Len() == 0 {
+		e.led.mu.Lock()
+		e.led.wait(u, e.me, false)
+		e.led.mu.Unlock()
+	}
+}
+
+// poked tries the moves parked on the units that other executors of the
+// ledger freed (their wakeup, queued on e's clock).
+func (e *Executor) poked() {
+	e.mu.Lock()
+	defer e.unlock()
+	e.led.mu.Lock()
+	us := e.me.wake
+	e.me.wake, e.me.poked = nil, false
+	e.led.mu.Unlock()
+	for _, u := range us {
+		e.wake(u)
+	}
+	e.pump()
 }
 
 // try starts queued move q, parks it, or drops it when it is stale. It
@@ -200,22 +239,37 @@ func (e *Executor) try(q *queued) string {
 	if q.units == nil {
 		return "route lost"
 	}
+	u, why := e.admit(q)
+	if u != nil {
+		e.park(u, q)
+	}
+	return why
+}
+
+// admit starts q when every unit admits it and its destination has room,
+// checked and taken at once under the ledger's lock, so that no other
+// executor takes them in between. Otherwise it returns the unit q must
+// wait on — marked as waited on under the same lock, so that capacity
+// another executor frees from then on wakes it — or a reason to re-plan.
+func (e *Executor) admit(q *queued) (*unit, string) {
+	e.led.mu.Lock()
+	defer e.led.mu.Unlock()
 	for _, u := range q.units {
 		if u.key.kind.bandwidth() && u.capModel <= 0 {
-			return "route lost"
+			return nil, "route lost"
 		}
 	}
 	q.demand = e.demandOf(q.path, q.units)
 	if u := blocking(q); u != nil {
-		park(u, q)
-		return ""
+		e.led.wait(u, e.me, true)
+		return u, ""
 	}
-	if !e.fits(v, m.To) {
-		return "destination " + e.ix.Host(m.To).Name + " lacks capacity"
+	if !e.fitsLocked(q.m.VM, q.m.To) {
+		return nil, "destination " + e.ix.Host(q.m.To).Name + " lacks capacity"
 	}
 	e.queuedN--
 	e.reserve(q)
-	return ""
+	return nil, ""
 }
 
 // dropInfeasible removes, right after a re-plan, the moves that the
@@ -259,8 +313,9 @@ func (e *Executor) dropInfeasible() {
 	heap.Init(&e.ready)
 }
 
-// reserve admits q: it takes its units and the destination's capacity and
-// queues the driver call that starts it.
+// reserve admits q: it takes its units and the destination's capacity,
+// records its flight in the ledger and queues the driver call that starts
+// it. The ledger's mutex is held.
 func (e *Executor) reserve(q *queued) {
 	m := q.m
 	v := m.VM
@@ -300,6 +355,9 @@ func (e *Executor) reserve(q *queued) {
 		}
 		u.take(r.demand)
 	}
+	r.fl = &flight{owner: e.me, vm: v, to: m.To, units: r.units, res: r.path.Resources, demand: r.demand,
+		bytes: m.Bytes, rate: r.demand, since: e.cfg.Clock.Now().Add(precopy.Setup(r.path.RTT))}
+	e.led.fly(r.fl)
 	e.commit(v, m.To, 1)
 	e.running[v] = r
 	e.attempts[v]++
@@ -464,7 +522,7 @@ func (e *Executor) settle(a action, job hypervisor.Job, err error) {
 	r := a.r
 	if a.fenced {
 		if a.kind == actStart && e.running[r.vm] == r {
-			e.endRunning(r)
+			e.endRunning(r, r.move.From)
 			e.commit(r.vm, r.move.To, -1)
 			e.records[r.vm].Status, e.records[r.vm].To = StatusPending, ""
 		}
@@ -521,7 +579,7 @@ func (e *Executor) settle(a action, job hypervisor.Job, err error) {
 // refused handles a migration the driver would not start.
 func (e *Executor) refused(r *running, req hypervisor.MigrateRequest, err error) {
 	v := r.vm
-	e.endRunning(r)
+	e.endRunning(r, r.move.From)
 	e.commit(v, r.move.To, -1)
 	rec := &e.records[v]
 	rec.Reason = err.Error()
@@ -584,7 +642,7 @@ func (e *Executor) armReleaseIn(r *running, d time.Duration) {
 		setup := precopy.Setup(r.path.RTT)
 		rate := info.BytesPerSec()
 		if err == nil && info.Phase != hypervisor.PhaseSwitchover && rate > 0 {
-			r.info, r.infoAt, r.hasInfo = info, e.now(), true
+			e.observe(r, info)
 			left, _ := e.predict(r, rate)
 			if info.Phase == hypervisor.PhaseSetup {
 				left = setup
@@ -599,15 +657,26 @@ func (e *Executor) armReleaseIn(r *running, d time.Duration) {
 	})
 }
 
+// observe records r's latest job statistics, here and in its flight.
+func (e *Executor) observe(r *running, info hypervisor.JobInfo) {
+	r.info = info
+	e.led.mu.Lock()
+	r.fl.bytes, r.fl.rate, r.fl.since = float64(info.DataRemaining), info.BytesPerSec(), e.cfg.Clock.Now()
+	e.led.mu.Unlock()
+}
+
 // releaseBandwidth gives r's bandwidth units back and wakes what waits on
-// them.
+// them, here and in the other executors of the ledger.
 func (e *Executor) releaseBandwidth(r *running) {
 	r.released = true
+	e.led.mu.Lock()
 	for _, u := range r.units {
 		if u.key.kind.bandwidth() {
 			u.give(r.demand)
+			e.led.freed(u, e.me)
 		}
 	}
+	e.led.mu.Unlock()
 	for _, u := range r.units {
 		if u.key.kind.bandwidth() {
 			e.wake(u)
@@ -619,6 +688,8 @@ func (e *Executor) releaseBandwidth(r *running) {
 // long after the prediction said it would be done.
 func (e *Executor) retakeBandwidth(r *running) {
 	r.released = false
+	e.led.mu.Lock()
+	defer e.led.mu.Unlock()
 	for _, u := range r.units {
 		if u.key.kind.bandwidth() {
 			u.take(r.demand)
@@ -626,19 +697,25 @@ func (e *Executor) retakeBandwidth(r *running) {
 	}
 }
 
-// endRunning removes r from the running set and gives back every unit it
-// holds (without waking: the caller does, once the state is consistent).
-func (e *Executor) endRunning(r *running) {
+// endRunning removes r from the running set, whose VM now runs on host at
+// (-1: lost), gives back every unit it holds and ends its flight (without
+// waking e's moves: the caller does, once the state is consistent; the
+// other executors' are woken through the ledger).
+func (e *Executor) endRunning(r *running, at int) {
 	delete(e.running, r.vm)
 	if r.release != nil {
 		r.release.Stop()
 	}
+	e.led.mu.Lock()
 	for _, u := range r.units {
 		if u.key.kind.bandwidth() && r.released {
 			continue
 		}
 		u.give(r.demand)
+		e.led.freed(u, e.me)
 	}
+	e.led.land(e.me, r.vm, at)
+	e.led.mu.Unlock()
 	r.released = true
 }
 
@@ -695,14 +772,6 @@ func (e *Executor) migrationDone(r *running, res hypervisor.Result) {
 	if e.running[r.vm] != r {
 		return
 	}
-	e.endRunning(r)
-	v := r.vm
-	rec := &e.records[v]
-	now := e.now()
-	rec.Finished = now
-	rec.Duration = now - r.started
-	rec.Bytes = res.Bytes
-	e.cfg.Metrics.bytes(res.Bytes)
 	toName := e.ix.Host(r.move.To).Name
 	// Where does the VM run now? Trust the driver's report.
 	runningOn := -1
@@ -712,6 +781,14 @@ func (e *Executor) migrationDone(r *running, res hypervisor.Result) {
 	case e.ix.Host(r.move.From).Name:
 		runningOn = r.move.From
 	}
+	e.endRunning(r, runningOn)
+	v := r.vm
+	rec := &e.records[v]
+	now := e.now()
+	rec.Finished = now
+	rec.Duration = now - r.started
+	rec.Bytes = res.Bytes
+	e.cfg.Metrics.bytes(res.Bytes)
 	if res.Err == nil && runningOn != r.move.To {
 		res.Err = fmt.Errorf("driver reported success but the domain runs on %q", res.RunningOn)
 	}

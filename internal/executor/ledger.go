@@ -1,0 +1,163 @@
+package executor
+
+import (
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/refuge-project/refuge/internal/netpath"
+)
+
+// Ledger is the admission that executors running side by side share (the
+// evacuations of one controller): one account per unit — the same
+// resources (netpath), hosts and links for all — so that the demand they
+// admit together respects each unit, one link estimate of the feedback
+// controller per link, and the migrations in flight of every executor, so
+// that none fills a destination another is moving VMs to.
+//
+// Lock order: an executor takes its own mutex, then the ledger's; the
+// ledger never calls into an executor. When one executor frees capacity
+// on a unit where another has moves waiting, the ledger queues a wakeup on
+// the other's clock (AfterFunc 0), which that executor handles under its
+// own lock.
+//
+// An executor without Config.Ledger has a ledger of its own.
+type Ledger struct {
+	mu      sync.Mutex
+	units   map[unitKey]*unit
+	members []*member
+	flights map[flightKey]*flight
+	// inbound lists the flights by destination host.
+	inbound map[int][]*flight
+	// landed logs where the VMs of ended flights run now, for the other
+	// members' views of placement (kept only while there are several).
+	landed []landing
+}
+
+// NewLedger returns an empty ledger for executors that run side by side.
+func NewLedger() *Ledger {
+	return &Ledger{units: map[unitKey]*unit{}, flights: map[flightKey]*flight{}, inbound: map[int][]*flight{}}
+}
+
+// member is one executor of a ledger.
+type member struct {
+	id int
+	// poke queues the executor's wakeup (poked) on its clock.
+	poke func()
+	// poked: a wakeup is queued; wake: the units it wakes.
+	poked bool
+	wake  []*unit
+	// cursor: the landed entries the executor has applied.
+	cursor int
+}
+
+type flightKey struct{ vm, member int }
+
+// flight is a migration in flight: its VM's footprint is promised to its
+// destination and its path's resources are busy until it ends.
+type flight struct {
+	owner  *member
+	vm, to int
+	units  []*unit
+	res    []netpath.Resource
+	demand float64
+	// What it still sends: bytes − rate × (now − since).
+	bytes, rate float64
+	since       time.Time
+	// observed: it was transferring at its executor's latest tick, at
+	// obsRate (the feedback controller's input).
+	observed bool
+	obsRate  float64
+}
+
+// left is what f still sends at now.
+func (f *flight) left(now time.Time) float64 {
+	return f.bytes - f.rate*max(0, now.Sub(f.since).Seconds())
+}
+
+// landing records that a member's migration of vm ended with the VM on
+// host to (-1: lost).
+type landing struct {
+	owner  *member
+	vm, to int
+}
+
+// join registers an executor whose wakeups poke queues.
+func (l *Ledger) join(poke func()) *member {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	m := &member{id: len(l.members), poke: poke, cursor: len(l.landed)}
+	l.members = append(l.members, m)
+	return m
+}
+
+// fly records f (l.mu held).
+func (l *Ledger) fly(f *flight) {
+	l.flights[flightKey{f.vm, f.owner.id}] = f
+	l.inbound[f.to] = append(l.inbound[f.to], f)
+}
+
+// land ends m's flight of vm, whose VM now runs on host to (l.mu held).
+func (l *Ledger) land(m *member, vm, to int) {
+	k := flightKey{vm, m.id}
+	f := l.flights[k]
+	if f == nil {
+		return
+	}
+	delete(l.flights, k)
+	in := slices.DeleteFunc(l.inbound[f.to], func(g *flight) bool { return g == f })
+	if len(in) == 0 {
+		delete(l.inbound, f.to)
+	} else {
+		l.inbound[f.to] = in
+	}
+	if len(l.members) > 1 {
+		l.landed = append(l.landed, landing{owner: m, vm: vm, to: to})
+	}
+}
+
+// sortedFlights returns every member's flights by VM, then member (l.mu
+// held).
+func (l *Ledger) sortedFlights() []*flight {
+	fs := make([]*flight, 0, len(l.flights))
+	for _, f := range l.flights {
+		fs = append(fs, f)
+	}
+	sort.Slice(fs, func(i, j int) bool {
+		if fs[i].vm != fs[j].vm {
+			return fs[i].vm < fs[j].vm
+		}
+		return fs[i].owner.id < fs[j].owner.id
+	})
+	return fs
+}
+
+// wait marks m as having moves parked on u (on), or none any more (l.mu
+// held).
+func (l *Ledger) wait(u *unit, m *member, on bool) {
+	i := slices.Index(u.waiting, m)
+	switch {
+	case on && i < 0:
+		u.waiting = append(u.waiting, m)
+	case !on && i >= 0:
+		u.waiting = slices.Delete(u.waiting, i, i+1)
+	}
+}
+
+// freed records that u can admit more: the other members with moves
+// parked on it are woken (l.mu held).
+func (l *Ledger) freed(u *unit, by *member) {
+	for _, m := range u.waiting {
+		if m == by {
+			continue
+		}
+		if !slices.Contains(m.wake, u) {
+			m.wake = append(m.wake, u)
+		}
+		if !m.poked {
+			m.poked = true
+			m.poke()
+		}
+	}
+}

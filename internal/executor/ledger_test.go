@@ -1,0 +1,380 @@
+package executor
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"pgregory.net/rapid"
+
+	"github.com/refuge-project/refuge/internal/clock"
+	"github.com/refuge-project/refuge/internal/fedgen"
+	"github.com/refuge-project/refuge/internal/hypervisor/simhv"
+	"github.com/refuge-project/refuge/internal/model"
+	"github.com/refuge-project/refuge/internal/netpath"
+	"github.com/refuge-project/refuge/internal/sim"
+)
+
+// tester is what sideBySide needs of a *testing.T or *rapid.T.
+type tester interface {
+	Helper()
+	Fatal(args ...any)
+}
+
+// sideBySide makes, on one simulated federation, an executor per group of
+// threatened sites, the way the controller runs evacuations of disjoint
+// VMs: each keeps the others' sites at watch level (excluded as
+// destinations) and all share led (nil: each its own ledger).
+func sideBySide(t tester, ix *model.Index, pol model.Policy, cl *simhv.Cluster, eng *sim.Engine, led *Ledger,
+	groups []map[int]time.Duration, onEvent func(Event)) []*Executor {
+	t.Helper()
+	exs := make([]*Executor, len(groups))
+	for i := range groups {
+		exs[i] = beside(t, ix, pol, cl, eng, led, groups, i, onEvent)
+	}
+	return exs
+}
+
+// beside makes sideBySide's executor for groups[i], from the hypervisors'
+// placement now.
+func beside(t tester, ix *model.Index, pol model.Policy, cl *simhv.Cluster, eng *sim.Engine, led *Ledger,
+	groups []map[int]time.Duration, i int, onEvent func(Event)) *Executor {
+	t.Helper()
+	pol.WatchSites = model.WatchExclude
+	watch := make([]bool, len(ix.Fed.Sites))
+	for j, g := range groups {
+		for s := range g {
+			watch[s] = j != i
+		}
+	}
+	ex, err := New(Config{Index: ix, Policy: pol, Driver: cl, Clock: eng, Start: epoch,
+		Placement: cl.Placement(), Watch: watch, Ledger: led, OnEvent: onEvent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ex
+}
+
+// holding returns the migrations of exs that hold u's resource or limit
+// now (by key: the ledger's accounts are not trusted): how many, and
+// their summed demand.
+func holding(exs []*Executor, u *unit) (n int, demand float64) {
+	for _, ex := range exs {
+		for _, r := range ex.running {
+			if !slices.ContainsFunc(r.units, func(x *unit) bool { return x.key == u.key }) || u.key.kind.bandwidth() && r.released {
+				continue
+			}
+			n++
+			demand += r.demand
+		}
+	}
+	return n, demand
+}
+
+// Property: executors side by side on one ledger admit, together, what one
+// executor may admit alone: at every admission the unit admits the
+// migration given what all of them hold there (idle, half its demand
+// free within the slack, or no more than its fair share), no count limit
+// is ever exceeded, the ledger's account of each unit is the sum of what
+// they hold, and no host's memory is promised beyond its size. VMs are
+// never migrated twice and every executor's view of placement ends as the
+// hypervisors' own.
+func TestPropertySharedAdmission(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		seed := rapid.Uint64Range(1, 1<<20).Draw(rt, "seed")
+		fed, sc, err := fedgen.Case(fedgen.CaseOptions{Seed: seed, MaxHostsPerSite: 3, VMsPerHost: 6})
+		if err != nil {
+			rt.Fatal(err)
+		}
+		ix := model.NewIndex(fed)
+		pol := model.RefugePolicy()
+		if rapid.Bool().Draw(rt, "countLimits") {
+			pol.Concurrency.PerHostIn = rapid.IntRange(1, 3).Draw(rt, "perHostIn")
+			pol.Concurrency.PerLinkLimit = rapid.IntRange(1, 4).Draw(rt, "perLink")
+			pol.Concurrency.Global = rapid.IntRange(2, 8).Draw(rt, "global")
+		}
+		// Two evacuations: the first threatened site, and the others (or
+		// one more site, keeping one safe).
+		var sites []int
+		dl := map[int]time.Duration{}
+		for _, th := range sc.Threats {
+			s := ix.SiteByName[th.Site]
+			sites = append(sites, s)
+			dl[s] = th.Deadline.D()
+		}
+		slices.Sort(sites)
+		if len(sites) == 1 {
+			if len(fed.Sites) < 3 {
+				rt.Skip("too few sites for two evacuations")
+			}
+			for s := range fed.Sites {
+				if _, ok := dl[s]; !ok {
+					sites = append(sites, s)
+					dl[s] = dl[sites[0]]
+					break
+				}
+			}
+		}
+		groups := []map[int]time.Duration{{sites[0]: dl[sites[0]]}, {}}
+		for _, s := range sites[1:] {
+			groups[1][s] = dl[s]
+		}
+		eng := sim.NewEngine(epoch)
+		cl, err := simhv.New(eng, ix)
+		if err != nil {
+			rt.Fatal(err)
+		}
+		led := NewLedger()
+		var exs []*Executor
+		check := func(Event) {
+			led.mu.Lock()
+			defer led.mu.Unlock()
+			for _, u := range led.units {
+				n, demand := holding(exs, u)
+				if n != u.holders || math.Abs(demand-u.used) > 1 && u.key.kind.bandwidth() {
+					rt.Fatalf("unit %v: the ledger counts %d holding %.0f, the executors %d holding %.0f", u.key, u.holders, u.used, n, demand)
+				}
+				if !u.key.kind.bandwidth() && float64(n) > u.est {
+					rt.Fatalf("count limit %v: %d running, limit %v", u.key, n, u.est)
+				}
+			}
+			promised := make([]int64, len(ix.Hosts))
+			for v, h := range cl.Placement() {
+				if h >= 0 {
+					promised[h] += fed.VMs[v].MemoryMiB
+				}
+			}
+			for _, f := range led.flights {
+				promised[f.to] += fed.VMs[f.vm].MemoryMiB
+			}
+			for h, m := range promised {
+				if m > ix.Host(h).MemoryMiB {
+					rt.Fatalf("host %s: %d MiB placed or promised, %d MiB in all", ix.Host(h).Name, m, ix.Host(h).MemoryMiB)
+				}
+			}
+		}
+		admit := func(u *unit, d float64) {
+			n, sum := holding(exs, u)
+			switch {
+			case u.key.kind.bandwidth():
+				free := u.est*(1+admissionSlack) - sum
+				if n > 0 && free < admissionShare*d-1 && d > u.est/float64(n+1)+1 {
+					rt.Fatalf("%s: admitted %.0f B/s with %.0f free of %.0f, %d migrating", netpath.Name(ix, u.res), d, free, u.est, n)
+				}
+			case float64(n+1) > u.est:
+				rt.Fatalf("count limit %v: %d running, limit %v", u.key, n+1, u.est)
+			}
+		}
+		exs = sideBySide(rt, ix, pol, cl, eng, led, groups, check)
+		for i, ex := range exs {
+			ex.admitted = admit
+			if err := ex.Start(groups[i]); err != nil {
+				rt.Fatal(err)
+			}
+		}
+		eng.Run()
+		done := map[string]int{}
+		for _, ex := range exs {
+			rep := ex.Report()
+			for _, ev := range rep.Timeline {
+				if ev.Kind == EvDone {
+					if done[ev.VM]++; done[ev.VM] > 1 {
+						rt.Fatalf("%s migrated twice", ev.VM)
+					}
+				}
+			}
+			if place := cl.Placement(); !slices.Equal(rep.Placement, place) {
+				rt.Fatalf("an executor's placement %v, the hypervisors' %v", rep.Placement, place)
+			}
+		}
+		if err := cl.Check(); err != nil {
+			rt.Fatalf("the federation is inconsistent: %v", err)
+		}
+		if len(led.flights) != 0 {
+			rt.Fatalf("%d flights left in the ledger", len(led.flights))
+		}
+	})
+}
+
+// twoSources: sites a and b each hold n VMs (a's first); c1 is the only
+// destination either may use (each keeps the other's site at watch
+// level).
+func twoSources(t *testing.T, n int) *model.Index {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString(`name: two
+sites:
+  - {name: a, fabrics: [{name: fa, hosts: [{name: a1, vcpu: 16, memory_mib: 65536, nic_mbps: 10000}]}]}
+  - {name: b, fabrics: [{name: fb, hosts: [{name: b1, vcpu: 16, memory_mib: 65536, nic_mbps: 10000}]}]}
+  - {name: c, fabrics: [{name: fc, hosts: [{name: c1, vcpu: 64, memory_mib: 131072, nic_mbps: 10000}]}]}
+links:
+  - {name: ac, a: a, b: c, bandwidth_mbps: 10000, rtt_ms: 5}
+  - {name: bc, a: b, b: c, bandwidth_mbps: 10000, rtt_ms: 5}
+vms:
+`)
+	for _, site := range []string{"a", "b"} {
+		for i := range n {
+			fmt.Fprintf(&b, "  - {name: v%s%d, host: %s1, vcpu: 2, memory_mib: 8192, storage: shared}\n", site, i, site)
+		}
+	}
+	f, err := model.ParseFederation([]byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return model.NewIndex(f)
+}
+
+// A move parked in one executor on a unit another executor's migration
+// holds (one migration at a time into c1) starts when that migration
+// ends, at the same instant; with a ledger each, both would run at once.
+func TestSharedLedgerWakesParkedMoves(t *testing.T) {
+	ix := twoSources(t, 1)
+	pol := model.RefugePolicy()
+	pol.Concurrency.PerHostIn = 1
+	groups := []map[int]time.Duration{{0: time.Hour}, {1: time.Hour}}
+	evacuate := func(led *Ledger) (a, b VMRecord) {
+		eng := sim.NewEngine(epoch)
+		cl, err := simhv.New(eng, ix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		exs := sideBySide(t, ix, pol, cl, eng, led, groups, nil)
+		for i, ex := range exs {
+			if err := ex.Start(groups[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		eng.Run()
+		a, b = exs[0].Report().VMs[0], exs[1].Report().VMs[1]
+		if a.Status != StatusMigrated || b.Status != StatusMigrated {
+			t.Fatalf("va0 %s, vb0 %s; want both migrated", a.Status, b.Status)
+		}
+		return a, b
+	}
+	a, b := evacuate(NewLedger())
+	if b.Started != a.Finished {
+		t.Errorf("with a shared ledger vb0 started at %v, want when va0's migration ended (%v)", b.Started, a.Finished)
+	}
+	a, b = evacuate(nil)
+	if b.Started >= a.Finished {
+		t.Errorf("with a ledger each vb0 started at %v, after va0 ended (%v): the test shows nothing", b.Started, a.Finished)
+	}
+}
+
+// Executors sharing a ledger on the wall clock, their migrations ending on
+// the driver's goroutines and their wakeups on the clock's, all finish
+// (run with -race).
+func TestSharedLedgerRealClock(t *testing.T) {
+	ix := twoSources(t, 4)
+	pol := fixedPolicy()
+	pol.Concurrency.PerHostIn = 1
+	pol.WatchSites = model.WatchExclude
+	drv := &realDriver{}
+	led := NewLedger()
+	start := time.Now()
+	groups := []map[int]time.Duration{{0: time.Hour}, {1: time.Hour}}
+	var exs []*Executor
+	for i := range groups {
+		watch := []bool{i == 1, i == 0, false}
+		ex, err := New(Config{Index: ix, Policy: pol, Driver: drv, Clock: clock.Real{}, Start: start, Watch: watch, Ledger: led})
+		if err != nil {
+			t.Fatal(err)
+		}
+		exs = append(exs, ex)
+	}
+	for i, ex := range exs {
+		if err := ex.Start(groups[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, ex := range exs {
+		select {
+		case <-ex.Done():
+		case <-time.After(30 * time.Second):
+			t.Fatal("executor did not finish within 30 s")
+		}
+	}
+	drv.wg.Wait()
+	for i, ex := range exs {
+		if st := statuses(ex.Report()); st[StatusMigrated] != 4 {
+			t.Errorf("executor %d: statuses %v, want 4 migrated", i, st)
+		}
+	}
+	led.mu.Lock()
+	defer led.mu.Unlock()
+	if len(led.flights) != 0 {
+		t.Errorf("%d flights left in the ledger", len(led.flights))
+	}
+}
+
+// fourSites: a's VM fills c1 (c1 has room for one VM); b's VM would
+// rather go to c1 (10 Gbit/s) than to d1 (1 Gbit/s).
+const fourSites = `name: four
+sites:
+  - {name: a, fabrics: [{name: fa, hosts: [{name: a1, vcpu: 16, memory_mib: 65536, nic_mbps: 10000}]}]}
+  - {name: b, fabrics: [{name: fb, hosts: [{name: b1, vcpu: 16, memory_mib: 65536, nic_mbps: 10000}]}]}
+  - {name: c, fabrics: [{name: fc, hosts: [{name: c1, vcpu: 16, memory_mib: 12288, nic_mbps: 10000}]}]}
+  - {name: d, fabrics: [{name: fd, hosts: [{name: d1, vcpu: 16, memory_mib: 65536, nic_mbps: 10000}]}]}
+links:
+  - {name: ac, a: a, b: c, bandwidth_mbps: 10000, rtt_ms: 5}
+  - {name: bc, a: b, b: c, bandwidth_mbps: 10000, rtt_ms: 5}
+  - {name: bd, a: b, b: d, bandwidth_mbps: 1000, rtt_ms: 5}
+vms:
+  - {name: va, host: a1, vcpu: 2, memory_mib: 8192, storage: shared}
+  - {name: vb, host: b1, vcpu: 2, memory_mib: 8192, storage: shared}
+`
+
+// The second evacuation's planner and executor count the room the first
+// one's migration in flight has taken: b's VM goes to d1 at once, not to
+// c1, which a's VM is filling; with a ledger each it is sent to c1 first,
+// and only the hypervisor's refusal stops it.
+func TestSharedLedgerReservesDestinations(t *testing.T) {
+	f, err := model.ParseFederation([]byte(fourSites))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix := model.NewIndex(f)
+	groups := []map[int]time.Duration{{0: time.Hour}, {1: time.Hour}}
+	evacuate := func(led *Ledger) (a VMRecord, b Report) {
+		eng := sim.NewEngine(epoch)
+		cl, err := simhv.New(eng, ix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := beside(t, ix, model.RefugePolicy(), cl, eng, led, groups, 0, nil)
+		if err := first.Start(groups[0]); err != nil {
+			t.Fatal(err)
+		}
+		var second *Executor
+		eng.AfterFunc(time.Second, func() {
+			if !cl.Migrating(0) {
+				t.Error("va is not migrating when the second evacuation starts")
+			}
+			second = beside(t, ix, model.RefugePolicy(), cl, eng, led, groups, 1, nil)
+			if err := second.Start(groups[1]); err != nil {
+				t.Error(err)
+			}
+		})
+		eng.Run()
+		if err := cl.Check(); err != nil {
+			t.Fatal(err)
+		}
+		return first.Report().VMs[0], second.Report()
+	}
+	a, rep := evacuate(NewLedger())
+	b := rep.VMs[1]
+	if a.Status != StatusMigrated || a.To != "c1" || b.Status != StatusMigrated || b.To != "d1" || b.Attempts != 1 {
+		t.Errorf("with a shared ledger va %s to %q, vb %s to %q in %d attempts; want va to c1, vb to d1 at once",
+			a.Status, a.To, b.Status, b.To, b.Attempts)
+	}
+	if _, rep = evacuate(nil); !hasKind(rep.Timeline, EvRefused) {
+		t.Error("with a ledger each vb was not sent to c1 first: the test shows nothing")
+	}
+}
+
+func hasKind(evs []Event, kind string) bool {
+	return slices.ContainsFunc(evs, func(ev Event) bool { return ev.Kind == kind })
+}
