@@ -96,7 +96,13 @@ type Controller struct {
 	lead *store.Leadership
 	// stopped is shared by the journals of this leadership term.
 	stopped *atomic.Bool
-	runs    map[string]*opRun
+	// ledger is the admission this term's executors share: side by side,
+	// their migrations together respect each NIC, link direction, host
+	// and count limit, and none fills a destination another is moving
+	// VMs to. A new term starts a new one (migrations a deposed term left
+	// running are settled through the journal).
+	ledger *executor.Ledger
+	runs   map[string]*opRun
 	// alertWatch are the sites the alerts threaten without evacuating
 	// them (at watch level, or waiting for approval).
 	alertWatch map[string]bool
@@ -255,6 +261,7 @@ func (c *Controller) resumeLive(ctx context.Context, lead *store.Leadership) err
 	c.mu.Lock()
 	c.lead = lead
 	c.stopped = &atomic.Bool{}
+	c.ledger = executor.NewLedger()
 	if c.crashed.Load() {
 		c.stopped.Store(true)
 	}

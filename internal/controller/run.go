@@ -113,6 +113,7 @@ func (c *Controller) startAt(op *store.Operation, lead *store.Leadership, stoppe
 	c.mu.Lock()
 	runs := append(c.sortedRuns(), r)
 	aw := maps.Clone(c.alertWatch)
+	ledger := c.ledger
 	c.mu.Unlock()
 	// The other live evacuations' sites receive no VM from this one, and
 	// this one's none from them (see watchSet).
@@ -137,6 +138,7 @@ func (c *Controller) startAt(op *store.Operation, lead *store.Leadership, stoppe
 			Index: c.ix, Policy: pol, Driver: w.Driver(), Clock: w.Clock(), Start: start,
 			Placement: placement, HostDown: down, Watch: watch, Logger: c.log.With("op", op.ID),
 			Metrics: c.cfg.Metrics.executor(), Journal: r.j, Resume: resume, Switcher: c.cfg.Switcher,
+			Ledger: ledger,
 		})
 		if err != nil {
 			return

@@ -250,17 +250,104 @@ func TestEvacuationsSideBySide(t *testing.T) {
 	if !hasEvent(r2.timeline(), executor.EvWatch, "a at watch level") {
 		t.Error("c's executor does not know that a is evacuated")
 	}
-	// c's VM goes to b: a is threatened.
+	// c's VM goes to b: a is threatened (it may wait for b1's NIC, which
+	// a's migration fills: the evacuations share admission).
 	var rep executor.Report
 	ctl.World().Do(func() { rep = r2.exec.Report() })
-	for _, v := range rep.VMs {
-		if v.Name == "v3" && v.To != "b1" {
-			t.Errorf("v3 %s to %q, want to b1", v.Status, v.To)
-		}
+	if moves := rep.FirstPlan.Moves; len(moves) != 1 || moves[0].Name != "v3" || moves[0].ToHost != "b1" {
+		t.Errorf("c's evacuation plans %+v, want v3 to b1", moves)
 	}
 	for _, id := range []string{op1.ID, op2.ID} {
 		if _, err := ctl.Control(ctx, id, ActCancel); err != nil {
 			t.Errorf("cancel %s: %v", id, err)
+		}
+	}
+}
+
+// sharedLink: while both are evacuated, a's and b's VMs can only go to c
+// (each evacuation keeps the other's site at watch level, and the hub h
+// has no room), over the link h-c.
+const sharedLink = `
+name: shared-link
+sites:
+  - {name: a, lat: 33, lon: 135, fabrics: [{name: fa, hosts: [{name: a1, vcpu: 16, memory_mib: 32768, nic_mbps: 1000}]}]}
+  - {name: b, lat: 34, lon: 135, fabrics: [{name: fb, hosts: [{name: b1, vcpu: 16, memory_mib: 32768, nic_mbps: 1000}]}]}
+  - {name: h, lat: 35, lon: 135, fabrics: [{name: fh, hosts: [{name: h1, vcpu: 4, memory_mib: 1024, nic_mbps: 1000}]}]}
+  - {name: c, lat: 36, lon: 135, fabrics: [{name: fc, hosts: [{name: c1, vcpu: 16, memory_mib: 32768, nic_mbps: 1000}]}]}
+links:
+  - {name: a-h, a: a, b: h, bandwidth_mbps: 1000, rtt_ms: 5}
+  - {name: b-h, a: b, b: h, bandwidth_mbps: 1000, rtt_ms: 5}
+  - {name: h-c, a: h, b: c, bandwidth_mbps: 1000, rtt_ms: 5}
+vms:
+  - {name: v1, host: a1, vcpu: 2, memory_mib: 8192, storage: shared}
+  - {name: v2, host: a1, vcpu: 2, memory_mib: 8192, storage: shared}
+  - {name: v3, host: b1, vcpu: 2, memory_mib: 2048, storage: shared}
+  - {name: v4, host: b1, vcpu: 2, memory_mib: 2048, storage: shared}
+`
+
+// TestEvacuationsSideBySideShareALink: two evacuations running at once
+// keep, together, the admission of the link both cross (one migration at
+// a time on h-c): the controller's executors share one ledger. a's
+// migrations take about 75 s each, b's 20 s; once a is empty, b's VMs may
+// go there instead.
+func TestEvacuationsSideBySideShareALink(t *testing.T) {
+	fed, err := model.ParseFederation([]byte(sharedLink))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol := model.RefugePolicy()
+	pol.Concurrency.PerLinkLimit = 1
+	ctl, w := soloWith(t, fed, 50, func(c *Config) { c.Policy = pol })
+	var runs []*opRun
+	for _, site := range []string{"a", "b"} {
+		op, err := ctl.Evacuate(context.Background(), EvacuationRequest{Sites: []SiteRequest{{Site: site, Deadline: time.Hour}}, By: "test"})
+		if err != nil {
+			t.Fatalf("evacuating %s: %v", site, err)
+		}
+		runs = append(runs, ctl.run(op.ID))
+	}
+	type span struct {
+		vm         string
+		start, end time.Time
+	}
+	var spans []span
+	var aEnd time.Time
+	for _, r := range runs {
+		select {
+		case <-r.finished:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("evacuation %s did not finish", r.op.ID)
+		}
+		var rep executor.Report
+		w.Do(func() { rep = r.exec.Report() })
+		for _, v := range rep.VMs {
+			if v.Status == executor.StatusSafe {
+				continue
+			}
+			if v.Status != executor.StatusMigrated {
+				t.Errorf("%s: %s (%s), want migrated", v.Name, v.Status, v.Reason)
+			}
+			if v.To == "c1" {
+				spans = append(spans, span{v.Name, r.start.Add(v.Started), r.start.Add(v.Finished)})
+			}
+			if r == runs[0] && r.start.Add(v.Finished).After(aEnd) {
+				aEnd = r.start.Add(v.Finished)
+			}
+		}
+	}
+	if !runs[1].start.Before(aEnd) {
+		t.Fatalf("b's evacuation started at %s, after a's ended (%s): they did not run side by side",
+			runs[1].start.Format(time.TimeOnly), aEnd.Format(time.TimeOnly))
+	}
+	if len(spans) < 3 {
+		t.Fatalf("%d migrations to c1, want both of a's and at least one of b's", len(spans))
+	}
+	for i, x := range spans {
+		for _, y := range spans[i+1:] {
+			if x.start.Before(y.end) && y.start.Before(x.end) {
+				t.Errorf("%s (%s–%s) and %s (%s–%s) crossed h-c at once", x.vm, x.start.Format(time.TimeOnly), x.end.Format(time.TimeOnly),
+					y.vm, y.start.Format(time.TimeOnly), y.end.Format(time.TimeOnly))
+			}
 		}
 	}
 }
