@@ -171,10 +171,6 @@ type planner struct {
 	warm    []int
 	pathLB  []pathBound
 	lbStamp uint64
-	// pathLoads: per site, its distinct link lists' loads (routes'
-	// path indexes); resPaths: per resource, the lists it is on.
-	pathLoads [][]pathLoad
-	resPaths  [][]pathRef
 	// resLB and resStamp: the same per resource (link direction).
 	resLB    []float64
 	resStamp []uint64

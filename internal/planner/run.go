@@ -361,7 +361,6 @@ func (p *planner) planVM(v int, plan *Plan, st *runState) {
 	for _, r := range path {
 		p.bytesR[r] += b
 		p.used[r] = true
-		p.chargedPathLoads(r)
 	}
 	p.egressBytes[pr.site] += b
 	p.occupySlots(src, c.host, rt.links, solo)

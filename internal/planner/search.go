@@ -145,8 +145,6 @@ func (p *planner) initGroups() {
 		}
 	}
 	p.fromSite = make([][]route, len(p.fed.Sites))
-	p.pathLoads = make([][]pathLoad, len(p.fed.Sites))
-	p.resPaths = make([][]pathRef, len(p.capR))
 	p.routeDone = make([]bool, len(p.fed.Sites))
 	p.warm = make([]int, len(p.fed.Sites))
 	for s := range p.warm {
@@ -224,9 +222,8 @@ func (p *planner) routesFrom(s int) []route {
 				continue
 			}
 			rt := route{group: gi, ids: ids, rtt: path.RTT, base: g.capIn, transit: -1, path: len(paths)}
-			fresh := true
 			if i := slices.IndexFunc(paths, func(o []int) bool { return slices.Equal(o, ids) }); i >= 0 {
-				rt.path, fresh = i, false
+				rt.path = i
 			} else {
 				paths = append(paths, ids)
 			}
@@ -247,9 +244,6 @@ func (p *planner) routesFrom(s int) []route {
 				}
 			}
 			rt.base = min(rt.base, netpath.FlowCap(p.flowCap, path.RTT, p.conns))
-			if fresh {
-				p.addPathLoad(s, rt.links)
-			}
 			p.fromSite[s] = append(p.fromSite[s], rt)
 			if first := rt.links[0]; !firstHops[first] {
 				firstHops[first] = true
@@ -326,47 +320,6 @@ func (p *planner) transitLimit(rt *route) float64 {
 		return math.Inf(1)
 	}
 	return p.siteLimit[rt.transit] - p.margin
-}
-
-// pathLoad is what the moves planned so far put on one distinct link list
-// from a site: the latest time its links are busy until (busy + bytes ÷
-// capacity; load) and the reciprocal of its widest link's capacity (inv).
-// load + minBytes·inv bounds from below the finish over that list of a
-// move of at least minBytes — in one multiply-add where the exact bound
-// takes a division per link. (Rounded down by a relative 1e-12, as the
-// sum is rounded differently from the exact terms.)
-type pathLoad struct{ load, inv float64 }
-
-// pathRef names site s's distinct link list i (pathLoads[s][i]).
-type pathRef struct{ site, path int32 }
-
-// addPathLoad adds the next distinct link list from site s.
-func (p *planner) addPathLoad(s int, links []int) {
-	ref := pathRef{int32(s), int32(len(p.pathLoads[s]))}
-	var pl pathLoad
-	wide := 0.0
-	for _, r := range links {
-		wide = max(wide, p.capR[r])
-		pl.load = max(pl.load, p.busyR[r]+p.bytesR[r]/p.capR[r])
-		p.resPaths[r] = append(p.resPaths[r], ref)
-	}
-	pl.inv = 1 / wide
-	p.pathLoads[s] = append(p.pathLoads[s], pl)
-}
-
-// chargedPathLoads raises the loads of the lists resource r is on after
-// bytes were charged to it (bytes only grow, so the load only rises).
-func (p *planner) chargedPathLoads(r int) {
-	t := p.busyR[r] + p.bytesR[r]/p.capR[r]
-	for _, ref := range p.resPaths[r] {
-		pl := &p.pathLoads[ref.site][ref.path]
-		pl.load = max(pl.load, t)
-	}
-}
-
-// quickLB is pl's cheap lower bound for a move of at least minB bytes.
-func (pl *pathLoad) quickLB(minB float64) float64 {
-	return (pl.load + minB*pl.inv) * (1 - 1e-12)
 }
 
 // pathBound is a search's lower bound of the finish over one distinct link
@@ -583,7 +536,6 @@ func (p *planner) search(v int, o searchOpts, limit float64) cand {
 	}
 	lbOnly := true
 	routes := p.routesFrom(pr.site)
-	loads := p.pathLoads[pr.site]
 	// The source NIC's term of every route's lower bound.
 	outLB := p.busyR[out] + (p.bytesR[out]+minB)/p.capR[out]
 	p.lbStamp++
@@ -599,14 +551,7 @@ func (p *planner) search(v int, o searchOpts, limit float64) cand {
 		// the best host so far. Routes to the groups of one site share
 		// their links.
 		pb := &p.pathLB[rt.path]
-		rlimit := min(limit, p.transitLimit(rt))
 		if pb.stamp != p.lbStamp {
-			// The cheap bound first: when it is already too late, or
-			// cannot beat the best host, and would not be the late
-			// finish reported either, the exact one is not needed.
-			if w := max(outLB, loads[rt.path].quickLB(minB)); w > lateF && (w > rlimit || (q.best.ok && w > q.best.f)) {
-				return
-			}
 			pb.stamp = p.lbStamp
 			pb.lb, pb.res = outLB, out
 			for _, r := range rt.links {
@@ -620,6 +565,7 @@ func (p *planner) search(v int, o searchOpts, limit float64) cand {
 			}
 		}
 		lb, lbRes := pb.lb, pb.res
+		rlimit := min(limit, p.transitLimit(rt))
 		if lb > rlimit {
 			late(lb, lbRes, k)
 			return
