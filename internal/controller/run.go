@@ -182,6 +182,7 @@ func (c *Controller) startAt(op *store.Operation, lead *store.Leadership, stoppe
 		select {
 		case <-r.exec.Done():
 			r.finish()
+			w.Do(r.exec.Close)
 		case <-r.abandoned:
 		}
 	}()

@@ -664,6 +664,14 @@ func (e *Executor) Stop() {
 	e.checkFinished()
 }
 
+// Close stops the executor (as Stop) and ends its share of the ledger:
+// call it once nothing more will be asked of it, so that a ledger shared
+// for a long time does not keep what only ended executors needed.
+func (e *Executor) Close() {
+	e.Stop()
+	e.led.leave(e.me)
+}
+
 func (e *Executor) stopTimers() {
 	if e.ticker != nil {
 		e.ticker.Stop()
@@ -731,8 +739,12 @@ func (e *Executor) fitsLocked(v, h int) bool {
 // syncLocked applies to e's view of placement where the other executors'
 // migrations ended since it last looked (the ledger's mutex held).
 func (e *Executor) syncLocked() {
-	for ; e.me.cursor < len(e.led.landed); e.me.cursor++ {
-		ld := e.led.landed[e.me.cursor]
+	if e.me.cursor == e.led.logEnd() {
+		return
+	}
+	defer e.led.trim()
+	for ; e.me.cursor < e.led.logEnd(); e.me.cursor++ {
+		ld := e.led.landing(e.me.cursor)
 		v := ld.vm
 		if ld.owner == e.me || e.placement[v] == ld.to {
 			continue

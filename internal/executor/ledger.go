@@ -27,12 +27,16 @@ type Ledger struct {
 	mu      sync.Mutex
 	units   map[unitKey]*unit
 	members []*member
+	nextID  int
 	flights map[flightKey]*flight
 	// inbound lists the flights by destination host.
 	inbound map[int][]*flight
 	// landed logs where the VMs of ended flights run now, for the other
-	// members' views of placement (kept only while there are several).
-	landed []landing
+	// members' views of placement (kept only while there are several):
+	// entry i of the log is landed[i-landedBase]; entries every member
+	// has applied are dropped.
+	landed     []landing
+	landedBase int
 }
 
 // NewLedger returns an empty ledger for executors that run side by side.
@@ -48,7 +52,8 @@ type member struct {
 	// poked: a wakeup is queued; wake: the units it wakes.
 	poked bool
 	wake  []*unit
-	// cursor: the landed entries the executor has applied.
+	// cursor: the landed entries the executor has applied (a position in
+	// the whole log, not in Ledger.landed).
 	cursor int
 }
 
@@ -87,9 +92,51 @@ type landing struct {
 func (l *Ledger) join(poke func()) *member {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	m := &member{id: len(l.members), poke: poke, cursor: len(l.landed)}
+	m := &member{id: l.nextID, poke: poke, cursor: l.landedBase + len(l.landed)}
+	l.nextID++
 	l.members = append(l.members, m)
 	return m
+}
+
+// leave removes m, whose executor ended, from the ledger: it waits on no
+// unit and applies no more of the log, so the entries only it had still
+// to apply are dropped. Its flights still in the air stay until they end
+// (their landings are logged for the others).
+func (l *Ledger) leave(m *member) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	i := slices.Index(l.members, m)
+	if i < 0 {
+		return
+	}
+	l.members = slices.Delete(l.members, i, i+1)
+	for _, u := range l.units {
+		l.wait(u, m, false)
+	}
+	m.wake = nil
+	l.trim()
+}
+
+// landing returns entry i of the log (l.mu held).
+func (l *Ledger) landing(i int) landing { return l.landed[i-l.landedBase] }
+
+// logEnd is the position after the log's last entry (l.mu held).
+func (l *Ledger) logEnd() int { return l.landedBase + len(l.landed) }
+
+// trim drops the log entries every member has applied (l.mu held). It
+// copies only when at least half the log goes, so that trimming after
+// every read costs O(1) per entry.
+func (l *Ledger) trim() {
+	low := l.logEnd()
+	for _, m := range l.members {
+		low = min(low, m.cursor)
+	}
+	n := low - l.landedBase
+	if n == 0 || 2*n < len(l.landed) {
+		return
+	}
+	l.landed = slices.Delete(l.landed, 0, n)
+	l.landedBase = low
 }
 
 // fly records f (l.mu held).
@@ -112,7 +159,7 @@ func (l *Ledger) land(m *member, vm, to int) {
 	} else {
 		l.inbound[f.to] = in
 	}
-	if len(l.members) > 1 {
+	if slices.ContainsFunc(l.members, func(o *member) bool { return o != m }) {
 		l.landed = append(l.landed, landing{owner: m, vm: vm, to: to})
 	}
 }

@@ -196,7 +196,66 @@ func TestPropertySharedAdmission(t *testing.T) {
 		if len(led.flights) != 0 {
 			rt.Fatalf("%d flights left in the ledger", len(led.flights))
 		}
+		for _, ex := range exs {
+			ex.Close()
+		}
+		if len(led.members) != 0 || len(led.landed) != 0 {
+			rt.Fatalf("closed executors leave %d members and %d log entries in the ledger", len(led.members), len(led.landed))
+		}
+		for _, u := range led.units {
+			if len(u.waiting) != 0 {
+				rt.Fatalf("unit %v: closed executors still wait on it", u.key)
+			}
+		}
 	})
+}
+
+// The log of where migrations ended is kept only until every member has
+// applied it: an entry stays while a member still has to read it, goes
+// once all have, and nothing is logged while no other member would read
+// it (after the others left).
+func TestLedgerLogTrimmed(t *testing.T) {
+	led := NewLedger()
+	a, b := led.join(func() {}), led.join(func() {})
+	land := func(m *member, vm, to int) {
+		led.mu.Lock()
+		defer led.mu.Unlock()
+		led.fly(&flight{owner: m, vm: vm, to: to})
+		led.land(m, vm, to)
+	}
+	read := func(m *member) {
+		led.mu.Lock()
+		defer led.mu.Unlock()
+		m.cursor = led.logEnd()
+		led.trim()
+	}
+	for vm := range 4 {
+		land(a, vm, 1)
+	}
+	read(a)
+	if len(led.landed) != 4 {
+		t.Fatalf("%d entries logged, want the 4 b has not read", len(led.landed))
+	}
+	led.leave(a)
+	if len(led.landed) != 4 {
+		t.Fatalf("a left: %d entries kept, want the 4 b has not read", len(led.landed))
+	}
+	read(b)
+	if len(led.landed) != 0 || led.landedBase != 4 {
+		t.Fatalf("b read everything: %d entries kept from %d, want none from 4", len(led.landed), led.landedBase)
+	}
+	land(b, 5, 2)
+	if len(led.landed) != 0 {
+		t.Fatalf("b alone: %d entries logged, want none", len(led.landed))
+	}
+	c := led.join(func() {})
+	if c.id == a.id || c.id == b.id || c.cursor != led.logEnd() {
+		t.Fatalf("c joined as %d at %d; want a new id, at the log's end %d", c.id, c.cursor, led.logEnd())
+	}
+	land(b, 6, 2)
+	if len(led.landed) != 1 || led.landing(c.cursor).vm != 6 {
+		t.Fatalf("b beside c: log %v from %d, want vm 6's landing at %d", led.landed, led.landedBase, c.cursor)
+	}
 }
 
 // twoSources: sites a and b each hold n VMs (a's first); c1 is the only
