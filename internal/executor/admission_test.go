@@ -78,6 +78,40 @@ vms:
 	}
 }
 
+// propertyCase is a drawn evacuation for the property tests: a generated
+// federation on a new simulated cluster, its threatened sites' deadlines,
+// and the refuge policy, with count limits or without.
+type propertyCase struct {
+	ix  *model.Index
+	pol model.Policy
+	dl  map[int]time.Duration
+	eng *sim.Engine
+	cl  *simhv.Cluster
+}
+
+func drawPropertyCase(rt *rapid.T) propertyCase {
+	seed := rapid.Uint64Range(1, 1<<20).Draw(rt, "seed")
+	fed, sc, err := fedgen.Case(fedgen.CaseOptions{Seed: seed, MaxHostsPerSite: 3, VMsPerHost: 6})
+	if err != nil {
+		rt.Fatal(err)
+	}
+	pc := propertyCase{ix: model.NewIndex(fed), pol: model.RefugePolicy(), dl: map[int]time.Duration{}, eng: sim.NewEngine(epoch)}
+	if rapid.Bool().Draw(rt, "countLimits") {
+		c := &pc.pol.Concurrency
+		c.PerHostOut = rapid.IntRange(1, 3).Draw(rt, "perHostOut")
+		c.PerHostIn = rapid.IntRange(1, 3).Draw(rt, "perHostIn")
+		c.PerLinkLimit = rapid.IntRange(1, 4).Draw(rt, "perLink")
+		c.Global = rapid.IntRange(1, 8).Draw(rt, "global")
+	}
+	for _, th := range sc.Threats {
+		pc.dl[pc.ix.SiteByName[th.Site]] = th.Deadline.D()
+	}
+	if pc.cl, err = simhv.New(pc.eng, pc.ix); err != nil {
+		rt.Fatal(err)
+	}
+	return pc
+}
+
 // Property: over random federations, threats and the refuge policy, the
 // executor never admits a migration onto a bandwidth resource that has
 // less than half its demand free (beyond the slack) unless it asks no more
@@ -86,22 +120,8 @@ vms:
 // every VM ends in exactly one place.
 func TestPropertyAdmission(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
-		seed := rapid.Uint64Range(1, 1<<20).Draw(rt, "seed")
-		fed, sc, err := fedgen.Case(fedgen.CaseOptions{Seed: seed, MaxHostsPerSite: 3, VMsPerHost: 6})
-		if err != nil {
-			rt.Fatal(err)
-		}
-		ix := model.NewIndex(fed)
-		pol := model.RefugePolicy()
-		if rapid.Bool().Draw(rt, "countLimits") {
-			pol.Concurrency.PerHostOut = rapid.IntRange(1, 3).Draw(rt, "perHostOut")
-			pol.Concurrency.Global = rapid.IntRange(1, 8).Draw(rt, "global")
-		}
-		eng := sim.NewEngine(epoch)
-		cl, err := simhv.New(eng, ix)
-		if err != nil {
-			rt.Fatal(err)
-		}
+		pc := drawPropertyCase(rt)
+		ix, pol, eng, cl := pc.ix, pc.pol, pc.eng, pc.cl
 		starts := map[string]int{}
 		check := func(ev Event) {
 			if ev.Kind == EvStart {
@@ -118,16 +138,12 @@ func TestPropertyAdmission(t *testing.T) {
 				rt.Fatalf("count limit %v: %v running, limit %v", u.key, u.used+1, u.est)
 			}
 		}
-		dl := map[int]time.Duration{}
-		for _, th := range sc.Threats {
-			dl[ix.SiteByName[th.Site]] = th.Deadline.D()
-		}
 		ex, err := New(Config{Index: ix, Policy: pol, Driver: cl, Clock: eng, Start: epoch, OnEvent: check})
 		if err != nil {
 			rt.Fatal(err)
 		}
 		ex.admitted = admit
-		if err := ex.Start(dl); err != nil {
+		if err := ex.Start(pc.dl); err != nil {
 			rt.Fatal(err)
 		}
 		eng.Run()

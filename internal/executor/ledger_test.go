@@ -11,7 +11,6 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/refuge-project/refuge/internal/clock"
-	"github.com/refuge-project/refuge/internal/fedgen"
 	"github.com/refuge-project/refuge/internal/hypervisor/simhv"
 	"github.com/refuge-project/refuge/internal/model"
 	"github.com/refuge-project/refuge/internal/netpath"
@@ -84,26 +83,13 @@ func holding(exs []*Executor, u *unit) (n int, demand float64) {
 // hypervisors' own.
 func TestPropertySharedAdmission(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
-		seed := rapid.Uint64Range(1, 1<<20).Draw(rt, "seed")
-		fed, sc, err := fedgen.Case(fedgen.CaseOptions{Seed: seed, MaxHostsPerSite: 3, VMsPerHost: 6})
-		if err != nil {
-			rt.Fatal(err)
-		}
-		ix := model.NewIndex(fed)
-		pol := model.RefugePolicy()
-		if rapid.Bool().Draw(rt, "countLimits") {
-			pol.Concurrency.PerHostIn = rapid.IntRange(1, 3).Draw(rt, "perHostIn")
-			pol.Concurrency.PerLinkLimit = rapid.IntRange(1, 4).Draw(rt, "perLink")
-			pol.Concurrency.Global = rapid.IntRange(2, 8).Draw(rt, "global")
-		}
+		pc := drawPropertyCase(rt)
+		ix, fed, dl := pc.ix, pc.ix.Fed, pc.dl
 		// Two evacuations: the first threatened site, and the others (or
 		// one more site, keeping one safe).
 		var sites []int
-		dl := map[int]time.Duration{}
-		for _, th := range sc.Threats {
-			s := ix.SiteByName[th.Site]
+		for s := range dl {
 			sites = append(sites, s)
-			dl[s] = th.Deadline.D()
 		}
 		slices.Sort(sites)
 		if len(sites) == 1 {
@@ -122,11 +108,7 @@ func TestPropertySharedAdmission(t *testing.T) {
 		for _, s := range sites[1:] {
 			groups[1][s] = dl[s]
 		}
-		eng := sim.NewEngine(epoch)
-		cl, err := simhv.New(eng, ix)
-		if err != nil {
-			rt.Fatal(err)
-		}
+		eng, cl := pc.eng, pc.cl
 		led := NewLedger()
 		var exs []*Executor
 		check := func(Event) {
@@ -168,7 +150,7 @@ func TestPropertySharedAdmission(t *testing.T) {
 				rt.Fatalf("count limit %v: %d running, limit %v", u.key, n+1, u.est)
 			}
 		}
-		exs = sideBySide(rt, ix, pol, cl, eng, led, groups, check)
+		exs = sideBySide(rt, ix, pc.pol, cl, eng, led, groups, check)
 		for i, ex := range exs {
 			ex.admitted = admit
 			if err := ex.Start(groups[i]); err != nil {
