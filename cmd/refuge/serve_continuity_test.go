@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/netip"
@@ -42,21 +41,19 @@ vms:
 // 2 s), so the lowering comes before the switch-over however fast the
 // migration is.
 func TestServeContinuityAgainstKnot(t *testing.T) {
-	dnstest.Require(t, dnstest.Knot)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	srv, err := dnstest.Start(ctx, dnstest.Knot, t.TempDir(), dnstest.Options{
+	srv := dnstest.StartT(t, dnstest.Knot, dnstest.Options{
 		Zone: "drill.example.test.", Records: []string{"moodle 300 IN A 192.0.2.1"},
 	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	dnsConf, err := srv.ContinuityDNS(dir, "example.test.")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Close()
-	dir := t.TempDir()
 	files := map[string]string{
 		"federation.yaml": continuityFederation,
-		"tsig.secret":     srv.Secret + "\n",
-		"continuity.yaml": fmt.Sprintf("dns:\n  server: %q\n  zone: example.test.\n  drill_zone: drill.example.test.\n  key_name: %s\n  secret_file: tsig.secret\n", srv.Addr, srv.KeyName),
+		"continuity.yaml": dnsConf,
 	}
 	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {

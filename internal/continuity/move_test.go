@@ -392,13 +392,9 @@ func TestMoveService(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			srv, err := dnstest.Start(ctx, dnstest.Knot, t.TempDir(), dnstest.Options{
+			srv := dnstest.StartT(t, dnstest.Knot, dnstest.Options{
 				Zone: "example.test.", Records: []string{fmt.Sprintf("moodle %d IN A %s", tc.ttl, first)},
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer srv.Close()
 			up, err := dns.New(dns.Config{Server: srv.Addr, Zone: srv.Zone, KeyName: srv.KeyName, Secret: srv.Secret})
 			if err != nil {
 				t.Fatal(err)

@@ -59,16 +59,11 @@ vms:
 // is still lowered when Follow stops is restored. Every change is checked
 // by a query of the test's own and is in the audit.
 func TestFollowOperationsAgainstKnot(t *testing.T) {
-	dnstest.Require(t, dnstest.Knot)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	srv, err := dnstest.Start(ctx, dnstest.Knot, t.TempDir(), dnstest.Options{
+	srv := dnstest.StartT(t, dnstest.Knot, dnstest.Options{
 		Zone: "example.test.", Records: []string{"moodle 300 IN A 192.0.2.1", "db 600 IN A 192.0.2.9"},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	var mu sync.Mutex
 	var audit []string
 	up, err := dns.New(dns.Config{Server: srv.Addr, Zone: srv.Zone, KeyName: srv.KeyName, Secret: srv.Secret,

@@ -27,24 +27,18 @@ import (
 // missing from the zone gets clear continuity errors while the
 // evacuation goes on.
 func TestDrillAgainstKnot(t *testing.T) {
-	dnstest.Require(t, dnstest.Knot)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	srv, err := dnstest.Start(ctx, dnstest.Knot, t.TempDir(), dnstest.Options{
+	srv := dnstest.StartT(t, dnstest.Knot, dnstest.Options{
 		Zone: "drill.example.test.", Records: []string{"moodle 300 IN A 192.0.2.1"},
 	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	doc, err := srv.ContinuityDNS(dir, "example.test.")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Close()
-
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "tsig.secret"), []byte(srv.Secret+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	conf := filepath.Join(dir, "continuity.yaml")
-	doc := fmt.Sprintf("dns:\n  server: %q\n  zone: example.test.\n  drill_zone: drill.example.test.\n  key_name: %s\n  secret_file: tsig.secret\n"+
-		"gateways:\n  a: {admin_url: \"http://192.0.2.1:9180\"}\n", srv.Addr, srv.KeyName)
+	doc += "gateways:\n  a: {admin_url: \"http://192.0.2.1:9180\"}\n"
 	if err := os.WriteFile(conf, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -43,10 +43,7 @@ func addrs(s ...string) []netip.Addr {
 // server starts kind with a service name "moodle" holding two addresses.
 func server(t *testing.T, kind dnstest.Kind) *dnstest.Server {
 	t.Helper()
-	dnstest.Require(t, kind)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	s, err := dnstest.Start(ctx, kind, t.TempDir(), dnstest.Options{
+	return dnstest.StartT(t, kind, dnstest.Options{
 		Zone:         "example.test.",
 		ReadOnlyZone: "frozen.test.",
 		Records: []string{
@@ -55,16 +52,6 @@ func server(t *testing.T, kind dnstest.Kind) *dnstest.Server {
 			"wiki 300 IN A 192.0.2.20",
 		},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = s.Close()
-		if t.Failed() {
-			t.Logf("%s log:\n%s", kind, s.Log())
-		}
-	})
-	return s
 }
 
 func updater(t *testing.T, s *dnstest.Server, mod func(*Config)) (*Updater, *[]Change, *fakeSleep) {

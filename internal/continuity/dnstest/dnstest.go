@@ -212,6 +212,39 @@ func (s *Server) waitReady(ctx context.Context, limit time.Duration) error {
 	}
 }
 
+// StartT is Start for a test: it skips or fails t as Require does, starts
+// the server in a directory of t's, fails t when it does not start within
+// 30 s, and closes it when t ends (logging the server's log if t failed).
+func StartT(t testing.TB, kind Kind, opts Options) *Server {
+	t.Helper()
+	Require(t, kind)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := Start(ctx, kind, t.TempDir(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = s.Close()
+		if t.Failed() {
+			t.Logf("%s log:\n%s", kind, s.Log())
+		}
+	})
+	return s
+}
+
+// ContinuityDNS returns the dns section of a continuity file
+// (continuity.LoadConfig) that sends refuge's updates for zone to s, as a
+// drill (s's zone as the drill zone), and writes the TSIG secret it names
+// to the file tsig.secret in dir, where the continuity file must be.
+func (s *Server) ContinuityDNS(dir, zone string) (string, error) {
+	if err := os.WriteFile(filepath.Join(dir, "tsig.secret"), []byte(s.Secret+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("dnstest: writing the TSIG secret: %w", err)
+	}
+	return fmt.Sprintf("dns:\n  server: %q\n  zone: %s\n  drill_zone: %s\n  key_name: %s\n  secret_file: tsig.secret\n",
+		s.Addr, dns.Fqdn(zone), s.Zone, s.KeyName), nil
+}
+
 // Log returns the server's log so far.
 func (s *Server) Log() string {
 	b, _ := os.ReadFile(filepath.Join(s.Dir, string(s.Kind)+".log"))
