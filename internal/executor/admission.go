@@ -69,7 +69,7 @@ type unit struct {
 	used          float64 // admitted demand (bytes/s) or migrations, of every executor
 	holders       int
 	// waiting: the executors with moves parked on the unit.
-	waiting []*member
+	waiting []waiter
 	// adaptedBy last changed est (feedback controller), at adaptedAt.
 	adaptedBy *member
 	adaptedAt time.Time
@@ -125,6 +125,9 @@ type queued struct {
 	units  []*unit
 	demand float64 // bytes/s: the path's narrowest admitted capacity, within the flow cap
 	idx    int     // heap index
+	// due: its VM's deadline when it was queued (zero: none), for the
+	// order between executors side by side (Ledger.yields).
+	due time.Time
 }
 
 // moveHeap orders queued moves by plan position.
@@ -254,8 +257,9 @@ func (e *Executor) pathRate(path netpath.Path) float64 {
 	return rate
 }
 
-// blocking returns the first unit of q that does not admit it, or nil
-// (the ledger's mutex held).
+// blocking returns the first unit of q that does not admit it, or on
+// which q yields to a more urgent executor side by side, or nil (the
+// ledger's mutex held).
 //
 // Units do not hold capacity back for moves earlier in the plan that wait
 // elsewhere: on the benchmark federations (refuge bench saved) every such
@@ -264,13 +268,40 @@ func (e *Executor) pathRate(path netpath.Path) float64 {
 // much of a unit still gets in through the half-demand and fair-share
 // rules of admits, and each unit wakes its own waiting moves in plan
 // order.
-func blocking(q *queued) *unit {
+func (e *Executor) blocking(q *queued) *unit {
 	for _, u := range q.units {
-		if !u.admits(q.demand) {
+		if !e.admitsLocked(u, q) {
 			return u
 		}
 	}
 	return nil
+}
+
+// admitsLocked reports whether u admits q now: it has room for q's demand
+// and no other executor's move waits on it with an earlier deadline (the
+// ledger's mutex held).
+func (e *Executor) admitsLocked(u *unit, q *queued) bool {
+	return u.admits(q.demand) && !e.led.yields(u, e.me, q.due, e.cfg.Clock.Now())
+}
+
+// firstDue is the deadline of the first move, in plan order, of those
+// parked on u and q (nil: none more).
+func (e *Executor) firstDue(u *unit, q *queued) time.Time {
+	first := q
+	if h := e.parked[u]; h != nil && h.Len() > 0 && (first == nil || (*h)[0].seq < first.seq) {
+		first = (*h)[0]
+	}
+	if first == nil {
+		return time.Time{}
+	}
+	return first.due
+}
+
+// rewait updates the ledger's record of the moves parked on u: the
+// deadline of the first, or none (the ledger's mutex held).
+func (e *Executor) rewait(u *unit) {
+	h := e.parked[u]
+	e.led.wait(u, e.me, h != nil && h.Len() > 0, e.firstDue(u, nil))
 }
 
 // park makes q wait on u (admit has marked u as waited on).
@@ -289,7 +320,7 @@ func (e *Executor) clearQueue() {
 	e.led.mu.Lock()
 	for u, h := range e.parked {
 		*h = (*h)[:0]
-		e.led.wait(u, e.me, false)
+		e.rewait(u)
 	}
 	e.led.mu.Unlock()
 	e.queuedN = 0

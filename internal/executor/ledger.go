@@ -111,7 +111,7 @@ func (l *Ledger) leave(m *member) {
 	}
 	l.members = slices.Delete(l.members, i, i+1)
 	for _, u := range l.units {
-		l.wait(u, m, false)
+		l.wait(u, m, false, time.Time{})
 	}
 	m.wake = nil
 	l.trim()
@@ -180,22 +180,61 @@ func (l *Ledger) sortedFlights() []*flight {
 	return fs
 }
 
-// wait marks m as having moves parked on u (on), or none any more (l.mu
-// held).
-func (l *Ledger) wait(u *unit, m *member, on bool) {
-	i := slices.Index(u.waiting, m)
+// waiter is a member with moves parked on a unit; due is the deadline of
+// the first of them in its plan order (zero: none).
+type waiter struct {
+	m   *member
+	due time.Time
+}
+
+// wait records that m has moves parked on u, the first of them (in m's
+// plan order) due then, or none any more (on false). Members that yield
+// to m on u are woken when m stops waiting there or its first move there
+// becomes less urgent (l.mu held).
+func (l *Ledger) wait(u *unit, m *member, on bool, due time.Time) {
+	i := slices.IndexFunc(u.waiting, func(w waiter) bool { return w.m == m })
 	switch {
 	case on && i < 0:
-		u.waiting = append(u.waiting, m)
-	case !on && i >= 0:
+		u.waiting = append(u.waiting, waiter{m, due})
+	case on:
+		was := u.waiting[i].due
+		u.waiting[i].due = due
+		if later(due, was) {
+			l.freed(u, m)
+		}
+	case i >= 0:
 		u.waiting = slices.Delete(u.waiting, i, i+1)
+		l.freed(u, m)
 	}
+}
+
+// later reports whether deadline a is less urgent than b (the zero time:
+// no deadline, the least urgent).
+func later(a, b time.Time) bool {
+	return !b.IsZero() && (a.IsZero() || a.After(b))
+}
+
+// yields reports whether a move of m due then must let u go, at now, to
+// another member first: one whose first move parked on u is due earlier,
+// and not yet (a move whose deadline passed is dropped when it comes up)
+// (l.mu held). Executors side by side thus share a unit earliest deadline
+// first, as each orders its own moves. Only the first move of each
+// member counts, and ties do not yield, so two members never yield to
+// each other: the earliest of them waits only for capacity.
+func (l *Ledger) yields(u *unit, m *member, due, now time.Time) bool {
+	for _, w := range u.waiting {
+		if w.m != m && later(due, w.due) && w.due.After(now) {
+			return true
+		}
+	}
+	return false
 }
 
 // freed records that u can admit more: the other members with moves
 // parked on it are woken (l.mu held).
 func (l *Ledger) freed(u *unit, by *member) {
-	for _, m := range u.waiting {
+	for _, w := range u.waiting {
+		m := w.m
 		if m == by {
 			continue
 		}

@@ -240,10 +240,10 @@ func TestLedgerLogTrimmed(t *testing.T) {
 	}
 }
 
-// twoSources: sites a and b each hold n VMs (a's first); c1 is the only
-// destination either may use (each keeps the other's site at watch
+// twoSources: sites a and b hold na and nb VMs (a's first); c1 is the
+// only destination either may use (each keeps the other's site at watch
 // level).
-func twoSources(t *testing.T, n int) *model.Index {
+func twoSources(t *testing.T, na, nb int) *model.Index {
 	t.Helper()
 	var b strings.Builder
 	b.WriteString(`name: two
@@ -256,8 +256,8 @@ links:
   - {name: bc, a: b, b: c, bandwidth_mbps: 10000, rtt_ms: 5}
 vms:
 `)
-	for _, site := range []string{"a", "b"} {
-		for i := range n {
+	for j, site := range []string{"a", "b"} {
+		for i := range []int{na, nb}[j] {
 			fmt.Fprintf(&b, "  - {name: v%s%d, host: %s1, vcpu: 2, memory_mib: 8192, storage: shared}\n", site, i, site)
 		}
 	}
@@ -272,7 +272,7 @@ vms:
 // holds (one migration at a time into c1) starts when that migration
 // ends, at the same instant; with a ledger each, both would run at once.
 func TestSharedLedgerWakesParkedMoves(t *testing.T) {
-	ix := twoSources(t, 1)
+	ix := twoSources(t, 1, 1)
 	pol := model.RefugePolicy()
 	pol.Concurrency.PerHostIn = 1
 	groups := []map[int]time.Duration{{0: time.Hour}, {1: time.Hour}}
@@ -309,7 +309,7 @@ func TestSharedLedgerWakesParkedMoves(t *testing.T) {
 // the driver's goroutines and their wakeups on the clock's, all finish
 // (run with -race).
 func TestSharedLedgerRealClock(t *testing.T) {
-	ix := twoSources(t, 4)
+	ix := twoSources(t, 4, 4)
 	pol := fixedPolicy()
 	pol.Concurrency.PerHostIn = 1
 	pol.WatchSites = model.WatchExclude
@@ -418,4 +418,51 @@ func TestSharedLedgerReservesDestinations(t *testing.T) {
 
 func hasKind(evs []Event, kind string) bool {
 	return slices.ContainsFunc(evs, func(ev Event) bool { return ev.Kind == kind })
+}
+
+// Executors side by side share a contended unit earliest deadline first:
+// a maintenance evacuation of b (an hour's notice, six VMs) holds the only
+// way into c1 (one migration at a time) when a warning for a gives a a
+// minute. a's three VMs go next, each as c1 frees, before b's other five,
+// and all make it; first come, first served, they would wait for all six
+// of b's and miss the minute.
+func TestSharedLedgerEarliestDeadlineFirst(t *testing.T) {
+	ix := twoSources(t, 3, 6)
+	pol := model.RefugePolicy()
+	pol.Concurrency.PerHostIn = 1
+	groups := []map[int]time.Duration{{0: time.Second + time.Minute}, {1: time.Hour}}
+	eng := sim.NewEngine(epoch)
+	cl, err := simhv.New(eng, ix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	led := NewLedger()
+	maintenance := beside(t, ix, pol, cl, eng, led, groups, 1, nil)
+	if err := maintenance.Start(groups[1]); err != nil {
+		t.Fatal(err)
+	}
+	var warning *Executor
+	eng.AfterFunc(time.Second, func() {
+		warning = beside(t, ix, pol, cl, eng, led, groups, 0, nil)
+		if err := warning.Start(groups[0]); err != nil {
+			t.Error(err)
+		}
+	})
+	eng.Run()
+	if err := cl.Check(); err != nil {
+		t.Fatal(err)
+	}
+	a, b := warning.Report().VMs, maintenance.Report().VMs
+	var lastA time.Duration
+	for _, r := range a[:3] {
+		if r.Status != StatusMigrated {
+			t.Errorf("%s %s (%s); want migrated within a's minute", r.Name, r.Status, r.Reason)
+		}
+		lastA = max(lastA, r.Started)
+	}
+	for _, r := range b[4:] {
+		if r.Status != StatusMigrated || r.Started < lastA {
+			t.Errorf("%s %s, started at %v; want migrated after a's last started (%v)", r.Name, r.Status, r.Started, lastA)
+		}
+	}
 }

@@ -120,6 +120,9 @@ func (e *Executor) pathOf(m planner.Move) (netpath.Path, bool) {
 func (e *Executor) enqueue(m planner.Move) {
 	q := &queued{m: m, seq: e.seq}
 	e.seq++
+	if d, ok := e.deadlines[e.ix.HostSite(m.From)]; ok {
+		q.due = e.cfg.Start.Add(d)
+	}
 	if path, ok := e.pathOf(m); ok {
 		q.path = path
 		q.units = e.unitsOf(m.From, m.To, path)
@@ -179,14 +182,23 @@ func (e *Executor) pump() {
 	e.checkFinished()
 }
 
-// wake tries the moves parked on u, in plan order, while u admits them.
+// wake tries the moves parked on u, in plan order, while u admits them;
+// then it tells the ledger which of them is first now.
 func (e *Executor) wake(u *unit) {
 	h := e.parked[u]
-	for h != nil && h.Len() > 0 && !e.finished {
+	if h == nil {
+		return
+	}
+	defer func() {
+		e.led.mu.Lock()
+		e.rewait(u)
+		e.led.mu.Unlock()
+	}()
+	for h.Len() > 0 && !e.finished {
 		q := (*h)[0]
 		e.led.mu.Lock()
 		q.demand = e.demandOf(q.path, q.units)
-		ok := u.admits(q.demand)
+		ok := e.admitsLocked(u, q)
 		e.led.mu.Unlock()
 		if !ok {
 			return
@@ -197,11 +209,6 @@ func (e *Executor) wake(u *unit) {
 			e.dropInfeasible()
 			return
 		}
-	}
-	if h != nil && h.Len() == 0 {
-		e.led.mu.Lock()
-		e.led.wait(u, e.me, false)
-		e.led.mu.Unlock()
 	}
 }
 
@@ -260,8 +267,8 @@ func (e *Executor) admit(q *queued) (*unit, string) {
 		}
 	}
 	q.demand = e.demandOf(q.path, q.units)
-	if u := blocking(q); u != nil {
-		e.led.wait(u, e.me, true)
+	if u := e.blocking(q); u != nil {
+		e.led.wait(u, e.me, true, e.firstDue(u, q))
 		return u, ""
 	}
 	if !e.fitsLocked(q.m.VM, q.m.To) {
