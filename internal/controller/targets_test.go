@@ -355,7 +355,8 @@ func TestEvacuationsSideBySideShareALink(t *testing.T) {
 // TestMonitorFailureReachesTheExecutor: the n-queen monitoring (master–
 // slave for three hosts) runs over loopback UDP with an agent per host;
 // when a1's agent stops, the failure it declares reaches the running
-// evacuation's executor (HostDown), and the simulated host fails with it.
+// evacuation's executor (HostDown), and the simulated host fails with it;
+// when the agent is back, so is the simulated host (HostUp).
 func TestMonitorFailureReachesTheExecutor(t *testing.T) {
 	fed, err := model.ParseFederation([]byte(threeSites))
 	if err != nil {
@@ -395,7 +396,7 @@ func TestMonitorFailureReachesTheExecutor(t *testing.T) {
 			a.Close()
 		}
 	}()
-	mon, err := daemon.Monitor(daemon.MonitorConfig{Federation: fed, HostDown: ctl.HostDown,
+	mon, err := daemon.Monitor(daemon.MonitorConfig{Federation: fed, HostDown: ctl.HostDown, HostUp: ctl.HostUp,
 		Controller: monitor.ControllerConfig{Hosts: hosts, Scheme: monitor.SchemeMasterSlave, Conn: ctrlConn, Interval: interval, Detector: det}})
 	if err != nil {
 		t.Fatal(err)
@@ -407,10 +408,30 @@ func TestMonitorFailureReachesTheExecutor(t *testing.T) {
 	if !controllertest.Poll(20*time.Second, func() bool { return hasEvent(r.timeline(), executor.EvHostDown, "a1") }) {
 		t.Fatalf("the executor was not told that a1 is down: %+v", r.timeline())
 	}
-	var down []bool
-	ctl.World().Do(func() { _, down = ctl.World().State() })
-	if !down[ctl.ix.HostByName["a1"]] {
+	a1 := ctl.ix.HostByName["a1"]
+	hostDown := func() bool {
+		var down []bool
+		ctl.World().Do(func() { _, down = ctl.World().State() })
+		return down[a1]
+	}
+	if !hostDown() {
 		t.Error("the world still has a1 up")
+	}
+	// a1 restarts (its agent at the same address): the simulated host
+	// comes back, empty, for later evacuations.
+	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(hosts[0].Addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := monitor.NewAgent(monitor.AgentConfig{ID: 1, Conn: conn, Controller: ctrlConn.LocalAddr().(*net.UDPAddr).AddrPort(),
+		Interval: interval, Detector: det})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again.Start()
+	agents["a1"] = again
+	if !controllertest.Poll(20*time.Second, func() bool { return !hostDown() }) {
+		t.Error("a1's agent is back but the world still has a1 down")
 	}
 	// a1's VMs are lost with it: the evacuation may have ended already.
 	if _, err := ctl.Control(context.Background(), op.ID, ActCancel); err != nil && !errors.Is(err, ErrConflict) {

@@ -193,14 +193,9 @@ func (w *Sim) InFlight(v int) bool { return w.cluster.Migrating(v) }
 // HostDown fails host h, as a crash would (inside Do): its VMs are lost.
 func (w *Sim) HostDown(h int) error { return w.cluster.FailHost(h) }
 
-// HostUp refuses: a failed simulated host does not come back (simhv
-// restarts no host).
-func (w *Sim) HostUp(h int) error {
-	if w.cluster.HostUp(h) {
-		return nil
-	}
-	return fmt.Errorf("world: simulated host %s failed and does not come back", w.ix.Host(h).Name)
-}
+// HostUp brings failed host h back, empty, as a restart would (inside
+// Do): later evacuations may use it again.
+func (w *Sim) HostUp(h int) error { return w.cluster.RecoverHost(h) }
 
 // Close implements World; a simulation holds nothing to release.
 func (w *Sim) Close() error { return nil }

@@ -382,6 +382,26 @@ func (c *Cluster) FailHost(h int) error {
 	return nil
 }
 
+// RecoverHost brings failed host h back, as a restart would: up, its NIC
+// at its speed again, and empty (the VMs it held were lost with it and do
+// not come back). Recovering a host that is up does nothing.
+func (c *Cluster) RecoverHost(h int) error {
+	if h < 0 || h >= len(c.hostUp) {
+		return fmt.Errorf("simhv: recover host %d: no such host: %w", h, ErrBadArgument)
+	}
+	if c.hostUp[h] {
+		return nil
+	}
+	for _, r := range []netpath.Resource{{Kind: netpath.HostOut, ID: h}, {Kind: netpath.HostIn, ID: h}} {
+		id, _ := c.rid(r)
+		if err := c.net.SetCapacity(id, netpath.Capacity(c.ix, r, c.linkMbps)); err != nil {
+			return fmt.Errorf("simhv: recover host %s: %w", c.ix.Host(h).Name, err)
+		}
+	}
+	c.hostUp[h] = true
+	return nil
+}
+
 // LoseSite fails every host of site s.
 func (c *Cluster) LoseSite(s int) error {
 	if s < 0 || s >= len(c.ix.Fed.Sites) {

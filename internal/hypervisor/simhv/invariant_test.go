@@ -78,12 +78,13 @@ type trackedJob struct {
 }
 
 // TestInvariantsUnderRandomFaults drives random migrations, aborts, speed
-// changes, pauses, switches to post-copy, host failures and link changes,
-// and checks after every event that each VM runs on exactly one up host or
-// is lost because its host failed or its post-copy migration did — never
-// both, never neither — that memory is never overcommitted,
-// that every observer is called exactly once with a consistent result, and
-// that the bytes migrations report are the bytes their NICs carried.
+// changes, pauses, switches to post-copy, host failures and recoveries and
+// link changes, and checks after every event that each VM runs on exactly
+// one up host or is lost because its host failed or its post-copy
+// migration did — never both, never neither — that memory is never
+// overcommitted, that every observer is called exactly once with a
+// consistent result, and that the bytes migrations report are the bytes
+// their NICs carried.
 func TestInvariantsUnderRandomFaults(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		ix := model.NewIndex(genFederation(t))
@@ -167,8 +168,12 @@ func TestInvariantsUnderRandomFaults(t *testing.T) {
 				})
 			case 7:
 				h := rapid.IntRange(0, nh-1).Draw(t, "fail host")
+				fault := c.FailHost
+				if rapid.IntRange(0, 2).Draw(t, "recover?") == 0 {
+					fault = c.RecoverHost
+				}
 				e.Schedule(at, func() {
-					if err := c.FailHost(h); err != nil {
+					if err := fault(h); err != nil {
 						t.Fatal(err)
 					}
 				})

@@ -439,6 +439,7 @@ func TestFaultInjectorsRejectBadInput(t *testing.T) {
 	for name, err := range map[string]error{
 		"FailHost(-1)":         c.FailHost(-1),
 		"FailHost(99)":         c.FailHost(99),
+		"RecoverHost(99)":      c.RecoverHost(99),
 		"LoseSite(9)":          c.LoseSite(9),
 		"SetLinkMbps(5, 1)":    c.SetLinkMbps(5, 1),
 		"SetLinkMbps(0, -1)":   c.SetLinkMbps(0, -1),
@@ -454,6 +455,56 @@ func TestFaultInjectorsRejectBadInput(t *testing.T) {
 	}
 	if c.HostUp(-1) || c.Migrating(-1) {
 		t.Error("unknown host up or VM migrating")
+	}
+}
+
+// A failed host that recovers is up and empty: the VMs it held stay lost,
+// migrations to it are refused while it is down and, once it is back, run
+// as fast as to a host that never failed.
+func TestRecoverHost(t *testing.T) {
+	solo := func(c *Cluster) time.Duration {
+		var rec recorder
+		start(t, c, req(c, "web", "b1"), &rec)
+		c.Engine().Run()
+		r := rec.one(t)
+		if r.Err != nil || r.RunningOn != "b1" {
+			t.Fatalf("web to b1: %+v", r)
+		}
+		return r.Finished.Sub(r.Started)
+	}
+	want := solo(newCluster(t, twoSites))
+	c := newCluster(t, twoSites)
+	a2 := c.ix.HostByName["a2"]
+	b1 := c.ix.HostByName["b1"]
+	if err := c.RecoverHost(b1); err != nil {
+		t.Fatalf("recovering a host that is up: %v", err)
+	}
+	for _, h := range []int{a2, b1} {
+		if err := c.FailHost(h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Migrate(t.Context(), req(c, "web", "b1"), &recorder{}); !errors.Is(err, hypervisor.ErrHostDown) {
+		t.Fatalf("migration to a failed host: %v, want ErrHostDown", err)
+	}
+	for _, h := range []int{a2, b1} {
+		if err := c.RecoverHost(h); err != nil {
+			t.Fatal(err)
+		}
+		if !c.HostUp(h) {
+			t.Fatalf("%s not up after RecoverHost", c.ix.Host(h).Name)
+		}
+	}
+	if got := solo(c); got != want {
+		t.Errorf("web to the recovered b1 took %v, to a b1 that never failed %v", got, want)
+	}
+	for _, vm := range []string{"hot", "local", "app", "web2"} {
+		if h := c.Placement()[c.ix.VMByName[vm]]; h != -1 {
+			t.Errorf("%s (on a2 when it failed) is on host %d after a2 recovered, want lost", vm, h)
+		}
+	}
+	if err := c.Check(); err != nil {
+		t.Error(err)
 	}
 }
 
