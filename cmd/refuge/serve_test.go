@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -225,15 +226,24 @@ vms:
 // from the hosts' daemons; an evacuation of site a started through the API
 // migrates them to b (non-live: QEMU 7.2 under TCG, docs/libvirt.md),
 // journaled as an operation that succeeds; the guests then run on b only
-// and still pass their memory check.
+// and still pass their memory check. Then an alert dropped into serve's
+// file source (an area warning around b; the threat policy evacuates
+// such areas within 10 minutes) makes the alert pipeline evacuate b: the
+// guests come back to a, alive.
 func TestServeRealSites(t *testing.T) {
 	b := startBed(t, 2, []testbed.LinkSpec{{A: 0, B: 1, RateMbit: 100, RTT: 4 * time.Millisecond}})
 	a, dst := b.Sites[0], b.Sites[1]
 	vms := []string{"g1", "g2"}
 	startGuests(t, a, vms)
-	fedFile := filepath.Join(t.TempDir(), "federation.yaml")
+	dir := t.TempDir()
+	fedFile, policy, alerts := filepath.Join(dir, "federation.yaml"), filepath.Join(dir, "threat.yaml"), filepath.Join(dir, "alerts")
 	writeFile(t, fedFile, []byte(federationYAML(b, b.Sites, b.Links, vms, a)))
-	s := startServe(t, "--federation", fedFile, "--non-live", "--connect-timeout", "20s")
+	writeFile(t, policy, []byte("areas: {level: evacuate, deadline: 10m}\n"))
+	if err := os.Mkdir(alerts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := startServe(t, "--federation", fedFile, "--non-live", "--connect-timeout", "20s",
+		"--threat-policy", policy, "--source", "file:"+alerts, "--interval", "500ms")
 
 	var st struct {
 		Sites []struct {
@@ -255,17 +265,58 @@ func TestServeRealSites(t *testing.T) {
 	if err := json.Unmarshal([]byte(watched[len(watched)-1]), &final); err != nil || final.Status != store.OpSucceeded || final.Progress.Migrated != len(vms) {
 		t.Fatalf("operations watch: last line %s (%v); want succeeded, %d migrated", watched[len(watched)-1], err, len(vms))
 	}
+	activeOnlyOn(t, b, vms, dst)
+	if t.Failed() {
+		return
+	}
+
+	// The alert: a's site is at lat 33, b's at lat 34 (federationYAML).
+	doc := fmt.Sprintf(`{"version": 1, "relay_id": "test", "nonce": "1", "event_id": "outage-b", "serial": 1,
+  "kind": "other", "status": "actual", "msg_type": "alert", "issued_at": %q,
+  "headline": "planned power outage at b", "areas": [{"name": "b", "circles": [{"center": [34, 135], "radius_km": 5}]}]}`,
+		time.Now().UTC().Format(time.RFC3339))
+	writeFile(t, filepath.Join(alerts, ".outage.json"), []byte(doc))
+	if err := os.Rename(filepath.Join(alerts, ".outage.json"), filepath.Join(alerts, "outage.json")); err != nil {
+		t.Fatal(err)
+	}
+	var back store.Operation
+	if !controllertest.Poll(5*time.Minute, func() bool {
+		code, body := s.get("GET", "/v1/operations", "")
+		var ops []store.Operation
+		if code != 200 || json.Unmarshal(body, &ops) != nil {
+			return false
+		}
+		for _, op := range ops {
+			if op.CreatedBy == "alert pipeline" {
+				back = op
+				return op.Status != store.OpPending && op.Status != store.OpRunning
+			}
+		}
+		return false
+	}) {
+		t.Fatalf("the alert's evacuation of %s did not end within 5 minutes: %+v", dst.Name, back)
+	}
+	if back.Status != store.OpSucceeded || back.Progress.Migrated != len(vms) || len(back.Sites) != 1 || back.Sites[0].Site != dst.Name {
+		t.Fatalf("the alert's evacuation: %+v; want %s evacuated, %d migrated", back, dst.Name, len(vms))
+	}
+	activeOnlyOn(t, b, vms, a)
+}
+
+// activeOnlyOn checks that each of vms is active (running or paused) on
+// site on only and that its guest still passes its memory check there.
+func activeOnlyOn(t *testing.T, b *testbed.Bed, vms []string, on *testbed.Site) {
+	t.Helper()
 	ctx := context.Background()
 	for _, v := range vms {
 		for _, site := range b.Sites {
 			state := site.State(ctx, v)
-			if active := state == "running" || state == "paused"; active != (site == dst) {
-				t.Errorf("%s is %q on %s; want it active on %s only", v, state, site.Name, dst.Name)
+			if active := state == "running" || state == "paused"; active != (site == on) {
+				t.Errorf("%s is %q on %s; want it active on %s only", v, state, site.Name, on.Name)
 			}
 		}
-		out := dst.ConsoleSince(v, 0)
-		if _, err := dst.WaitConsole(ctx, v, int64(len(out)), "memchk OK", 90*time.Second); err != nil {
-			t.Errorf("%s on %s: %v", v, dst.Name, err)
+		out := on.ConsoleSince(v, 0)
+		if _, err := on.WaitConsole(ctx, v, int64(len(out)), "memchk OK", 90*time.Second); err != nil {
+			t.Errorf("%s on %s: %v", v, on.Name, err)
 		}
 	}
 }
