@@ -114,10 +114,10 @@ func drawPropertyCase(rt *rapid.T) propertyCase {
 
 // Property: over random federations, threats and the refuge policy, the
 // executor never admits a migration onto a bandwidth resource that has
-// less than half its demand free (beyond the slack) unless it asks no more
-// than its fair share there, never runs more
-// migrations than a count limit allows, never migrates a VM twice, and
-// every VM ends in exactly one place.
+// less than half its demand free (beyond the slack) unless a quarter of
+// the resource is free or it asks no more than its fair share there,
+// never runs more migrations than a count limit allows, never migrates a
+// VM twice, and every VM ends in exactly one place.
 func TestPropertyAdmission(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
 		pc := drawPropertyCase(rt)
@@ -131,7 +131,7 @@ func TestPropertyAdmission(t *testing.T) {
 		admit := func(u *unit, d float64) {
 			switch {
 			case u.key.kind.bandwidth():
-				if u.holders > 0 && u.free() < admissionShare*d-1 && d > u.est/float64(u.holders+1)+1 {
+				if u.holders > 0 && u.free() < admissionShare*d-1 && u.free() < admissionIdle*u.est*(1+admissionSlack)-1 && d > u.est/float64(u.holders+1)+1 {
 					rt.Fatalf("%s: admitted %.0f B/s with %.0f free of %.0f", netpath.Name(ix, u.res), d, u.free(), u.est)
 				}
 			case u.used+1 > u.est:
