@@ -656,6 +656,11 @@ func TestRoutesAroundCutLinkAndLateTransit(t *testing.T) {
 			t.Fatalf("x planned through c, which is lost at 20 s: %+v", m)
 		}
 	}
+	// The reason names what makes it late: c, not its own deadline.
+	if len(p.Unsaved) != 1 || p.Unsaved[0].Code != CodeDeadline ||
+		!strings.Contains(p.Unsaved[0].Reason, "after c, the site its way out crosses, is lost (deadline 20s") {
+		t.Errorf("x unsaved %+v; want the deadline code and c's loss as the reason", p.Unsaved)
+	}
 }
 
 func TestCountLimitsInPredictions(t *testing.T) {

@@ -267,6 +267,20 @@ func (p *planner) planOpportunistic(plan *Plan, st *runState) {
 	p.margin = margin
 }
 
+// lateTransit returns the route of late candidate c from site when what
+// makes it late is not the site's own limit but that of a threatened site
+// the route crosses (nil otherwise).
+func (p *planner) lateTransit(site int, c cand, limit float64) *route {
+	if c.lateRoute < 0 || c.lateF > limit {
+		return nil
+	}
+	rt := &p.fromSite[site][c.lateRoute]
+	if rt.transit < 0 || p.transitLimit(rt) >= c.lateF {
+		return nil
+	}
+	return rt
+}
+
 // planVM plans VM v: it moves it to the best destination or records why
 // it stays.
 func (p *planner) planVM(v int, plan *Plan, st *runState) {
@@ -305,7 +319,17 @@ func (p *planner) planVM(v int, plan *Plan, st *runState) {
 		w.str("bottleneck ").str(p.resName(r)).str(", already carrying ").bytes(p.bytesR[r]).str(" of earlier moves")
 	}
 	if !c.ok && c.late {
-		late(c.lateF, " or later")
+		if rt := p.lateTransit(pr.site, c, limit); rt != nil {
+			// In time for its own deadline but not for a site every
+			// route out crosses, which is lost first.
+			st.lateF[v] = c.lateF
+			t := rt.transit
+			w.str("predicted to finish at ").dur(p.in.Now + dur(c.lateF)).str(" or later, after ").str(p.fed.Sites[t].Name).
+				str(", the site its way out crosses, is lost (deadline ").dur(p.deadline[t]).str(" minus the ").
+				dur(p.in.Policy.SafetyMargin.D()).str(" safety margin); ")
+		} else {
+			late(c.lateF, " or later")
+		}
 		if c.lateRes >= 0 {
 			carrying(c.lateRes)
 		} else {

@@ -382,6 +382,8 @@ type cand struct {
 	late    bool
 	lateF   float64
 	lateRes int
+	// lateRoute: the route of that finish (-1: not known).
+	lateRoute int
 	// lbOnly: every route was ruled out by the lower bound from the VM's
 	// least bytes, so no other way of migrating it can be in time either.
 	lbOnly bool
@@ -634,7 +636,7 @@ func (p *planner) search(v int, o searchOpts, limit float64) cand {
 		p.warm[pr.site] = q.best.route
 	}
 	if !q.best.ok && !math.IsInf(lateF, 1) {
-		q.best.late, q.best.lateF, q.best.lateRes, q.best.lbOnly = true, lateF, lateRes, lbOnly
+		q.best.late, q.best.lateF, q.best.lateRes, q.best.lbOnly, q.best.lateRoute = true, lateF, lateRes, lbOnly, lateK
 	}
 	return q.best
 }
