@@ -257,7 +257,7 @@ func (e *Executor) checkDeadlines(live []*running) {
 	pol := e.cfg.Policy.Migration
 	guard := e.interval()
 	for _, r := range live {
-		d, threatened := e.deadlines[e.ix.HostSite(r.move.From)]
+		d, via, threatened := e.pathDeadline(r.move.From, r.path)
 		info := r.info
 		if !threatened || r.aborting || info.Phase == hypervisor.PhaseSetup || info.Phase == hypervisor.PhaseSwitchover {
 			continue
@@ -286,10 +286,29 @@ func (e *Executor) checkDeadlines(live []*running) {
 		}
 		if now+secs(float64(info.DataRemaining)/best) > d {
 			e.hopeless[r.vm] = true
-			e.abort(r, fmt.Sprintf("cannot finish before the deadline %s: %s left even at the path's full %.0f MiB/s",
-				d.Round(time.Second), bytesString(info.DataRemaining), best/model.MiB), true)
+			before := "the deadline " + d.Round(time.Second).String()
+			if via >= 0 {
+				before = fmt.Sprintf("%s, which its path crosses, is lost at %s", e.ix.Fed.Sites[via].Name, d.Round(time.Second))
+			}
+			e.abort(r, fmt.Sprintf("cannot finish before %s: %s left even at the path's full %.0f MiB/s",
+				before, bytesString(info.DataRemaining), best/model.MiB), true)
 		}
 	}
+}
+
+// pathDeadline returns by when a migration from host from over path must
+// end: its site's deadline, or that of a threatened site the path crosses
+// if earlier (via: that site, -1 for the source's own). A site lost to a
+// disaster takes its WAN links with it.
+func (e *Executor) pathDeadline(from int, path netpath.Path) (d time.Duration, via int, ok bool) {
+	d, ok = e.deadlines[e.ix.HostSite(from)]
+	via = -1
+	for _, t := range netpath.Transit(e.ix, path) {
+		if dt, threatened := e.deadlines[t]; threatened && (!ok || dt < d) {
+			d, via, ok = dt, t, true
+		}
+	}
+	return d, via, ok
 }
 
 // switchMode queues a switch of r to post-copy or pause-and-copy.

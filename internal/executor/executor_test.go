@@ -13,6 +13,7 @@ import (
 
 	"github.com/refuge-project/refuge/internal/clock"
 	"github.com/refuge-project/refuge/internal/hypervisor"
+	"github.com/refuge-project/refuge/internal/hypervisor/simhv"
 	"github.com/refuge-project/refuge/internal/model"
 	"github.com/refuge-project/refuge/internal/planner"
 	"github.com/refuge-project/refuge/internal/sim"
@@ -658,5 +659,48 @@ func TestSecondWarningAfterDone(t *testing.T) {
 		if strings.HasPrefix(r.To, "b") || r.Status != StatusMigrated {
 			t.Errorf("%s: %s, on %q; want every VM migrated off a and b", r.Name, r.Status, r.To)
 		}
+	}
+}
+
+// A site a migration only crosses is lost with its links: when a second
+// warning gives x (between a and b) 20 s, the migration of a's VM through
+// it cannot end in time, is aborted saying so, and the VM, with no other
+// way out, stays on a1.
+func TestAbortsMigrationsThroughASiteLostFirst(t *testing.T) {
+	f, err := model.ParseFederation([]byte(`name: chain
+sites:
+  - {name: a, fabrics: [{name: fa, hosts: [{name: a1, vcpu: 16, memory_mib: 65536, nic_mbps: 10000}]}]}
+  - {name: x, fabrics: [{name: fx, hosts: [{name: x1, vcpu: 16, memory_mib: 4096, nic_mbps: 10000}]}]}
+  - {name: b, fabrics: [{name: fb, hosts: [{name: b1, vcpu: 16, memory_mib: 65536, nic_mbps: 10000}]}]}
+links:
+  - {name: ax, a: a, b: x, bandwidth_mbps: 1000, rtt_ms: 2}
+  - {name: xb, a: x, b: b, bandwidth_mbps: 1000, rtt_ms: 2}
+vms:
+  - {name: v, host: a1, vcpu: 2, memory_mib: 8192, storage: shared}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix := model.NewIndex(f)
+	eng := sim.NewEngine(epoch)
+	cl, err := simhv.New(eng, ix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := ix.SiteByName["x"]
+	rep := run(t, ix, model.RefugePolicy(), cl, eng, map[int]time.Duration{ix.SiteByName["a"]: time.Hour}, func(ex *Executor) {
+		eng.AfterFunc(5*time.Second, func() { ex.SetDeadline(x, 20*time.Second) })
+		eng.AfterFunc(20*time.Second, func() {
+			if err := cl.LoseSite(x); err != nil {
+				t.Error(err)
+			}
+		})
+	})
+	r := rep.VMs[0]
+	if r.Status == StatusMigrated || !strings.Contains(r.Reason, "x, which its path crosses, is lost at 20s") {
+		t.Errorf("v %s (%s); want it aborted for x's loss", r.Status, r.Reason)
+	}
+	if p := cl.Placement()[0]; p != ix.HostByName["a1"] {
+		t.Errorf("v on host %d, want a1", p)
 	}
 }

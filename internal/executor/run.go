@@ -246,6 +246,9 @@ func (e *Executor) try(q *queued) string {
 	if q.units == nil {
 		return "route lost"
 	}
+	if _, via, _ := e.pathDeadline(m.From, q.path); via >= 0 && e.deadlines[via] <= e.now() {
+		return "route lost with " + e.ix.Fed.Sites[via].Name
+	}
 	u, why := e.admit(q)
 	if u != nil {
 		e.park(u, q)

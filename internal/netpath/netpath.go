@@ -185,3 +185,19 @@ func Name(ix *model.Index, r Resource) string {
 	}
 	return string(r.Kind)
 }
+
+// Transit returns the sites p crosses between its source's site and its
+// destination's, in order (none for a path within a site or over one
+// link).
+func Transit(ix *model.Index, p Path) []int {
+	if len(p.Links) < 2 || len(p.Resources) == 0 {
+		return nil
+	}
+	at := ix.HostSite(p.Resources[0].ID)
+	sites := make([]int, 0, len(p.Links)-1)
+	for _, l := range p.Links[:len(p.Links)-1] {
+		at = ix.LinkPeer(l, at)
+		sites = append(sites, at)
+	}
+	return sites
+}

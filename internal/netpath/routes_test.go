@@ -30,8 +30,14 @@ func TestAlongFollowsTheGivenLinks(t *testing.T) {
 	if p.RTT != LANRTT+12*time.Millisecond {
 		t.Errorf("RTT %v, want LAN + 5 ms + 7 ms", p.RTT)
 	}
+	if got, want := Transit(ix, p), []int{ix.SiteByName["b"]}; !slices.Equal(got, want) {
+		t.Errorf("a → b → c crosses %v, want %v (b)", got, want)
+	}
 	// The default route, given explicitly, is Between's path.
 	def, _ := Between(ix, a1, c1)
+	if got := Transit(ix, def); len(got) != 0 {
+		t.Errorf("the direct route a → c crosses %v, want none", got)
+	}
 	if p, err := Along(ix, a1, c1, def.Links); err != nil || !slices.Equal(p.Resources, def.Resources) || p.RTT != def.RTT {
 		t.Errorf("Along(default route) = %+v, %v; want %+v", p, err, def)
 	}

@@ -402,7 +402,9 @@ func (c *Cluster) RecoverHost(h int) error {
 	return nil
 }
 
-// LoseSite fails every host of site s.
+// LoseSite fails every host of site s and cuts its links: a site lost to
+// a disaster takes its WAN routers with it, so migrations that only cross
+// it (transit) stall and fail too (ErrLinkDown after StallTimeout).
 func (c *Cluster) LoseSite(s int) error {
 	if s < 0 || s >= len(c.ix.Fed.Sites) {
 		return fmt.Errorf("simhv: lose site %d: no such site: %w", s, ErrBadArgument)
@@ -411,6 +413,14 @@ func (c *Cluster) LoseSite(s int) error {
 		if c.ix.HostSite(h) == s {
 			if err := c.FailHost(h); err != nil {
 				return fmt.Errorf("simhv: lose site %s: %w", c.ix.Fed.Sites[s].Name, err)
+			}
+		}
+	}
+	name := c.ix.Fed.Sites[s].Name
+	for l := range c.ix.Fed.Links {
+		if lk := &c.ix.Fed.Links[l]; lk.A == name || lk.B == name {
+			if err := c.SetLinkMbps(l, 0); err != nil {
+				return fmt.Errorf("simhv: lose site %s: %w", name, err)
 			}
 		}
 	}

@@ -417,6 +417,41 @@ func TestFaultsDuringMigration(t *testing.T) {
 	}
 }
 
+// A lost site takes its links with it: a migration that only crosses it
+// stalls and fails once the stall timeout passes, the domain left on its
+// source.
+func TestTransitSiteLost(t *testing.T) {
+	c := newCluster(t, `name: chain
+sites:
+  - {name: a, fabrics: [{name: fa, hosts: [{name: a1, vcpu: 8, memory_mib: 8192, nic_mbps: 1000}]}]}
+  - {name: x, fabrics: [{name: fx, hosts: [{name: x1, vcpu: 8, memory_mib: 8192, nic_mbps: 1000}]}]}
+  - {name: b, fabrics: [{name: fb, hosts: [{name: b1, vcpu: 8, memory_mib: 8192, nic_mbps: 1000}]}]}
+links:
+  - {name: ax, a: a, b: x, bandwidth_mbps: 1000, rtt_ms: 5}
+  - {name: xb, a: x, b: b, bandwidth_mbps: 1000, rtt_ms: 5}
+vms:
+  - {name: web, host: a1, vcpu: 2, memory_mib: 4096, dirty_rate_mibps: 0}
+`)
+	var rec recorder
+	start(t, c, req(c, "web", "b1"), &rec)
+	e := c.Engine()
+	e.RunUntil(10 * time.Second)
+	if err := c.LoseSite(c.ix.SiteByName["x"]); err != nil {
+		t.Fatal(err)
+	}
+	if mbps := c.LinkMbps(); mbps[0] != 0 || mbps[1] != 0 {
+		t.Errorf("links of the lost site at %v Mbit/s, want cut", mbps)
+	}
+	e.Run()
+	r := rec.one(t)
+	if !errors.Is(r.Err, hypervisor.ErrLinkDown) || r.RunningOn != "a1" || r.Finished.Sub(epoch) != 10*time.Second+DefaultStallTimeout {
+		t.Fatalf("migration through the lost site: %v on %q at %v; want ErrLinkDown on a1 at %v", r.Err, r.RunningOn, r.Finished.Sub(epoch), 10*time.Second+DefaultStallTimeout)
+	}
+	if err := c.Check(); err != nil {
+		t.Error(err)
+	}
+}
+
 func TestStallTimeoutSetting(t *testing.T) {
 	c := newCluster(t, twoSites)
 	c.StallTimeout = 10 * time.Second
