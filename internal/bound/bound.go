@@ -436,13 +436,19 @@ func (g group) bytes() float64 {
 // their NICs) over the link directions with bandwidth, transit through any
 // site allowed, into the NICs of the safe hosts that have room for the
 // group's smallest VM.
-func (st *state) flow(g group) float64 {
+func (st *state) flow(g group) float64 { return st.flowAt(g, math.Inf(-1)) }
+
+// flowAt is flow at `at` seconds from now: the threatened sites whose
+// deadline has come by then are gone, with their hosts and their links
+// (a site lost to a disaster takes its WAN routers with it).
+func (st *state) flowAt(g group, at float64) float64 {
 	ix := st.ix
+	lost := func(s int) bool { return st.threatened[s] && st.window[s] <= at }
 	n := newFlowNet(len(ix.Fed.Sites) + 2)
 	src, sink := len(ix.Fed.Sites), len(ix.Fed.Sites)+1
 	hostNode := map[int]int{}
 	for _, v := range g {
-		if _, ok := hostNode[v.Host]; ok {
+		if _, ok := hostNode[v.Host]; ok || lost(v.Site) {
 			continue
 		}
 		hn := n.addNode()
@@ -451,7 +457,9 @@ func (st *state) flow(g group) float64 {
 		n.addEdge(hn, v.Site, math.Inf(1))
 	}
 	for _, a := range st.arcs() {
-		n.addEdge(a.from, a.to, a.cap)
+		if !lost(a.from) && !lost(a.to) {
+			n.addEdge(a.from, a.to, a.cap)
+		}
 	}
 	for _, h := range st.destinations(g.minMemory()) {
 		hn := n.addNode()
@@ -459,6 +467,30 @@ func (st *state) flow(g group) float64 {
 		n.addEdge(hn, sink, math.Inf(1))
 	}
 	return n.maxFlow(src, sink)
+}
+
+// flowBytes bounds the bytes the group's VMs can send within window
+// seconds from now: nothing before the group's least set-up, and at each
+// moment after it at most the maximum flow through what is left of the
+// network then (flowAt), which changes only when a threatened site's
+// deadline comes.
+func (st *state) flowBytes(g group, window float64) float64 {
+	start := g.minSetup().Seconds()
+	cuts := []float64{window}
+	for s, w := range st.window {
+		if st.threatened[s] && w > start && w < window {
+			cuts = append(cuts, w)
+		}
+	}
+	sort.Float64s(cuts)
+	total, a := 0.0, start
+	for _, b := range cuts {
+		if b > a {
+			total += st.flowAt(g, a) * (b - a)
+			a = b
+		}
+	}
+	return total
 }
 
 // nicIn returns the total NIC-in capacity and free memory of the safe

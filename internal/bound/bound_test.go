@@ -180,6 +180,24 @@ func TestMultiHopTransit(t *testing.T) {
 	}
 }
 
+// A transit site lost first takes its route with it: with x lost at 100 s,
+// the second route carries bytes only until then: 117.685 MB/s × (2 ×
+// 96.2988 s until x is lost + 200 s after) = 10.8 VMs → 10 (16 if x
+// stayed, 8 over the direct link alone).
+func TestTransitSiteLostFirst(t *testing.T) {
+	in := transitFed(t)
+	in.Deadlines[in.Index.SiteByName["x"]] = 100 * time.Second
+	s := saved(t, in)
+	if got := s.Sites[0]; got.Site != "a" || got.Count != 10 || got.Binding != "flow" {
+		t.Errorf("a's bound with x lost at 100 s: %+v, want 10 (flow)", got)
+	}
+	// With x lost after a, nothing changes.
+	in.Deadlines[in.Index.SiteByName["x"]] = 400 * time.Second
+	if got := saved(t, in).Sites[0]; got.Count != 16 {
+		t.Errorf("a's bound with x lost at 400 s: %d, want 16", got.Count)
+	}
+}
+
 // A cut link leaves the route through the transit site; cutting both of a's
 // links leaves nothing.
 func TestCutLink(t *testing.T) {

@@ -27,7 +27,9 @@
 //
 // Destinations are the up hosts of safe sites (sites without a deadline);
 // a destination has room for a VM when its memory minus that of the VMs
-// placed on it is at least the VM's. Routes may transit any site.
+// placed on it is at least the VM's. Routes may transit any site, a
+// threatened one only until its deadline: a site lost to a disaster takes
+// its hosts and its WAN links with it (simhv's LoseSite cuts them too).
 //
 // # One VM's best case
 //
@@ -67,9 +69,11 @@
 //   - the NICs of the destination hosts, which must have room for the
 //     smallest candidate: Σ C_nic-in × (T_s − setup_s) ("nic-in");
 //   - every cut between the source hosts and those destinations in the
-//     network of NICs and link directions (transit through any site): the
-//     time-averaged traffic is a feasible flow, so its rate is at most the
-//     maximum flow F_s, and Σ bytes ≤ F_s × (T_s − setup_s) ("flow");
+//     network of NICs and link directions (transit through any site not
+//     yet lost): the traffic at each moment τ is a feasible flow, so its
+//     rate is at most the maximum flow F_s(τ) of the network left at τ, and
+//     Σ bytes ≤ ∫ F_s(τ) dτ over the window after setup_s — a sum over the
+//     intervals between the threatened sites' deadlines ("flow");
 //
 // and their memory fits in the destinations' free memory ("memory"). For
 // each budget, the largest number of items whose sizes fit it is reached

@@ -154,11 +154,11 @@ func (st *state) budgetTerms(g group, window float64, perHost bool) []Term {
 		terms = append(terms, t)
 	}
 	nic, mem := st.nicInAndMemory(g)
-	flow := st.flow(g)
+	flow := st.flowBytes(g, window)
 	terms = append(terms,
 		Term{Name: "nic-in", Count: countFitting(bytes, nic*span), Priority: fractionalKnapsack(byBytes, nic*span)},
 		Term{Name: "memory", Count: countFitting(mems, mem), Priority: fractionalKnapsack(byMem, mem)},
-		Term{Name: "flow", Count: countFitting(bytes, flow*span), Priority: fractionalKnapsack(byBytes, flow*span)},
+		Term{Name: "flow", Count: countFitting(bytes, flow), Priority: fractionalKnapsack(byBytes, flow)},
 	)
 	// No more than the count bound can be saved, so no more than the
 	// largest priorities of that many.
