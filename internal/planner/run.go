@@ -267,18 +267,18 @@ func (p *planner) planOpportunistic(plan *Plan, st *runState) {
 	p.margin = margin
 }
 
-// lateTransit returns the route of late candidate c from site when what
-// makes it late is not the site's own limit but that of a threatened site
-// the route crosses (nil otherwise).
-func (p *planner) lateTransit(site int, c cand, limit float64) *route {
+// lostFirst returns the threatened site that makes late candidate c from
+// site late when it is not the site's own limit but that of a site the
+// route crosses, which is lost first (-1 otherwise).
+func (p *planner) lostFirst(site int, c cand, limit float64) int {
 	if c.lateRoute < 0 || c.lateF > limit {
-		return nil
+		return -1
 	}
 	rt := &p.fromSite[site][c.lateRoute]
 	if rt.transit < 0 || p.transitLimit(rt) >= c.lateF {
-		return nil
+		return -1
 	}
-	return rt
+	return rt.transit
 }
 
 // planVM plans VM v: it moves it to the best destination or records why
@@ -310,26 +310,28 @@ func (p *planner) planVM(v int, plan *Plan, st *runState) {
 	limit := p.siteLimit[pr.site] - p.margin
 	c, f, bott, path := p.choose(v, limit)
 	w := p.why.start()
-	late := func(f float64, orLater string) *reasonBuf {
+	// late says when v is predicted to finish and which limit that
+	// misses: its deadline, or that of lost, a site its way out crosses
+	// (-1: none).
+	late := func(f float64, orLater string, lost int) *reasonBuf {
 		st.lateF[v] = f
-		return w.str("predicted to finish at ").dur(p.in.Now + dur(f)).str(orLater).str(", after its deadline ").dur(deadline).
-			str(" minus the ").dur(p.in.Policy.SafetyMargin.D()).str(" safety margin; ")
+		w.str("predicted to finish at ").dur(p.in.Now + dur(f)).str(orLater)
+		if lost >= 0 {
+			w.str(", after ").str(p.fed.Sites[lost].Name).str(", the site its way out crosses, is lost (deadline ").dur(p.deadline[lost])
+		} else {
+			w.str(", after its deadline ").dur(deadline)
+		}
+		w.str(" minus the ").dur(p.in.Policy.SafetyMargin.D()).str(" safety margin")
+		if lost >= 0 {
+			w.str(")")
+		}
+		return w.str("; ")
 	}
 	carrying := func(r int) {
 		w.str("bottleneck ").str(p.resName(r)).str(", already carrying ").bytes(p.bytesR[r]).str(" of earlier moves")
 	}
 	if !c.ok && c.late {
-		if rt := p.lateTransit(pr.site, c, limit); rt != nil {
-			// In time for its own deadline but not for a site every
-			// route out crosses, which is lost first.
-			st.lateF[v] = c.lateF
-			t := rt.transit
-			w.str("predicted to finish at ").dur(p.in.Now + dur(c.lateF)).str(" or later, after ").str(p.fed.Sites[t].Name).
-				str(", the site its way out crosses, is lost (deadline ").dur(p.deadline[t]).str(" minus the ").
-				dur(p.in.Policy.SafetyMargin.D()).str(" safety margin); ")
-		} else {
-			late(c.lateF, " or later")
-		}
+		late(c.lateF, " or later", p.lostFirst(pr.site, c, limit))
 		if c.lateRes >= 0 {
 			carrying(c.lateRes)
 		} else {
@@ -358,7 +360,7 @@ func (p *planner) planVM(v int, plan *Plan, st *runState) {
 		p.limiter(w, path, c.est.rate, rt.rtt)
 	}
 	if f > limit && p.in.Policy.DeadlineAware {
-		late(f, "")
+		late(f, "", -1)
 		switch {
 		case bott == slotBottleneck:
 			w.str(bottName).str(": the moves planned before it hold its slots")
