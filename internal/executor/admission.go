@@ -131,12 +131,14 @@ func (u *unit) give(d float64) {
 
 // queued is a move waiting to start.
 type queued struct {
-	m      planner.Move
-	seq    int
-	path   netpath.Path
-	units  []*unit
-	demand float64 // bytes/s: the path's narrowest admitted capacity, within the flow cap
-	idx    int     // heap index
+	m     planner.Move
+	seq   int
+	path  netpath.Path
+	units []*unit
+	// transit: the sites path crosses (netpath.Transit), computed once.
+	transit []int
+	demand  float64 // bytes/s: the path's narrowest admitted capacity, within the flow cap
+	idx     int     // heap index
 	// due: its VM's deadline when it was queued (zero: none), for the
 	// order between executors side by side (Ledger.yields).
 	due time.Time

@@ -257,7 +257,7 @@ func (e *Executor) checkDeadlines(live []*running) {
 	pol := e.cfg.Policy.Migration
 	guard := e.interval()
 	for _, r := range live {
-		d, via, threatened := e.pathDeadline(r.move.From, r.path)
+		d, via, threatened := e.pathDeadline(r.move.From, r.transit)
 		info := r.info
 		if !threatened || r.aborting || info.Phase == hypervisor.PhaseSetup || info.Phase == hypervisor.PhaseSwitchover {
 			continue
@@ -296,14 +296,14 @@ func (e *Executor) checkDeadlines(live []*running) {
 	}
 }
 
-// pathDeadline returns by when a migration from host from over path must
-// end: its site's deadline, or that of a threatened site the path crosses
-// if earlier (via: that site, -1 for the source's own). A site lost to a
-// disaster takes its WAN links with it.
-func (e *Executor) pathDeadline(from int, path netpath.Path) (d time.Duration, via int, ok bool) {
+// pathDeadline returns by when a migration from host from whose path
+// crosses the sites transit must end: its site's deadline, or that of a
+// threatened site it crosses if earlier (via: that site, -1 for the
+// source's own). A site lost to a disaster takes its WAN links with it.
+func (e *Executor) pathDeadline(from int, transit []int) (d time.Duration, via int, ok bool) {
 	d, ok = e.deadlines[e.ix.HostSite(from)]
 	via = -1
-	for _, t := range netpath.Transit(e.ix, path) {
+	for _, t := range transit {
 		if dt, threatened := e.deadlines[t]; threatened && (!ok || dt < d) {
 			d, via, ok = dt, t, true
 		}

@@ -205,6 +205,7 @@ type running struct {
 	vm      int
 	move    planner.Move
 	path    netpath.Path
+	transit []int // the sites path crosses
 	units   []*unit
 	demand  float64
 	job     hypervisor.Job // nil until the driver call that starts it returns

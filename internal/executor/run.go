@@ -125,6 +125,7 @@ func (e *Executor) enqueue(m planner.Move) {
 	}
 	if path, ok := e.pathOf(m); ok {
 		q.path = path
+		q.transit = netpath.Transit(e.ix, path)
 		q.units = e.unitsOf(m.From, m.To, path)
 	}
 	heap.Push(&e.ready, q)
@@ -246,7 +247,7 @@ func (e *Executor) try(q *queued) string {
 	if q.units == nil {
 		return "route lost"
 	}
-	if _, via, _ := e.pathDeadline(m.From, q.path); via >= 0 && e.deadlines[via] <= e.now() {
+	if _, via, _ := e.pathDeadline(m.From, q.transit); via >= 0 && e.deadlines[via] <= e.now() {
 		return "route lost with " + e.ix.Fed.Sites[via].Name
 	}
 	u, why := e.admit(q)
@@ -358,7 +359,7 @@ func (e *Executor) reserve(q *queued) {
 	if mode == "" {
 		mode = planner.ModeLive
 	}
-	r := &running{vm: v, move: m, path: q.path, units: q.units, demand: q.demand, started: e.now(), mode: mode}
+	r := &running{vm: v, move: m, path: q.path, transit: q.transit, units: q.units, demand: q.demand, started: e.now(), mode: mode}
 	for _, u := range r.units {
 		if e.admitted != nil {
 			e.admitted(u, r.demand)
