@@ -33,16 +33,8 @@ vms:
 	for i := range 40 {
 		fmt.Fprintf(&b, "  - {name: vm%02d, host: a%d, vcpu: 1, memory_mib: 8192, dirty_rate_mibps: 0}\n", i, i%2+1)
 	}
-	f, err := model.ParseFederation([]byte(b.String()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ix := model.NewIndex(f)
-	eng := sim.NewEngine(epoch)
-	cl, err := simhv.New(eng, ix)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ix := indexOf(t, b.String())
+	eng, cl := simulated(t, ix)
 	pol := model.RefugePolicy()
 	ex, err := New(Config{Index: ix, Policy: pol, Driver: cl, Clock: eng, Start: epoch})
 	if err != nil {
@@ -95,7 +87,7 @@ func drawPropertyCase(rt *rapid.T) propertyCase {
 	if err != nil {
 		rt.Fatal(err)
 	}
-	pc := propertyCase{ix: model.NewIndex(fed), pol: model.RefugePolicy(), dl: map[int]time.Duration{}, eng: sim.NewEngine(epoch)}
+	pc := propertyCase{ix: model.NewIndex(fed), pol: model.RefugePolicy(), dl: map[int]time.Duration{}}
 	if rapid.Bool().Draw(rt, "countLimits") {
 		c := &pc.pol.Concurrency
 		c.PerHostOut = rapid.IntRange(1, 3).Draw(rt, "perHostOut")
@@ -106,9 +98,7 @@ func drawPropertyCase(rt *rapid.T) propertyCase {
 	for _, th := range sc.Threats {
 		pc.dl[pc.ix.SiteByName[th.Site]] = th.Deadline.D()
 	}
-	if pc.cl, err = simhv.New(pc.eng, pc.ix); err != nil {
-		rt.Fatal(err)
-	}
+	pc.eng, pc.cl = simulated(rt, pc.ix)
 	return pc
 }
 

@@ -13,7 +13,6 @@ import (
 
 	"github.com/refuge-project/refuge/internal/clock"
 	"github.com/refuge-project/refuge/internal/hypervisor"
-	"github.com/refuge-project/refuge/internal/hypervisor/simhv"
 	"github.com/refuge-project/refuge/internal/model"
 	"github.com/refuge-project/refuge/internal/planner"
 	"github.com/refuge-project/refuge/internal/sim"
@@ -57,11 +56,7 @@ vms:
 	for i := range vms {
 		fmt.Fprintf(&b, "  - {name: vm%02d, host: a%d, vcpu: 2, memory_mib: %d, dirty_rate_mibps: 5, priority: %d}\n", i, i%2+1, memMiB, 100+i)
 	}
-	f, err := model.ParseFederation([]byte(strings.ReplaceAll(b.String(), "10000", fmt.Sprint(mbps))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return model.NewIndex(f)
+	return indexOf(t, strings.ReplaceAll(b.String(), "10000", fmt.Sprint(mbps)))
 }
 
 // fakeDriver completes each migration after a fixed virtual duration, or
@@ -667,7 +662,7 @@ func TestSecondWarningAfterDone(t *testing.T) {
 // it cannot end in time, is aborted saying so, and the VM, with no other
 // way out, stays on a1.
 func TestAbortsMigrationsThroughASiteLostFirst(t *testing.T) {
-	f, err := model.ParseFederation([]byte(`name: chain
+	ix := indexOf(t, `name: chain
 sites:
   - {name: a, fabrics: [{name: fa, hosts: [{name: a1, vcpu: 16, memory_mib: 65536, nic_mbps: 10000}]}]}
   - {name: x, fabrics: [{name: fx, hosts: [{name: x1, vcpu: 16, memory_mib: 4096, nic_mbps: 10000}]}]}
@@ -677,16 +672,8 @@ links:
   - {name: xb, a: x, b: b, bandwidth_mbps: 1000, rtt_ms: 2}
 vms:
   - {name: v, host: a1, vcpu: 2, memory_mib: 8192, storage: shared}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ix := model.NewIndex(f)
-	eng := sim.NewEngine(epoch)
-	cl, err := simhv.New(eng, ix)
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
+	eng, cl := simulated(t, ix)
 	x := ix.SiteByName["x"]
 	rep := run(t, ix, model.RefugePolicy(), cl, eng, map[int]time.Duration{ix.SiteByName["a"]: time.Hour}, func(ex *Executor) {
 		eng.AfterFunc(5*time.Second, func() { ex.SetDeadline(x, 20*time.Second) })

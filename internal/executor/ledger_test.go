@@ -23,6 +23,27 @@ type tester interface {
 	Fatal(args ...any)
 }
 
+// indexOf parses a federation document and indexes it.
+func indexOf(t tester, doc string) *model.Index {
+	t.Helper()
+	f, err := model.ParseFederation([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return model.NewIndex(f)
+}
+
+// simulated returns a new simulation engine and ix's simulated cluster on it.
+func simulated(t tester, ix *model.Index) (*sim.Engine, *simhv.Cluster) {
+	t.Helper()
+	eng := sim.NewEngine(epoch)
+	cl, err := simhv.New(eng, ix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return eng, cl
+}
+
 // sideBySide makes, on one simulated federation, an executor per group of
 // threatened sites, the way the controller runs evacuations of disjoint
 // VMs: each keeps the others' sites at watch level (excluded as
@@ -262,11 +283,7 @@ vms:
 			fmt.Fprintf(&b, "  - {name: v%s%d, host: %s1, vcpu: 2, memory_mib: 8192, storage: shared}\n", site, i, site)
 		}
 	}
-	f, err := model.ParseFederation([]byte(b.String()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return model.NewIndex(f)
+	return indexOf(t, b.String())
 }
 
 // A move parked in one executor on a unit another executor's migration
@@ -278,11 +295,7 @@ func TestSharedLedgerWakesParkedMoves(t *testing.T) {
 	pol.Concurrency.PerHostIn = 1
 	groups := []map[int]time.Duration{{0: time.Hour}, {1: time.Hour}}
 	evacuate := func(led *Ledger) (a, b VMRecord) {
-		eng := sim.NewEngine(epoch)
-		cl, err := simhv.New(eng, ix)
-		if err != nil {
-			t.Fatal(err)
-		}
+		eng, cl := simulated(t, ix)
 		exs := sideBySide(t, ix, pol, cl, eng, led, groups, nil)
 		for i, ex := range exs {
 			if err := ex.Start(groups[i]); err != nil {
@@ -374,18 +387,10 @@ vms:
 // c1, which a's VM is filling; with a ledger each it is sent to c1 first,
 // and only the hypervisor's refusal stops it.
 func TestSharedLedgerReservesDestinations(t *testing.T) {
-	f, err := model.ParseFederation([]byte(fourSites))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ix := model.NewIndex(f)
+	ix := indexOf(t, fourSites)
 	groups := []map[int]time.Duration{{0: time.Hour}, {1: time.Hour}}
 	evacuate := func(led *Ledger) (a VMRecord, b Report) {
-		eng := sim.NewEngine(epoch)
-		cl, err := simhv.New(eng, ix)
-		if err != nil {
-			t.Fatal(err)
-		}
+		eng, cl := simulated(t, ix)
 		first := beside(t, ix, model.RefugePolicy(), cl, eng, led, groups, 0, nil)
 		if err := first.Start(groups[0]); err != nil {
 			t.Fatal(err)
@@ -432,11 +437,7 @@ func TestSharedLedgerEarliestDeadlineFirst(t *testing.T) {
 	pol := model.RefugePolicy()
 	pol.Concurrency.PerHostIn = 1
 	groups := []map[int]time.Duration{{0: time.Second + time.Minute}, {1: time.Hour}}
-	eng := sim.NewEngine(epoch)
-	cl, err := simhv.New(eng, ix)
-	if err != nil {
-		t.Fatal(err)
-	}
+	eng, cl := simulated(t, ix)
 	led := NewLedger()
 	maintenance := beside(t, ix, pol, cl, eng, led, groups, 1, nil)
 	if err := maintenance.Start(groups[1]); err != nil {
